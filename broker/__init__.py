@@ -1,0 +1,1 @@
+"""Identity Broker: Cognito Identity developer-authenticated identities, self-hosted."""

@@ -1,0 +1,90 @@
+"""The AWS JSON 1.1 front door: ``POST /`` with ``X-Amz-Target`` (contract sections 1-2).
+
+The steps run in a fixed order, each failing with the contract's error before the next
+one starts: body size (before any parsing), target, content type, SigV4, members, handler.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, g, request
+
+from broker.awsjson import render, sigv4, validation
+from broker.awsjson.operations import OPERATIONS, TARGET_PREFIX, Operation
+from broker.errors import (
+    BrokerError,
+    RequestTooLargeException,
+    SerializationException,
+    UnknownOperationException,
+)
+from broker.web import services
+
+bp = Blueprint("awsjson", __name__)
+
+ACCEPTED_CONTENT_TYPES = ("application/x-amz-json-1.1", "application/json")
+MISSING_TARGET = (
+    "Missing X-Amz-Target header: name the operation in the header "
+    f"'X-Amz-Target: {TARGET_PREFIX}.<Operation>' (a URL fragment never reaches the server)."
+)
+UNKNOWN_TARGET = "Unknown operation in the X-Amz-Target header: '{target}'."
+BAD_CONTENT_TYPE = "Content-Type must be application/x-amz-json-1.1 or application/json."
+BODY_TOO_LARGE = "Request body exceeds the limit of {limit} bytes."
+
+
+@bp.post("/")
+def dispatch() -> Response:
+    svc = services()
+    name, operation = _operation()
+    body = _read_body(svc.settings.max_body_bytes)
+    _check_content_type()
+    headers = dict(request.headers)
+    if operation.signed or sigv4.has_authorization(headers):
+        g.access_key_id = sigv4.verify_request(
+            request.method,
+            request.environ.get("RAW_URI", request.path).partition("?")[0],
+            request.query_string.decode("latin-1"),
+            headers,
+            body,
+            credentials=svc.settings.credentials,
+            region=svc.settings.region,
+            now=datetime.fromtimestamp(svc.clock(), UTC),
+        )
+    params = validation.load_request(name, body)
+    output = operation.handler(svc, params)
+    return render.success(output, g.request_id)
+
+
+def _operation() -> tuple[str, Operation]:
+    target = request.headers.get("X-Amz-Target", "").strip()
+    if not target:
+        raise UnknownOperationException(MISSING_TARGET)
+    prefix, _, name = target.partition(".")
+    operation = OPERATIONS.get(name) if prefix == TARGET_PREFIX else None
+    if operation is None:
+        raise UnknownOperationException(UNKNOWN_TARGET.format(target=_printable(target)))
+    return name, operation
+
+
+def _read_body(limit: int) -> bytes:
+    length = request.content_length
+    if length is not None and length > limit:
+        raise RequestTooLargeException(BODY_TOO_LARGE.format(limit=limit))
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise RequestTooLargeException(BODY_TOO_LARGE.format(limit=limit))
+    return body
+
+
+def _check_content_type() -> None:
+    mimetype = request.mimetype
+    if mimetype and mimetype not in ACCEPTED_CONTENT_TYPES:
+        raise SerializationException(BAD_CONTENT_TYPE)
+
+
+def _printable(text: str, limit: int = 128) -> str:
+    return "".join(c if " " <= c <= "~" else "?" for c in text[:limit])
+
+
+def render_error(err: BrokerError) -> Response:
+    return render.error(err, g.get("request_id", ""))

@@ -1,0 +1,114 @@
+"""The app factory: builds one Flask app from the settings, registers every front door and
+the one error renderer per door. Nothing runs at import time."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+
+import redis
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from broker import health, wellknown
+from broker.awsjson import views as awsjson
+from broker.errors import BrokerError, InternalErrorException, SerializationException
+from broker.services import Clock, Services
+from broker.web import EXTENSION
+from config.settings import DEV_ACCESS_KEY_ID, Settings
+
+log = logging.getLogger("broker")
+
+INTERNAL_ERROR = "An internal error occurred. The request id identifies it in the logs."
+STORE_UNAVAILABLE = "The identity store is unavailable; retry shortly."
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> Flask:
+    if settings is None:
+        settings = Settings.from_env(os.environ)
+    _configure_logging()
+    app = Flask("broker")
+    app.extensions[EXTENSION] = Services.build(settings, clock)
+    if settings.dev_credentials:
+        log.warning(
+            "BROKER_CREDENTIALS is not set: accepting only the documented development key "
+            "pair (%s), because the service listens on loopback (%s). Set "
+            "BROKER_CREDENTIALS for anything but local use.",
+            DEV_ACCESS_KEY_ID,
+            settings.bind,
+        )
+
+    @app.before_request
+    def _request_id() -> None:
+        g.request_id = str(uuid.uuid4())
+
+    @app.after_request
+    def _request_id_header(response: Response) -> Response:
+        response.headers.setdefault("x-amzn-RequestId", g.get("request_id", ""))
+        return response
+
+    app.register_blueprint(awsjson.bp)
+    app.register_blueprint(wellknown.bp)
+    app.register_blueprint(health.bp)
+    _register_error_renderers(app)
+    return app
+
+
+#: Blueprint name -> how that front door renders an error; others get plain JSON.
+ERROR_RENDERERS: dict[str, Callable[[BrokerError], Response]] = {
+    awsjson.bp.name: awsjson.render_error,
+}
+
+
+def _render(err: BrokerError) -> Response:
+    renderer = ERROR_RENDERERS.get(request.blueprint or "")
+    if renderer is not None:
+        return renderer(err)
+    response = jsonify(error=err.error_type, message=err.message)
+    response.status_code = err.status
+    return response
+
+
+def _register_error_renderers(app: Flask) -> None:
+    @app.errorhandler(BrokerError)
+    def _broker_error(err: BrokerError) -> Response:
+        return _render(err)
+
+    @app.errorhandler(redis.RedisError)
+    def _store_error(err: redis.RedisError) -> Response:
+        log.error("redis error: %s", type(err).__name__)
+        return _render(InternalErrorException(STORE_UNAVAILABLE))
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException) -> Response:
+        if request.blueprint in ERROR_RENDERERS:
+            return _render(_http_error(err))
+        response = jsonify(error=err.name, message=err.description)
+        response.status_code = err.code or 500
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> Response:
+        log.exception("unexpected error")
+        return _render(InternalErrorException(INTERNAL_ERROR))
+
+
+def _http_error(err: HTTPException) -> BrokerError:
+    """A werkzeug error inside the AWS door (for example a body that cannot be read)."""
+    message = err.description or err.name
+    if (err.code or 500) < 500:
+        return SerializationException(message)
+    return InternalErrorException(message)
+
+
+def _configure_logging() -> None:
+    logger = logging.getLogger("broker")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

@@ -1,0 +1,92 @@
+"""Plain values the identity rules work on (contract sections 3 and 4)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The provider name under which an unauthenticated identity's token is sent back to
+#: GetOpenIdToken (contract section 7).
+COGNITO_PROVIDER = "cognito-identity.amazonaws.com"
+
+
+def new_resource_id(region: str) -> str:
+    """A pool or identity id: ``<region>:<uuid4>`` in lower-case hex (contract section 3)."""
+    return f"{region}:{uuid.uuid4()}"
+
+
+def region_of(resource_id: str) -> str:
+    return resource_id.partition(":")[0]
+
+
+def pool_arn(region: str, account_id: str, pool_id: str) -> str:
+    return f"arn:aws:cognito-identity:{region}:{account_id}:identitypool/{pool_id}"
+
+
+def login_key(provider: str, user_id: str) -> str:
+    """The stored form of one linked login. Developer provider names match ``[\\w._-]+``,
+    so the first ':' always separates the provider from the user id."""
+    return f"{provider}:{user_id}"
+
+
+def split_login_key(key: str) -> tuple[str, str]:
+    provider, _, user_id = key.partition(":")
+    return provider, user_id
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """The settable part of an identity pool, as Create/UpdateIdentityPool take it."""
+
+    name: str
+    allow_unauthenticated: bool
+    allow_classic_flow: bool = False
+    supported_login_providers: Mapping[str, str] = field(default_factory=dict)
+    developer_provider_name: str | None = None
+    open_id_connect_provider_arns: tuple[str, ...] = ()
+    cognito_identity_providers: tuple[Mapping[str, Any], ...] = ()
+    saml_provider_arns: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IdentityPool:
+    id: str
+    config: PoolConfig
+    created: float
+
+    def provider_names(self) -> set[str]:
+        names = set(self.config.supported_login_providers)
+        names.update(self.config.open_id_connect_provider_arns)
+        names.update(self.config.saml_provider_arns)
+        names.update(str(p.get("ProviderName", "")) for p in self.config.cognito_identity_providers)
+        if self.config.developer_provider_name:
+            names.add(self.config.developer_provider_name)
+        return names
+
+
+@dataclass(frozen=True)
+class Identity:
+    id: str
+    pool_id: str
+    created: float
+    modified: float
+    disabled: bool = False
+    logins: tuple[str, ...] = ()
+
+    def developer_user_ids(self, provider: str) -> list[str]:
+        prefix = provider + ":"
+        return [key[len(prefix) :] for key in self.logins if key.startswith(prefix)]
+
+    def provider_names(self) -> list[str]:
+        return sorted({split_login_key(key)[0] for key in self.logins})
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing and the position after it (None on the last page)."""
+
+    items: list[Any]
+    after: int | None

@@ -1,0 +1,57 @@
+"""Identity pool rules: create, update, describe, list, delete (contract section 4)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from broker.errors import (
+    InvalidParameterException,
+    LimitExceededException,
+    ResourceNotFoundException,
+)
+from broker.identity import messages
+from broker.identity.models import IdentityPool, Page, PoolConfig, new_resource_id
+from broker.identity.ports import IdentityStore
+
+
+def create_pool(
+    store: IdentityStore, config: PoolConfig, *, region: str, max_pools: int, now: float
+) -> IdentityPool:
+    pool = IdentityPool(id=new_resource_id(region), config=config, created=now)
+    if not store.reserve_pool_slot(pool.id, max_pools):
+        raise LimitExceededException(messages.POOL_LIMIT.format(limit=max_pools))
+    store.put_new_pool(pool)
+    return pool
+
+
+def describe_pool(store: IdentityStore, pool_id: str) -> IdentityPool:
+    pool = store.get_pool(pool_id)
+    if pool is None:
+        raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
+    return pool
+
+
+def update_pool(store: IdentityStore, pool_id: str, config: PoolConfig) -> IdentityPool:
+    """UpdateIdentityPool takes the whole pool: members left out take their defaults,
+    except DeveloperProviderName, which stays and, once set, never changes (decision)."""
+    current = describe_pool(store, pool_id)
+    developer = current.config.developer_provider_name
+    if config.developer_provider_name is None:
+        config = replace(config, developer_provider_name=developer)
+    elif developer is not None and config.developer_provider_name != developer:
+        raise InvalidParameterException(
+            messages.PROVIDER_IMMUTABLE.format(pool_id=pool_id, current=developer)
+        )
+    updated = store.replace_pool_config(pool_id, config)
+    if updated is None:  # deleted between the read and the write
+        raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
+    return updated
+
+
+def delete_pool(store: IdentityStore, pool_id: str) -> None:
+    if not store.delete_pool(pool_id):
+        raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
+
+
+def list_pools(store: IdentityStore, *, after: int | None, limit: int) -> Page:
+    return store.list_pools(after, limit)

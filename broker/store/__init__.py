@@ -1,0 +1,1 @@
+"""Redis storage: key names, Lua scripts, the pooled client and the store itself."""

@@ -1,0 +1,153 @@
+"""Signing keys: where they come from, which one signs, which ones are published.
+
+A key comes either from a PEM file (``BROKER_SIGNING_KEY_FILE``) or from Redis, where the
+first broker process to start generates one RSA-2048 key and stores it with one atomic
+script, so every worker and every broker process on that Redis signs with the same key.
+The kid is the key's RFC 7638 thumbprint (contract section 6, decision).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from joserfc.jwk import RSAKey
+
+from broker.errors import InternalErrorException
+
+RSA_BITS = 2048
+ALGORITHM = "RS512"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    key: RSAKey
+
+    @classmethod
+    def from_pem(cls, pem: str | bytes) -> SigningKey:
+        key = RSAKey.import_key(pem)
+        if not key.is_private:
+            raise ValueError("the signing key must be an RSA private key")
+        return cls(kid=key.thumbprint(), key=key)
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        key = RSAKey.generate_key(RSA_BITS, private=True)
+        return cls(kid=key.thumbprint(), key=key)
+
+    def private_pem(self) -> str:
+        pem = self.key.as_pem(private=True)
+        return pem.decode() if isinstance(pem, bytes) else pem
+
+    def public_jwk(self) -> dict[str, Any]:
+        public = self.key.as_dict(private=False)
+        return {
+            "kty": "RSA",
+            "alg": ALGORITHM,
+            "use": "sig",
+            "kid": self.kid,
+            "n": public["n"],
+            "e": public["e"],
+        }
+
+
+@dataclass(frozen=True)
+class KeySet:
+    current: SigningKey
+    published: tuple[SigningKey, ...]
+
+
+class KeySource(Protocol):
+    def load(self) -> KeySet: ...
+
+
+class FileKeySource:
+    """One key from a PEM file; nothing is kept in Redis."""
+
+    def __init__(self, path: str) -> None:
+        with open(path, "rb") as handle:
+            key = SigningKey.from_pem(handle.read())
+        self._keys = KeySet(current=key, published=(key,))
+
+    def load(self) -> KeySet:
+        return self._keys
+
+
+class StoredKeys(Protocol):
+    """The storage side of generated keys (implemented in ``broker.store.signing_keys``)."""
+
+    def load_keys(self) -> tuple[str | None, Mapping[str, str]]: ...
+    def ensure_key(self, kid: str, record: str) -> tuple[str, str]: ...
+
+
+class RedisKeySource:
+    """Keys kept in Redis: generated once, shared by every worker and process."""
+
+    def __init__(self, stored: StoredKeys, clock: Callable[[], float] = time.time) -> None:
+        self._stored = stored
+        self._clock = clock
+        self._parsed: dict[str, SigningKey] = {}  # kid -> key: parse each PEM once
+
+    def load(self) -> KeySet:
+        current, records = self._stored.load_keys()
+        if current is None or current not in records:
+            candidate = SigningKey.generate()
+            record = json.dumps({"pem": candidate.private_pem(), "created": self._clock()})
+            current, raw = self._stored.ensure_key(candidate.kid, record)
+            records = {**records, current: raw}
+        for kid, raw in records.items():
+            if kid not in self._parsed:
+                self._parsed[kid] = SigningKey.from_pem(json.loads(raw)["pem"])
+        published = tuple(self._parsed[kid] for kid in sorted(records))
+        return KeySet(current=self._parsed[current], published=published)
+
+
+class KeyRing:
+    """The keys this process signs with and publishes, reloaded every few seconds so that
+    every worker follows a rotation. Until the first load succeeds, signing fails with
+    InternalErrorException and /readyz reports it."""
+
+    def __init__(self, source: KeySource, refresh_seconds: float = 10.0) -> None:
+        self._source = source
+        self._refresh = refresh_seconds
+        self._keys: KeySet | None = None
+        self._jwks: dict[str, Any] = {"keys": []}
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def _keyset(self) -> KeySet:
+        keys = self._keys
+        if keys is not None and time.monotonic() - self._loaded_at < self._refresh:
+            return keys
+        with self._lock:
+            try:
+                fresh = self._source.load()
+            except Exception as exc:  # Redis away: keep signing with what we have
+                if self._keys is None:
+                    raise InternalErrorException("Signing key is not available.") from exc
+                self._loaded_at = time.monotonic()
+                return self._keys
+            if self._keys is None or _kids(fresh) != _kids(self._keys):
+                self._jwks = {"keys": [k.public_jwk() for k in fresh.published]}
+            self._keys = fresh
+            self._loaded_at = time.monotonic()
+            return fresh
+
+    def current(self) -> SigningKey:
+        return self._keyset().current
+
+    def jwks(self) -> dict[str, Any]:
+        self._keyset()
+        return self._jwks
+
+    def is_loaded(self) -> bool:
+        return self._keys is not None
+
+
+def _kids(keys: KeySet) -> tuple[str, tuple[str, ...]]:
+    return keys.current.kid, tuple(k.kid for k in keys.published)

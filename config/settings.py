@@ -1,0 +1,149 @@
+"""Settings built once from the environment by one pure function.
+
+``Settings.from_env(environ)`` reads nothing else and fails fast with a
+:class:`ConfigError` naming the variable and what is wrong with it. Nothing here reads the
+environment at import time, and there are no default secrets: the only built-in credential
+is the documented development key pair, accepted only while the service listens on loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DEV_ACCESS_KEY_ID = "AKIDBROKERDEV"
+DEV_SECRET_ACCESS_KEY = "broker-development-secret-loopback-only"  # noqa: S105 - documented dev key
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_BIND = "127.0.0.1:8000"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT_ID = "000000000000"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_POOLS = 1000
+DEFAULT_REDIS_TIMEOUT = 1.0
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = DEFAULT_REDIS_URL
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    region: str = DEFAULT_REGION
+    account_id: str = DEFAULT_ACCOUNT_ID
+    issuer: str = "http://" + DEFAULT_BIND
+    signing_key_file: str | None = None
+    bind: str = DEFAULT_BIND
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_pools: int = DEFAULT_MAX_POOLS
+    redis_timeout: float = DEFAULT_REDIS_TIMEOUT
+    dev_credentials: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build and check the settings; raise ConfigError on the first bad value."""
+        bind = environ.get("BROKER_BIND", DEFAULT_BIND).strip()
+        host = _bind_host(bind)
+        creds_raw = environ.get("BROKER_CREDENTIALS", "").strip()
+        credentials = _parse_credentials(creds_raw) if creds_raw else {}
+        dev = not credentials
+        if dev:
+            if not _is_loopback(host):
+                raise ConfigError(
+                    "BROKER_CREDENTIALS is required when BROKER_BIND is not a loopback address "
+                    f"(BROKER_BIND={bind!r}); the development key pair works on loopback only"
+                )
+            credentials = {DEV_ACCESS_KEY_ID: DEV_SECRET_ACCESS_KEY}
+        region = environ.get("BROKER_REGION", DEFAULT_REGION).strip()
+        if not region or not all(c.isalnum() or c == "-" for c in region):
+            raise ConfigError(f"BROKER_REGION must look like us-east-1, got {region!r}")
+        account = environ.get("BROKER_ACCOUNT_ID", DEFAULT_ACCOUNT_ID).strip()
+        if not (account.isdigit() and len(account) == 12):
+            raise ConfigError(f"BROKER_ACCOUNT_ID must be 12 digits, got {account!r}")
+        issuer = environ.get("BROKER_ISSUER", "").strip().rstrip("/") or f"http://{bind}"
+        parts = urlsplit(issuer)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ConfigError(f"BROKER_ISSUER must be an http(s) URL without query, got {issuer!r}")
+        redis_url = environ.get("REDIS_URL", DEFAULT_REDIS_URL).strip()
+        if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+        key_file = environ.get("BROKER_SIGNING_KEY_FILE", "").strip() or None
+        return cls(
+            redis_url=redis_url,
+            credentials=credentials,
+            region=region,
+            account_id=account,
+            issuer=issuer,
+            signing_key_file=key_file,
+            bind=bind,
+            max_body_bytes=_int(environ, "BROKER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024),
+            max_pools=_int(environ, "BROKER_MAX_POOLS", DEFAULT_MAX_POOLS, 1),
+            redis_timeout=_float(environ, "BROKER_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT),
+            dev_credentials=dev,
+        )
+
+
+def _bind_host(bind: str) -> str:
+    if bind.startswith("unix:"):
+        return "unix"
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ConfigError(f"BROKER_BIND must be HOST:PORT, got {bind!r}")
+    return host.strip("[]")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "unix"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_credentials(raw: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in raw.split(","):
+        key_id, sep, secret = item.strip().partition(":")
+        if not sep or not key_id or not secret:
+            raise ConfigError(
+                "BROKER_CREDENTIALS must be comma-separated ACCESS_KEY_ID:SECRET pairs "
+                "(one entry has no ':' or an empty part)"
+            )
+        if not key_id.isalnum():
+            raise ConfigError(f"BROKER_CREDENTIALS: access key id {key_id!r} must be alphanumeric")
+        if len(secret) < 16:
+            raise ConfigError(f"BROKER_CREDENTIALS: the secret of {key_id} is under 16 characters")
+        pairs[key_id] = secret
+    return pairs
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not math.isfinite(value) or not 0 < value <= 60:
+        raise ConfigError(f"{name} must be between 0 and 60 seconds, got {raw!r}")
+    return value
