@@ -1,0 +1,132 @@
+"""Gunicorn settings for Identity Broker: production defaults, each overridable from the env.
+
+Loaded with ``gunicorn -c config/gunicorn.conf.py wsgi:app``. Gunicorn executes this file in
+the master before it forks, so reading the environment here is the point of the file; the
+application's own settings are read by ``config.settings.Settings.from_env`` in each worker.
+
+=========================  ====================================  ============================
+variable                   gunicorn setting                      default
+=========================  ====================================  ============================
+BROKER_BIND                bind                                  127.0.0.1:8000
+BROKER_WORKERS             workers (sync)                        cores + 1, at least 2
+BROKER_WORKER_TIMEOUT      timeout (s)                           30
+BROKER_GRACEFUL_TIMEOUT    graceful_timeout (s)                  20
+BROKER_KEEPALIVE           keepalive (s)                         5
+BROKER_MAX_REQUESTS        max_requests (+10 % jitter when set)  0 (never recycle workers)
+BROKER_ACCESS_LOG          accesslog "-" (stdout) or off         on
+BROKER_CONTROL_SOCKET      control_socket (gunicornc), a path    none: disabled
+=========================  ====================================  ============================
+
+A bad value stops gunicorn before it binds, with one line naming the variable. The
+application's settings (``config.settings``) are checked the same way in the master by the
+``on_starting`` hook below, so a bad BROKER_CREDENTIALS or REDIS_URL is one clear line before
+any socket is opened, instead of a traceback from every worker.
+
+``preload_app`` stays False: each worker imports the app after the fork and so builds its own
+Redis connection pool and loads the signing key itself; no socket is shared across a fork.
+``forwarded_allow_ips`` is left at gunicorn's default (trust X-Forwarded-* from 127.0.0.1
+only; gunicorn reads FORWARDED_ALLOW_IPS itself).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+MAX_WORKERS = 256
+MAX_SECONDS = 3600
+
+
+def _fail(message: str) -> NoReturn:
+    # SystemExit is not an Exception, so gunicorn's config loader lets it through: the
+    # process ends with this line and status 2 instead of a traceback.
+    sys.stderr.write(f"config/gunicorn.conf.py: {message}\n")
+    raise SystemExit(2)
+
+
+def _int_env(name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        _fail(f"{name} must be a whole number, got {raw!r}")
+    if not minimum <= value <= maximum:
+        _fail(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _default_workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))  # honours CPU pinning (containers, taskset)
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(2, cores + 1)
+
+
+def _bind() -> str:
+    raw = os.environ.get("BROKER_BIND", "").strip() or "127.0.0.1:8000"
+    if raw.startswith("unix:"):
+        return raw
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        _fail(f"BROKER_BIND must be HOST:PORT (or unix:PATH), got {raw!r}")
+    return raw
+
+
+def _control_socket() -> str | None:
+    raw = os.environ.get("BROKER_CONTROL_SOCKET", "").strip()
+    if raw and not os.path.isabs(raw):
+        _fail(f"BROKER_CONTROL_SOCKET must be an absolute path, got {raw!r}")
+    return raw or None
+
+
+def _access_log() -> str | None:
+    raw = os.environ.get("BROKER_ACCESS_LOG", "").strip().lower() or "on"
+    if raw not in ("on", "off"):
+        _fail(f"BROKER_ACCESS_LOG must be 'on' or 'off', got {raw!r}")
+    return "-" if raw == "on" else None
+
+
+bind = [_bind()]
+workers = _int_env("BROKER_WORKERS", _default_workers(), 1, MAX_WORKERS)
+worker_class = "sync"
+timeout = _int_env("BROKER_WORKER_TIMEOUT", 30, 1, MAX_SECONDS)
+graceful_timeout = _int_env("BROKER_GRACEFUL_TIMEOUT", 20, 0, MAX_SECONDS)
+keepalive = _int_env("BROKER_KEEPALIVE", 5, 0, MAX_SECONDS)
+max_requests = _int_env("BROKER_MAX_REQUESTS", 0, 0, 10_000_000)
+max_requests_jitter = max(1, max_requests // 10) if max_requests else 0
+preload_app = False
+proc_name = "identity-broker"
+
+# Gunicorn >= 25.1 opens a control socket (for gunicornc: change the worker count, reload,
+# stop) at $HOME/.gunicorn/gunicorn.ctl unless told otherwise: one path shared by every
+# instance run by the same user (tests start several), and a control surface that production
+# does not need. Off unless BROKER_CONTROL_SOCKET names where to put it.
+_control = _control_socket()
+control_socket_disable = _control is None
+if _control is not None:
+    control_socket = _control
+
+accesslog = _access_log()
+errorlog = "-"
+# Method, path without the query string, status, bytes, milliseconds and the request id the
+# app returns. Never a request header (Authorization carries the SigV4 signature) and never
+# the query string (a presigned URL would put X-Amz-Signature there).
+access_log_format = "%(t)s %(m)s %(U)s %(s)s %(B)s %(M)sms rid=%({x-amzn-requestid}o)s"
+
+
+def on_starting(server: object) -> None:
+    """Gunicorn hook, in the master before it binds: fail fast on bad app settings.
+
+    Only the pure settings function runs here; the app itself (and its Redis pool) is still
+    built in each worker after the fork (preload_app is False).
+    """
+    from config.settings import ConfigError, Settings
+
+    try:
+        Settings.from_env(os.environ)
+    except ConfigError as exc:
+        _fail(str(exc))

@@ -1,0 +1,150 @@
+"""Shared fixtures: one real redis-server and one real gunicorn broker for the session.
+
+Tests share both, so no test may assume an empty Redis: each creates its own identity pool
+(uuid-named, see ``pool``) and looks only at what it made. Nothing is flushed between tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.config
+import pytest
+from support.processes import BrokerServer, RedisServer, broker_env
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask.testing import FlaskClient
+
+REGION = "us-east-1"
+DEVELOPER_PROVIDER = "login.example.dev"
+IN_PROCESS_ISSUER = "http://localhost"
+
+
+@pytest.fixture(scope="session")
+def broker_credentials() -> dict[str, str]:
+    """Two key pairs with secrets fresh for each session; the first is the one clients use."""
+    return {
+        "AKIDTESTBROKER": secrets.token_urlsafe(30),
+        "AKIDSECONDKEY": secrets.token_urlsafe(30),
+    }
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def broker_server(
+    redis_server: RedisServer,
+    broker_credentials: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[BrokerServer]:
+    log_path = tmp_path_factory.mktemp("broker") / "gunicorn.log"
+    server = BrokerServer(
+        redis_url=redis_server.url,
+        credentials=broker_credentials,
+        workers=3,
+        log_path=log_path,
+    )
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def boto_session(broker_credentials: dict[str, str]) -> boto3.session.Session:
+    """One boto3 session, so each test's client reuses the loaded service model."""
+    key_id, secret = next(iter(broker_credentials.items()))
+    return boto3.session.Session(
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        region_name=REGION,
+    )
+
+
+@pytest.fixture
+def cognito(broker_server: BrokerServer, boto_session: boto3.session.Session) -> Iterator[Any]:
+    """A boto3 ``cognito-identity`` client at the broker: no retries, short timeouts."""
+    client = boto_session.client(
+        "cognito-identity",
+        endpoint_url=broker_server.url,
+        config=botocore.config.Config(
+            retries={"max_attempts": 1, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=10,
+        ),
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def aws_cli_env(broker_server: BrokerServer) -> dict[str, str]:
+    """Environment for ``aws cognito-identity ... --endpoint-url <broker_server.url>``.
+
+    No profile, config or credentials file from the machine is read; the venv's ``aws`` comes
+    first on PATH. AWS_ENDPOINT_URL points at the broker as well.
+    """
+    env = broker_env()  # the machine's AWS_* (profile, keys, region) are left out
+    venv_bin = str(Path(sys.prefix) / "bin")
+    env.update(
+        {
+            "PATH": os.pathsep.join([venv_bin, env.get("PATH", os.defpath)]),
+            "AWS_ACCESS_KEY_ID": broker_server.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": broker_server.secret_access_key,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_ENDPOINT_URL": broker_server.url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_MAX_ATTEMPTS": "1",
+            "AWS_PAGER": "",
+        }
+    )
+    return env
+
+
+@pytest.fixture
+def pool(cognito: Any) -> Iterator[dict[str, Any]]:
+    """A fresh identity pool (developer provider login.example.dev), deleted afterwards."""
+    created: dict[str, Any] = cognito.create_identity_pool(
+        IdentityPoolName=f"test_{uuid.uuid4().hex}",
+        AllowUnauthenticatedIdentities=False,
+        DeveloperProviderName=DEVELOPER_PROVIDER,
+    )
+    yield created
+    with contextlib.suppress(cognito.exceptions.ResourceNotFoundException):  # test deleted it
+        cognito.delete_identity_pool(IdentityPoolId=created["IdentityPoolId"])
+
+
+@pytest.fixture
+def app(redis_server: RedisServer, broker_credentials: dict[str, str]) -> Flask:
+    """The app in-process against the session's Redis (same credentials as broker_server)."""
+    from broker.factory import create_app  # lazily: conftest must import without the app
+    from config.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": redis_server.url,
+            "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in broker_credentials.items()),
+            "BROKER_ISSUER": IN_PROCESS_ISSUER,
+        }
+    )
+    flask_app = create_app(settings)
+    flask_app.testing = True
+    return flask_app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

@@ -1,0 +1,1 @@
+"""Helpers for the tests: real redis-server and gunicorn processes (see processes.py)."""

@@ -1,0 +1,253 @@
+"""Settings.from_env: defaults, the loopback-only development key, and every error message."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+from config.settings import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_POOLS,
+    DEFAULT_REDIS_TIMEOUT,
+    DEV_ACCESS_KEY_ID,
+    DEV_SECRET_ACCESS_KEY,
+    ConfigError,
+    Settings,
+)
+
+GOOD_SECRET = "s3cret-s3cret-s3cret"  # 20 characters
+CREDS = f"AKIDONE:{GOOD_SECRET}"
+
+
+def test_defaults_on_an_empty_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.bind == "127.0.0.1:8000"
+    assert settings.issuer == "http://127.0.0.1:8000"
+    assert settings.region == "us-east-1"
+    assert settings.account_id == "000000000000"
+    assert settings.signing_key_file is None
+    assert settings.max_body_bytes == DEFAULT_MAX_BODY_BYTES
+    assert settings.max_pools == DEFAULT_MAX_POOLS
+    assert settings.redis_timeout == DEFAULT_REDIS_TIMEOUT
+    assert settings.dev_credentials is True
+    assert dict(settings.credentials) == {DEV_ACCESS_KEY_ID: DEV_SECRET_ACCESS_KEY}
+
+
+def test_reads_only_the_mapping_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BROKER_REGION", "eu-west-1")
+    monkeypatch.setenv("BROKER_BIND", "0.0.0.0:8000")
+    assert Settings.from_env({}).region == "us-east-1"
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.region = "eu-west-1"  # type: ignore[misc]
+
+
+def test_config_error_is_a_value_error() -> None:
+    assert issubclass(ConfigError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "bind",
+    [
+        "127.0.0.1:8000",
+        "127.0.0.2:9000",
+        "localhost:8000",
+        "[::1]:8000",
+        "::1:8000",
+        "unix:/tmp/broker.sock",
+    ],
+)
+def test_dev_credentials_accepted_on_loopback(bind: str) -> None:
+    settings = Settings.from_env({"BROKER_BIND": bind})
+    assert settings.dev_credentials is True
+    assert dict(settings.credentials) == {DEV_ACCESS_KEY_ID: DEV_SECRET_ACCESS_KEY}
+    assert settings.bind == bind
+
+
+@pytest.mark.parametrize(
+    "bind",
+    ["0.0.0.0:8000", "[::]:8000", "10.1.2.3:8000", "192.168.1.10:80", "broker.example:8000"],
+)
+def test_dev_credentials_refused_off_loopback(bind: str) -> None:
+    with pytest.raises(ConfigError, match="BROKER_CREDENTIALS is required") as info:
+        Settings.from_env({"BROKER_BIND": bind})
+    assert repr(bind) in str(info.value)
+    assert "loopback" in str(info.value)
+
+
+def test_explicit_credentials_allow_any_address() -> None:
+    settings = Settings.from_env({"BROKER_BIND": "0.0.0.0:8000", "BROKER_CREDENTIALS": CREDS})
+    assert settings.dev_credentials is False
+    assert dict(settings.credentials) == {"AKIDONE": GOOD_SECRET}
+    assert DEV_ACCESS_KEY_ID not in settings.credentials
+
+
+def test_several_credential_pairs_with_spaces() -> None:
+    raw = f" AKIDONE:{GOOD_SECRET} , AKIDTWO:{GOOD_SECRET}x:with:colons "
+    settings = Settings.from_env({"BROKER_CREDENTIALS": raw})
+    assert dict(settings.credentials) == {
+        "AKIDONE": GOOD_SECRET,
+        "AKIDTWO": f"{GOOD_SECRET}x:with:colons",
+    }
+
+
+def test_blank_credentials_mean_the_dev_pair() -> None:
+    assert Settings.from_env({"BROKER_CREDENTIALS": "   "}).dev_credentials is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("AKIDONE", "comma-separated ACCESS_KEY_ID:SECRET pairs"),
+        ("AKIDONE:", "comma-separated ACCESS_KEY_ID:SECRET pairs"),
+        (f":{GOOD_SECRET}", "comma-separated ACCESS_KEY_ID:SECRET pairs"),
+        (f"{CREDS},", "comma-separated ACCESS_KEY_ID:SECRET pairs"),
+        (f"{CREDS},,AKIDTWO:{GOOD_SECRET}", "comma-separated ACCESS_KEY_ID:SECRET pairs"),
+        (f"AKID-ONE:{GOOD_SECRET}", "access key id 'AKID-ONE' must be alphanumeric"),
+        (f"AKID ONE:{GOOD_SECRET}", "access key id 'AKID ONE' must be alphanumeric"),
+        ("AKIDONE:short", "the secret of AKIDONE is under 16 characters"),
+        ("AKIDONE:" + "x" * 15, "the secret of AKIDONE is under 16 characters"),
+    ],
+)
+def test_credential_parsing_errors(raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        Settings.from_env({"BROKER_CREDENTIALS": raw})
+    assert str(info.value).startswith("BROKER_CREDENTIALS")
+
+
+def test_a_secret_of_16_characters_is_enough() -> None:
+    secret = "x" * 16
+    assert Settings.from_env({"BROKER_CREDENTIALS": f"AKIDONE:{secret}"}).credentials == {
+        "AKIDONE": secret
+    }
+
+
+def test_credential_errors_never_echo_a_secret() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"BROKER_CREDENTIALS": "AKIDONE:tiny-secret"})
+    assert "tiny-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize("bind", ["8000", "host:", ":8000", "host:http", "127.0.0.1"])
+def test_bad_bind(bind: str) -> None:
+    with pytest.raises(
+        ConfigError, match=re.escape(f"BROKER_BIND must be HOST:PORT, got {bind!r}")
+    ):
+        Settings.from_env({"BROKER_BIND": bind})
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-gov-west-1", " ap-south-2 "])
+def test_good_region(region: str) -> None:
+    assert Settings.from_env({"BROKER_REGION": region}).region == region.strip()
+
+
+@pytest.mark.parametrize("region", ["", " ", "us_east_1", "us east 1", "eu-west-1/x"])
+def test_bad_region(region: str) -> None:
+    expected = f"BROKER_REGION must look like us-east-1, got {region.strip()!r}"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        Settings.from_env({"BROKER_REGION": region})
+
+
+def test_good_account_id() -> None:
+    assert Settings.from_env({"BROKER_ACCOUNT_ID": "123456789012"}).account_id == "123456789012"
+
+
+@pytest.mark.parametrize(
+    "account", ["", "12345678901", "1234567890123", "12345678901a", "-12345678901"]
+)
+def test_bad_account_id(account: str) -> None:
+    expected = f"BROKER_ACCOUNT_ID must be 12 digits, got {account!r}"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        Settings.from_env({"BROKER_ACCOUNT_ID": account})
+
+
+@pytest.mark.parametrize(
+    ("env", "issuer"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"BROKER_BIND": "localhost:9000"}, "http://localhost:9000"),
+        ({"BROKER_ISSUER": "https://id.example.com/"}, "https://id.example.com"),
+        ({"BROKER_ISSUER": "https://id.example.com/broker//"}, "https://id.example.com/broker"),
+        ({"BROKER_ISSUER": "  "}, "http://127.0.0.1:8000"),
+    ],
+)
+def test_issuer(env: dict[str, str], issuer: str) -> None:
+    assert Settings.from_env(env).issuer == issuer
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    ["ftp://id.example.com", "id.example.com", "https://", "https://id.example.com/?a=1"],
+)
+def test_bad_issuer(issuer: str) -> None:
+    expected = f"BROKER_ISSUER must be an http(s) URL without query, got {issuer.rstrip('/')!r}"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        Settings.from_env({"BROKER_ISSUER": issuer})
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://10.0.0.1:6380/2", "rediss://:pw@cache.example:6379/0", "unix:///run/r.sock"]
+)
+def test_good_redis_url(url: str) -> None:
+    assert Settings.from_env({"REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize("url", ["", "http://127.0.0.1:6379", "127.0.0.1:6379", "localhost"])
+def test_bad_redis_url(url: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape("REDIS_URL must start with redis://")):
+        Settings.from_env({"REDIS_URL": url})
+
+
+def test_signing_key_file() -> None:
+    assert Settings.from_env({"BROKER_SIGNING_KEY_FILE": " "}).signing_key_file is None
+    path = "/etc/broker/key.pem"
+    assert Settings.from_env({"BROKER_SIGNING_KEY_FILE": path}).signing_key_file == path
+
+
+@pytest.mark.parametrize(
+    ("name", "attribute", "raw", "value"),
+    [
+        ("BROKER_MAX_BODY_BYTES", "max_body_bytes", "1024", 1024),
+        ("BROKER_MAX_BODY_BYTES", "max_body_bytes", " 2048 ", 2048),
+        ("BROKER_MAX_BODY_BYTES", "max_body_bytes", "", DEFAULT_MAX_BODY_BYTES),
+        ("BROKER_MAX_POOLS", "max_pools", "1", 1),
+        ("BROKER_MAX_POOLS", "max_pools", "50000", 50000),
+        ("BROKER_REDIS_TIMEOUT", "redis_timeout", "0.25", 0.25),
+        ("BROKER_REDIS_TIMEOUT", "redis_timeout", "60", 60.0),
+        ("BROKER_REDIS_TIMEOUT", "redis_timeout", "", DEFAULT_REDIS_TIMEOUT),
+    ],
+)
+def test_good_numbers(name: str, attribute: str, raw: str, value: float) -> None:
+    assert getattr(Settings.from_env({name: raw}), attribute) == value
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("BROKER_MAX_BODY_BYTES", "1MB", "BROKER_MAX_BODY_BYTES must be a whole number, got '1MB'"),
+        ("BROKER_MAX_BODY_BYTES", "1.5", "BROKER_MAX_BODY_BYTES must be a whole number, got '1.5'"),
+        ("BROKER_MAX_BODY_BYTES", "1023", "BROKER_MAX_BODY_BYTES must be at least 1024, got 1023"),
+        ("BROKER_MAX_BODY_BYTES", "-1", "BROKER_MAX_BODY_BYTES must be at least 1024, got -1"),
+        ("BROKER_MAX_POOLS", "0", "BROKER_MAX_POOLS must be at least 1, got 0"),
+        ("BROKER_MAX_POOLS", "many", "BROKER_MAX_POOLS must be a whole number, got 'many'"),
+        (
+            "BROKER_REDIS_TIMEOUT",
+            "1s",
+            "BROKER_REDIS_TIMEOUT must be a number of seconds, got '1s'",
+        ),
+        ("BROKER_REDIS_TIMEOUT", "0", "BROKER_REDIS_TIMEOUT must be between 0 and 60 seconds"),
+        ("BROKER_REDIS_TIMEOUT", "-1", "BROKER_REDIS_TIMEOUT must be between 0 and 60 seconds"),
+        ("BROKER_REDIS_TIMEOUT", "60.5", "BROKER_REDIS_TIMEOUT must be between 0 and 60 seconds"),
+        ("BROKER_REDIS_TIMEOUT", "nan", "BROKER_REDIS_TIMEOUT must be between 0 and 60 seconds"),
+        ("BROKER_REDIS_TIMEOUT", "inf", "BROKER_REDIS_TIMEOUT must be between 0 and 60 seconds"),
+    ],
+)
+def test_bad_numbers(name: str, raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env({name: raw})

@@ -1,0 +1,103 @@
+"""The README's examples work exactly as written (but for the port) against the broker run
+with no configuration at all: the documented development key pair, on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.processes import BrokerServer, RedisServer, broker_env
+
+from config.settings import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+DOCUMENTED_URL = "http://127.0.0.1:8000"
+
+
+def example(name: str) -> str:
+    match = re.search(rf"<!-- example: {name} -->\n```\w+\n(.*?)```", README.read_text(), re.DOTALL)
+    assert match, f"README has no example '{name}'"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def dev_broker(redis_server: RedisServer) -> Iterator[BrokerServer]:
+    """The broker with BROKER_CREDENTIALS unset, as `scripts/run` starts it by default."""
+    server = BrokerServer(
+        redis_url=redis_server.url,
+        credentials={DEV_ACCESS_KEY_ID: DEV_SECRET_ACCESS_KEY},
+        workers=2,
+        env={"BROKER_CREDENTIALS": ""},
+    )
+    with server:
+        yield server
+
+
+def test_readme_documents_the_development_key_pair() -> None:
+    text = README.read_text()
+    assert f"`{DEV_ACCESS_KEY_ID}`" in text
+    assert f"`{DEV_SECRET_ACCESS_KEY}`" in text
+
+
+def test_the_boto3_example_runs_as_written(dev_broker: BrokerServer) -> None:
+    code = example("boto3").replace(DOCUMENTED_URL, dev_broker.url)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=broker_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "verified token for us-east-1:" in result.stdout
+    assert "valid for 3600 s" in result.stdout
+
+
+def test_the_cli_example_runs_as_written(dev_broker: BrokerServer, tmp_path: Path) -> None:
+    script = example("cli").replace(DOCUMENTED_URL, dev_broker.url)
+    env = broker_env()
+    env.update(
+        {
+            "PATH": os.pathsep.join([str(Path(sys.prefix) / "bin"), env.get("PATH", "")]),
+            "HOME": str(tmp_path),
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_PAGER": "",
+        }
+    )
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"Token": "ey' in result.stdout
+    assert '"IdentityId": "us-east-1:' in result.stdout
+
+
+def test_the_development_pair_is_refused_when_real_credentials_are_set(
+    broker_server: BrokerServer,
+) -> None:
+    """The session broker has BROKER_CREDENTIALS: the public dev pair must not work there."""
+    import json
+
+    from support.signing import post
+
+    response = post(
+        broker_server.url,
+        json.dumps({"MaxResults": 1}).encode(),
+        operation="ListIdentityPools",
+        key_id=DEV_ACCESS_KEY_ID,
+        secret=DEV_SECRET_ACCESS_KEY,
+    )
+    assert response.status_code == 400
+    assert response.json()["__type"] == "UnrecognizedClientException"
