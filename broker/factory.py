@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable
 
 import redis
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from broker import health, wellknown
+from broker import health, instrumentation, logs, metrics, wellknown
 from broker.awsjson import views as awsjson
 from broker.errors import BrokerError, InternalErrorException, SerializationException
 from broker.services import Clock, Services
@@ -29,7 +28,7 @@ STORE_UNAVAILABLE = "The identity store is unavailable; retry shortly."
 def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> Flask:
     if settings is None:
         settings = Settings.from_env(os.environ)
-    _configure_logging()
+    logs.configure()
     app = Flask("broker")
     app.extensions[EXTENSION] = Services.build(settings, clock)
     if settings.dev_credentials:
@@ -41,18 +40,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             settings.bind,
         )
 
-    @app.before_request
-    def _request_id() -> None:
-        g.request_id = str(uuid.uuid4())
-
-    @app.after_request
-    def _request_id_header(response: Response) -> Response:
-        response.headers.setdefault("x-amzn-RequestId", g.get("request_id", ""))
-        return response
-
+    instrumentation.install(app)
     app.register_blueprint(awsjson.bp)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     _register_error_renderers(app)
     return app
 
@@ -64,6 +56,7 @@ ERROR_RENDERERS: dict[str, Callable[[BrokerError], Response]] = {
 
 
 def _render(err: BrokerError) -> Response:
+    g.error_type = err.error_type
     renderer = ERROR_RENDERERS.get(request.blueprint or "")
     if renderer is not None:
         return renderer(err)
@@ -79,6 +72,7 @@ def _register_error_renderers(app: Flask) -> None:
 
     @app.errorhandler(redis.RedisError)
     def _store_error(err: redis.RedisError) -> Response:
+        metrics.REDIS_ERRORS.inc()
         log.error("redis error: %s", type(err).__name__)
         return _render(InternalErrorException(STORE_UNAVAILABLE))
 
@@ -102,13 +96,3 @@ def _http_error(err: HTTPException) -> BrokerError:
     if (err.code or 500) < 500:
         return SerializationException(message)
     return InternalErrorException(message)
-
-
-def _configure_logging() -> None:
-    logger = logging.getLogger("broker")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False

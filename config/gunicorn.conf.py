@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 MAX_WORKERS = 256
 MAX_SECONDS = 3600
@@ -112,10 +112,10 @@ if _control is not None:
 
 accesslog = _access_log()
 errorlog = "-"
-# Method, path without the query string, status, bytes, milliseconds and the request id the
-# app returns. Never a request header (Authorization carries the SigV4 signature) and never
-# the query string (a presigned URL would put X-Amz-Signature there).
-access_log_format = "%(t)s %(m)s %(U)s %(s)s %(B)s %(M)sms rid=%({x-amzn-requestid}o)s"
+# JSON lines (broker/gunicorn_logging.py). The access line holds method, path without the
+# query string, status, bytes, milliseconds and the request id the app returns; never a
+# request header (Authorization carries the SigV4 signature) nor the query string.
+logger_class = "broker.gunicorn_logging.JsonLogger"
 
 
 def on_starting(server: object) -> None:
@@ -130,3 +130,42 @@ def on_starting(server: object) -> None:
         Settings.from_env(os.environ)
     except ConfigError as exc:
         _fail(str(exc))
+    _prepare_metrics_dir()
+
+
+def _prepare_metrics_dir() -> None:
+    """Prometheus multiprocess mode: every worker writes its samples to files in one
+    directory, emptied at each start so counts begin at zero. An operator may name it with
+    PROMETHEUS_MULTIPROC_DIR; otherwise a private temporary directory is made."""
+    import tempfile
+
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if path:
+        if os.path.isdir(path):
+            for name in os.listdir(path):
+                if name.endswith(".db"):
+                    os.remove(os.path.join(path, name))
+        else:
+            os.makedirs(path, mode=0o700)
+    else:
+        path = tempfile.mkdtemp(prefix="broker-metrics-")
+        _made_dirs.append(path)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+
+
+_made_dirs: list[str] = []
+
+
+def on_exit(server: object) -> None:
+    """In the master only (workers must not remove what the others still write to)."""
+    import shutil
+
+    for path in _made_dirs:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """A worker left: its live gauges stop counting (counters stay, as they must)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from broker import metrics
 from broker.identity.developer import resolve_developer_login
 from broker.services import Services
 from broker.tokens.claims import DEFAULT_TOKEN_DURATION, developer_claims
@@ -31,4 +32,8 @@ def get_open_id_token_for_developer_identity(svc: Services, p: dict[str, Any]) -
         duration=p.get("token_duration", DEFAULT_TOKEN_DURATION),
         principal_tags=p.get("principal_tags"),
     )
-    return {"IdentityId": resolved.identity.id, "Token": svc.signer.sign(claims)}
+    token = svc.signer.sign(claims)
+    if resolved.created:
+        metrics.IDENTITIES_CREATED.labels("developer").inc()
+    metrics.TOKENS_ISSUED.labels("aws").inc()
+    return {"IdentityId": resolved.identity.id, "Token": token}

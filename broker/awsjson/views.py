@@ -36,6 +36,7 @@ BODY_TOO_LARGE = "Request body exceeds the limit of {limit} bytes."
 def dispatch() -> Response:
     svc = services()
     name, operation = _operation()
+    g.operation = name
     body = _read_body(svc.settings.max_body_bytes)
     _check_content_type()
     headers = dict(request.headers)

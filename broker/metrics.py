@@ -1,0 +1,67 @@
+"""Prometheus metrics, correct across gunicorn workers.
+
+Under gunicorn, ``config/gunicorn.conf.py`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
+directory before the workers fork; each worker then writes its counters to memory-mapped
+files there and ``/metrics`` (served by any worker) sums them all with prometheus_client's
+``MultiProcessCollector``. Without that variable (``flask run``, in-process tests) the
+process's own registry is served.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+bp = Blueprint("metrics", __name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+REQUESTS = Counter(
+    "broker_requests_total",
+    "Requests by front door, operation and outcome (success or the error type).",
+    ["door", "operation", "outcome"],
+)
+LATENCY = Histogram(
+    "broker_request_duration_seconds",
+    "Time from the request's arrival to its response, by front door and operation.",
+    ["door", "operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+IDENTITIES_CREATED = Counter(
+    "broker_identities_created_total", "Identities created, by kind.", ["kind"]
+)
+TOKENS_ISSUED = Counter(
+    "broker_tokens_issued_total", "OpenID tokens signed, by front door.", ["door"]
+)
+TOKEN_CACHE_HITS = Counter(
+    "broker_token_cache_hits_total", "Tokens served from the token cache, by front door.", ["door"]
+)
+REDIS_ERRORS = Counter(
+    "broker_redis_errors_total", "Requests that failed because Redis did not answer in time."
+)
+
+
+def observe_request(door: str, operation: str, outcome: str, seconds: float) -> None:
+    REQUESTS.labels(door, operation, outcome).inc()
+    LATENCY.labels(door, operation).observe(seconds)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    return Response(body, content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,107 @@
+"""Redis going away under load: fast documented errors during the outage, /readyz 503 with
+the reason, and full service again within seconds of Redis returning, with no restart."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import boto3
+import botocore.config
+import requests
+from support.processes import REDIS_DURABLE_CONFIG, BrokerServer, RedisServer
+from support.signing import post
+
+PROVIDER = "login.outage"
+OP = "GetOpenIdTokenForDeveloperIdentity"
+
+
+def test_redis_stopped_under_load(broker_credentials: dict[str, str]) -> None:
+    with (
+        RedisServer(REDIS_DURABLE_CONFIG) as redis_server,
+        BrokerServer(
+            redis_url=redis_server.url, credentials=broker_credentials, workers=3
+        ) as server,
+    ):
+        client: Any = boto3.session.Session(
+            aws_access_key_id=server.access_key_id,
+            aws_secret_access_key=server.secret_access_key,
+            region_name="us-east-1",
+        ).client(
+            "cognito-identity",
+            endpoint_url=server.url,
+            config=botocore.config.Config(retries={"max_attempts": 1}),
+        )
+        pool_id = client.create_identity_pool(
+            IdentityPoolName="outage",
+            AllowUnauthenticatedIdentities=False,
+            DeveloperProviderName=PROVIDER,
+        )["IdentityPoolId"]
+
+        results: list[tuple[float, float, int, str]] = []  # (sent, seconds, status, type)
+        stop = threading.Event()
+
+        def load(n: int) -> None:
+            deadline = time.monotonic() + 30  # bounded whatever happens
+            i = 0
+            while not stop.is_set() and time.monotonic() < deadline:
+                body = json.dumps(
+                    {"IdentityPoolId": pool_id, "Logins": {PROVIDER: f"u{n}-{i % 20}"}}
+                )
+                sent = time.monotonic()
+                try:
+                    response = post(
+                        server.url,
+                        body.encode(),
+                        operation=OP,
+                        key_id=server.access_key_id,
+                        secret=server.secret_access_key,
+                    )
+                    kind = "" if response.status_code == 200 else response.json()["__type"]
+                    results.append((sent, time.monotonic() - sent, response.status_code, kind))
+                except requests.RequestException as exc:
+                    results.append((sent, time.monotonic() - sent, 0, type(exc).__name__))
+                i += 1
+
+        threads = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        killed_at = time.monotonic()
+        redis_server.kill()
+        time.sleep(1.0)
+        ready = requests.get(f"{server.url}/readyz", timeout=5)
+        time.sleep(1.5)
+        redis_server.restart()
+        back_at = time.monotonic()
+        time.sleep(4.0)
+        after = requests.get(f"{server.url}/readyz", timeout=5)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+    assert ready.status_code == 503
+    assert any(r.startswith("redis unreachable") for r in ready.json()["reasons"])
+    assert after.status_code == 200
+
+    assert results, "the load produced no requests"
+    slowest = max(seconds for _, seconds, _, _ in results)
+    assert slowest < 2.0, f"a request took {slowest:.2f} s"
+    outcomes = {(status, kind) for _, _, status, kind in results}
+    assert outcomes <= {(200, ""), (500, "InternalErrorException")}, outcomes
+    during = [r for r in results if killed_at + 0.2 < r[0] < back_at - 0.2]
+    assert during and all(status == 500 for _, _, status, _ in during)
+    first_success = min(
+        (
+            sent + seconds
+            for sent, seconds, status, _ in results
+            if sent > back_at and status == 200
+        ),
+        default=None,
+    )
+    assert first_success is not None, "no request succeeded after Redis came back"
+    assert first_success - back_at < 5.0
+    before = [r for r in results if r[0] < killed_at - 0.1]
+    assert before and all(status == 200 for _, _, status, _ in before)
