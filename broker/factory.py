@@ -12,8 +12,9 @@ import redis
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from broker import health, instrumentation, logs, metrics, wellknown
+from broker import cli, health, instrumentation, logs, metrics, wellknown
 from broker.awsjson import views as awsjson
+from broker.backend import views as backend
 from broker.errors import BrokerError, InternalErrorException, SerializationException
 from broker.services import Clock, Services
 from broker.web import EXTENSION
@@ -30,7 +31,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         settings = Settings.from_env(os.environ)
     logs.configure()
     app = Flask("broker")
-    app.extensions[EXTENSION] = Services.build(settings, clock)
+    services = Services.build(settings, clock)
+    app.extensions[EXTENSION] = services
+    _load_signing_keys(services)
     if settings.dev_credentials:
         log.warning(
             "BROKER_CREDENTIALS is not set: accepting only the documented development key "
@@ -45,13 +48,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(backend.bp)
     _register_error_renderers(app)
+    app.cli.add_command(cli.broker)
     return app
 
 
 #: Blueprint name -> how that front door renders an error; others get plain JSON.
 ERROR_RENDERERS: dict[str, Callable[[BrokerError], Response]] = {
     awsjson.bp.name: awsjson.render_error,
+    backend.bp.name: backend.render_error,
 }
 
 
@@ -96,3 +102,12 @@ def _http_error(err: HTTPException) -> BrokerError:
     if (err.code or 500) < 500:
         return SerializationException(message)
     return InternalErrorException(message)
+
+
+def _load_signing_keys(services: Services) -> None:
+    """Load the keys at start so that keys no one can open stop the service at once
+    (KeyEncryptionError propagates); a Redis still starting only delays the load."""
+    try:
+        services.keyring.current()
+    except InternalErrorException:
+        log.warning("signing keys not loaded yet: Redis is not reachable; retrying on use")

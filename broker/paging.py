@@ -4,8 +4,9 @@ A token names what it pages (``kind``), whose data (``scope``: a pool id, or "" 
 pool list) and the position after the last item returned. It is HMAC-SHA256-signed with a
 secret kept in Redis (created once, shared by every process), so a forged token, or one
 from another listing or pool, is refused with InvalidParameterException and never shows
-other data. Positions are creation sequence numbers, so a walk is stable while data
-changes: nothing that existed throughout is skipped or returned twice.
+other data. Positions are creation sequence numbers (or, for LookupDeveloperIdentity, the
+last developer user id returned, in sorted order), so a walk is stable while data changes:
+nothing that existed throughout is skipped or returned twice.
 """
 
 from __future__ import annotations
@@ -40,12 +41,26 @@ class PageTokens:
             self._secret = self._secret_source()
         return self._secret
 
-    def encode(self, kind: str, scope: str, after: int) -> str:
+    def encode(self, kind: str, scope: str, after: int | str) -> str:
         payload = _b64(json.dumps([kind, scope, after], separators=(",", ":")).encode())
         mac = hmac.new(self._key(), payload.encode(), hashlib.sha256).digest()
         return f"{payload}.{_b64(mac)}"
 
     def decode(self, token: str, kind: str, scope: str) -> int:
+        """The position of a numeric listing (a creation sequence number)."""
+        after = self._decode(token, kind, scope)
+        if type(after) is not int:
+            raise InvalidParameterException(INVALID_TOKEN)
+        return after
+
+    def decode_text(self, token: str, kind: str, scope: str) -> str:
+        """The position of a listing ordered by text (the last value returned)."""
+        after = self._decode(token, kind, scope)
+        if type(after) is not str:
+            raise InvalidParameterException(INVALID_TOKEN)
+        return after
+
+    def _decode(self, token: str, kind: str, scope: str) -> object:
         payload, _, mac = token.partition(".")
         try:
             expected = hmac.new(self._key(), payload.encode(), hashlib.sha256).digest()
@@ -54,6 +69,7 @@ class PageTokens:
             token_kind, token_scope, after = json.loads(_unb64(payload))
         except (ValueError, TypeError, binascii.Error, UnicodeError):
             raise InvalidParameterException(INVALID_TOKEN) from None
-        if token_kind != kind or token_scope != scope or not isinstance(after, int):
+        if token_kind != kind or token_scope != scope:
             raise InvalidParameterException(INVALID_TOKEN)
-        return after
+        after_value: object = after
+        return after_value

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 
 from broker.identity.models import pool_arn
 from broker.paging import PageTokens
+from broker.ratelimit import RateLimiter
 from broker.store.client import RedisConnector
+from broker.store.rate_limits import RedisRateCounter
 from broker.store.redis_store import RedisStore
 from broker.store.signing_keys import RedisPagingSecret, RedisSigningKeys
 from broker.tokens.keys import FileKeySource, KeyRing, KeySource, RedisKeySource
+from broker.tokens.sealing import KeySealer
 from broker.tokens.signer import TokenSigner
 from config.settings import Settings
 
@@ -23,9 +26,11 @@ class Services:
     settings: Settings
     connector: RedisConnector
     store: RedisStore
+    key_source: KeySource
     keyring: KeyRing
     signer: TokenSigner
     pages: PageTokens
+    limits: RateLimiter
     clock: Clock
 
     @classmethod
@@ -35,15 +40,22 @@ class Services:
         if settings.signing_key_file:
             source = FileKeySource(settings.signing_key_file)
         else:
-            source = RedisKeySource(RedisSigningKeys(connector), clock)
-        keyring = KeyRing(source)
+            source = RedisKeySource(
+                RedisSigningKeys(connector),
+                clock,
+                KeySealer(settings.keys.encryption_key),
+                settings.keys.retention_seconds,
+            )
+        keyring = KeyRing(source, settings.keys.refresh_seconds)
         return cls(
             settings=settings,
             connector=connector,
             store=RedisStore(connector),
+            key_source=source,
             keyring=keyring,
             signer=TokenSigner(keyring),
             pages=PageTokens(RedisPagingSecret(connector)),
+            limits=RateLimiter(settings.limits, RedisRateCounter(connector), clock),
             clock=clock,
         )
 

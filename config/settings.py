@@ -14,6 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from config.backend import BackendSettings
+from config.errors import ConfigError as ConfigError  # re-exported: callers import it here
+from config.keys import KeySettings
+from config.limits import RateLimitSettings
+
 DEV_ACCESS_KEY_ID = "AKIDBROKERDEV"
 DEV_SECRET_ACCESS_KEY = "broker-development-secret-loopback-only"  # noqa: S105 - documented dev key
 
@@ -24,10 +29,6 @@ DEFAULT_ACCOUNT_ID = "000000000000"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_POOLS = 1000
 DEFAULT_REDIS_TIMEOUT = 1.0
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or malformed; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class Settings:
     max_pools: int = DEFAULT_MAX_POOLS
     redis_timeout: float = DEFAULT_REDIS_TIMEOUT
     dev_credentials: bool = False
+    #: The backend front door (``POST /v1/token``); see ``config/backend.py``.
+    backend: BackendSettings = field(default_factory=BackendSettings)
+    #: Signing keys: encryption at rest, refresh, retention; see ``config/keys.py``.
+    keys: KeySettings = field(default_factory=KeySettings)
+    #: Optional rate limits; see ``config/limits.py``.
+    limits: RateLimitSettings = field(default_factory=RateLimitSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -85,6 +92,9 @@ class Settings:
             max_pools=_int(environ, "BROKER_MAX_POOLS", DEFAULT_MAX_POOLS, 1),
             redis_timeout=_float(environ, "BROKER_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT),
             dev_credentials=dev,
+            backend=BackendSettings.from_env(environ),
+            keys=KeySettings.from_env(environ),
+            limits=RateLimitSettings.from_env(environ),
         )
 
 

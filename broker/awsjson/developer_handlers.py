@@ -21,6 +21,7 @@ def get_open_id_token_for_developer_identity(svc: Services, p: dict[str, Any]) -
         region=svc.settings.region,
         now=now,
     )
+    svc.limits.check_identity(resolved.identity.id)
     claims = developer_claims(
         issuer=svc.settings.issuer,
         pool_id=pool_id,

@@ -51,6 +51,7 @@ def dispatch() -> Response:
             region=svc.settings.region,
             now=datetime.fromtimestamp(svc.clock(), UTC),
         )
+        svc.limits.check_access_key(g.access_key_id)
     params = validation.load_request(name, body)
     output = operation.handler(svc, params)
     return render.success(output, g.request_id)

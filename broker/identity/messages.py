@@ -21,3 +21,54 @@ LOGINS_DONT_MATCH = (
     "Logins don't match. Please include at least one valid login for this identity or "
     "identity pool."
 )
+
+# --- section 7: lookup, merge, unlink, describe, list, delete ----------------------------
+LOOKUP_NEEDS_ONE = "One of IdentityId or DeveloperUserIdentifier must be specified."
+DEVELOPER_USER_NOT_FOUND = (
+    "The developer user identifier is not linked to any identity of identity pool '{pool_id}'."
+)
+LOOKUP_MISMATCH = "The developer user identifier is not linked to Identity '{identity_id}'."
+MERGE_SOURCE_NOT_FOUND = (
+    "The source user identifier is not linked to any identity of identity pool '{pool_id}'."
+)
+MERGE_DESTINATION_NOT_FOUND = (
+    "The destination user identifier is not linked to any identity of identity pool '{pool_id}'."
+)
+TOO_MANY_LOGINS = (
+    "Identity '{identity_id}' would have more than {limit} linked logins after the merge."
+)
+NOT_LINKED = "The developer user identifier is not linked to Identity '{identity_id}'."
+
+# --- section 7: the unsigned operations --------------------------------------------------
+UNAUTHENTICATED_NOT_SUPPORTED = "Unauthenticated access is not supported for this identity pool."
+DEVELOPER_LOGIN_NOT_HERE = (
+    "Developer provider '{developer}' cannot be used with {operation}; "
+    "call GetOpenIdTokenForDeveloperIdentity."
+)
+PUBLIC_PROVIDER_UNSUPPORTED = "Logins from provider '{provider}' cannot be verified by this broker."
+ONLY_BROKER_LOGIN = (
+    "Logins must hold only '{cognito}' with a token this broker issued for the identity."
+)
+INVALID_LOGIN = "Invalid login token. {reason}"
+LOGIN_NOT_FOR_IDENTITY = (
+    "Invalid login token. The token was not issued for Identity '{identity_id}'."
+)
+UNLINK_DEVELOPER_ELSEWHERE = (
+    "Developer provider '{developer}' logins are unlinked with UnlinkDeveloperIdentity."
+)
+NO_STS = (
+    "GetCredentialsForIdentity needs AWS STS, which this broker is not. Exchange the token "
+    "from GetOpenIdToken or GetOpenIdTokenForDeveloperIdentity for credentials with STS "
+    "AssumeRoleWithWebIdentity."
+)
+
+# --- section 7: pool settings and tags ---------------------------------------------------
+INVALID_POOL_ARN = (
+    "Invalid ResourceArn '{arn}': expected "
+    "arn:aws:cognito-identity:<region>:<account-id>:identitypool/<identity-pool-id>."
+)
+TOO_MANY_TAGS = "An identity pool can have at most {limit} tags; the request would leave {count}."
+RULES_NEED_CONFIGURATION = (
+    "RoleMappings entry '{provider}' has Type Rules but no RulesConfiguration."
+)
+NOT_A_POOL_PROVIDER = "'{provider}' is not an identity provider of identity pool '{pool_id}'."

@@ -90,3 +90,19 @@ class Page:
 
     items: list[Any]
     after: int | None
+
+
+@dataclass(frozen=True)
+class PoolRoles:
+    """SetIdentityPoolRoles' members, stored and returned as given (contract section 7)."""
+
+    roles: Mapping[str, str] = field(default_factory=dict)
+    role_mappings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PrincipalTagMap:
+    """One identity provider's principal tag attribute map (contract section 7)."""
+
+    use_defaults: bool = False
+    principal_tags: Mapping[str, str] = field(default_factory=dict)

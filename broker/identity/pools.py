@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from broker.errors import (
@@ -13,10 +14,21 @@ from broker.identity import messages
 from broker.identity.models import IdentityPool, Page, PoolConfig, new_resource_id
 from broker.identity.ports import IdentityStore
 
+#: Tags one identity pool may carry (contract section 7), whichever operation sets them.
+MAX_POOL_TAGS = 50
+
+
+def check_tag_count(tags: Mapping[str, str]) -> None:
+    if len(tags) > MAX_POOL_TAGS:
+        raise InvalidParameterException(
+            messages.TOO_MANY_TAGS.format(limit=MAX_POOL_TAGS, count=len(tags))
+        )
+
 
 def create_pool(
     store: IdentityStore, config: PoolConfig, *, region: str, max_pools: int, now: float
 ) -> IdentityPool:
+    check_tag_count(config.tags)
     pool = IdentityPool(id=new_resource_id(region), config=config, created=now)
     if not store.reserve_pool_slot(pool.id, max_pools):
         raise LimitExceededException(messages.POOL_LIMIT.format(limit=max_pools))
@@ -34,6 +46,7 @@ def describe_pool(store: IdentityStore, pool_id: str) -> IdentityPool:
 def update_pool(store: IdentityStore, pool_id: str, config: PoolConfig) -> IdentityPool:
     """UpdateIdentityPool takes the whole pool: members left out take their defaults,
     except DeveloperProviderName, which stays and, once set, never changes (decision)."""
+    check_tag_count(config.tags)
     current = describe_pool(store, pool_id)
     developer = current.config.developer_provider_name
     if config.developer_provider_name is None:

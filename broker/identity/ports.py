@@ -8,9 +8,17 @@ knowing how the store reached it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from broker.identity.models import Identity, IdentityPool, Page, PoolConfig
+from broker.identity.models import (
+    Identity,
+    IdentityPool,
+    Page,
+    PoolConfig,
+    PoolRoles,
+    PrincipalTagMap,
+)
 
 
 class LinkOutcome(enum.Enum):
@@ -26,6 +34,32 @@ class LinkOutcome(enum.Enum):
     HAS_OTHER_LOGINS = "HAS_OTHER_LOGINS"
 
 
+class MergeOutcome(enum.Enum):
+    """Answers of :meth:`IdentityStore.merge_logins`."""
+
+    MERGED = "MERGED"  # the source's logins moved; the identity returned is the destination
+    UNCHANGED = "UNCHANGED"  # both users already share the identity returned
+    NO_POOL = "NO_POOL"
+    NO_SOURCE = "NO_SOURCE"  # the source user is linked to no identity
+    NO_DESTINATION = "NO_DESTINATION"
+    DISABLED = "DISABLED"  # the identity returned is disabled
+    TOO_MANY = "TOO_MANY"  # the merge would pass the logins limit; nothing changed
+
+
+class UnlinkOutcome(enum.Enum):
+    """Answers of :meth:`IdentityStore.unlink_login`."""
+
+    UNLINKED = "UNLINKED"
+    NO_POOL = "NO_POOL"
+    NO_IDENTITY = "NO_IDENTITY"
+    DISABLED = "DISABLED"
+    NOT_LINKED = "NOT_LINKED"  # the login is not linked to that identity
+
+
+#: Turns a pool's tags into the tags to store; may raise to refuse the change.
+TagChange = Callable[[Mapping[str, str]], Mapping[str, str]]
+
+
 class IdentityStore(Protocol):
     # pools
     def reserve_pool_slot(self, pool_id: str, max_pools: int) -> bool: ...
@@ -34,6 +68,15 @@ class IdentityStore(Protocol):
     def replace_pool_config(self, pool_id: str, config: PoolConfig) -> IdentityPool | None: ...
     def delete_pool(self, pool_id: str) -> bool: ...
     def list_pools(self, after: int | None, limit: int) -> Page: ...
+    def change_pool_tags(self, pool_id: str, change: TagChange) -> IdentityPool | None: ...
+
+    # pool settings (keys in the pool's hash slot, deleted with the pool)
+    def set_pool_roles(self, pool_id: str, roles: PoolRoles) -> bool: ...
+    def get_pool_roles(self, pool_id: str) -> PoolRoles | None: ...
+    def set_principal_tag_map(
+        self, pool_id: str, provider: str, tag_map: PrincipalTagMap
+    ) -> bool: ...
+    def get_principal_tag_map(self, pool_id: str, provider: str) -> PrincipalTagMap | None: ...
 
     # identities and logins
     def resolve_login(
@@ -42,3 +85,19 @@ class IdentityStore(Protocol):
     def link_login(
         self, pool_id: str, identity_id: str, login: str, now: float
     ) -> tuple[LinkOutcome, Identity | None]: ...
+    def create_unauthenticated(
+        self, pool_id: str, identity_id: str, now: float
+    ) -> Identity | None: ...
+    def get_identity(self, identity_id: str) -> Identity | None: ...
+    def find_identity(self, pool_id: str, identity_id: str) -> Identity | None: ...
+    def lookup_login(self, pool_id: str, login: str) -> Identity | None: ...
+    def list_identities(
+        self, pool_id: str, after: int | None, limit: int, hide_disabled: bool
+    ) -> Page | None: ...
+    def merge_logins(
+        self, pool_id: str, source: str, destination: str, max_logins: int, now: float
+    ) -> tuple[MergeOutcome, Identity | None]: ...
+    def unlink_login(
+        self, pool_id: str, identity_id: str, login: str, now: float
+    ) -> tuple[UnlinkOutcome, Identity | None]: ...
+    def delete_identities(self, identity_ids: Sequence[str]) -> list[str]: ...

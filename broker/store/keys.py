@@ -2,8 +2,14 @@
 
 Every key of one identity pool carries the pool id as its hash tag (``{<pool-id>}``), so
 all of a pool's keys live in one Redis Cluster slot and a Lua script may touch them
-together. Only the pool index and the broker-wide signing keys are outside any pool; each of
-those groups has its own hash tag.
+together. Only the pool index, the identity index and the broker-wide signing keys are
+outside any pool; each of those groups has its own hash tag.
+
+The identity index exists because DescribeIdentity, DeleteIdentities, GetOpenIdToken and
+UnlinkIdentity name an identity without its pool (contract section 7). It is written right
+after the Lua script that creates an identity and cleared right after the one that deletes
+it; being in another hash slot it cannot join those scripts, so readers treat an entry
+whose identity is gone as absent, and the consistency checker reports any disagreement.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ PREFIX = "ib"
 #: Sorted set: pool id -> creation sequence number (the ListIdentityPools order).
 POOL_INDEX = f"{PREFIX}:{{pools}}:index"
 POOL_SEQUENCE = f"{PREFIX}:{{pools}}:seq"
+#: Hash: identity id -> pool id (see above).
+IDENTITY_INDEX = f"{PREFIX}:{{identities}}:pool"
 #: Hash: kid -> JSON record of one signing key; string: the kid that signs now.
 SIGNING_KEYS = f"{PREFIX}:{{signing}}:keys"
 SIGNING_CURRENT = f"{PREFIX}:{{signing}}:current"
@@ -31,6 +39,8 @@ class PoolKeys:
     identities: str  # hash: identity id -> JSON record
     order: str  # sorted set: identity id -> creation sequence (ListIdentities order)
     sequence: str  # counter behind ``order``
+    roles: str  # string: JSON of SetIdentityPoolRoles' Roles and RoleMappings
+    principal_tags: str  # hash: identity provider name -> JSON of its principal tag map
 
     @classmethod
     def of(cls, pool_id: str) -> PoolKeys:
@@ -41,7 +51,24 @@ class PoolKeys:
             identities=f"{tag}:identities",
             order=f"{tag}:order",
             sequence=f"{tag}:seq",
+            roles=f"{tag}:roles",
+            principal_tags=f"{tag}:principal-tags",
         )
 
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key with the pool's hash tag, these and any other
+        (pool ids hold no glob characters: ``[\\w-]+:[0-9a-f-]+``)."""
+        return self.pool.removesuffix(":pool") + ":*"
+
     def all(self) -> list[str]:
-        return [self.pool, self.logins, self.identities, self.order, self.sequence]
+        """Every key of the pool, the pool record first and the identities third: the order
+        ``scripts.DELETE_POOL`` relies on. DeleteIdentityPool removes exactly these."""
+        return [
+            self.pool,
+            self.logins,
+            self.identities,
+            self.order,
+            self.sequence,
+            self.roles,
+            self.principal_tags,
+        ]

@@ -1,120 +1,148 @@
 """The identity store on Redis: implements ``broker.identity.ports.IdentityStore``.
 
-Every change touching more than one key of a pool is one Lua script (``scripts.py``).
-Creating and deleting a pool also touch the broker-wide pool index, which lives in another
-hash slot; those two steps are ordered so that a crash between them leaves only an index
-entry without a pool, which listings skip and the consistency checker reports.
+Pools and their settings are in ``pool_store``; this module holds identities and logins.
+Every change touching more than one key of a pool is one Lua script (``scripts.py``). The
+identity index (identity id -> pool id, see ``keys``) is written right after a script that
+creates identities and cleared right after one that deletes them.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TypeVar, cast
 
-import redis
-
-from broker.identity.models import Identity, IdentityPool, Page, PoolConfig
-from broker.identity.ports import LinkOutcome
+from broker.identity.models import Identity, Page
+from broker.identity.ports import LinkOutcome, MergeOutcome, UnlinkOutcome
 from broker.store import keys, scripts
-from broker.store.client import RedisConnector
+from broker.store.pool_store import PoolStore
+
+#: How many order entries one ListIdentities call may examine (HideDisabled skips some).
+LIST_SCAN_BUDGET = 1000
 
 
-class RedisStore:
-    def __init__(self, connector: RedisConnector) -> None:
-        self._connector = connector
-        self._scripts: dict[str, Any] = {}
-        self._scripts_client: redis.Redis | None = None
-
-    @property
-    def redis(self) -> redis.Redis:
-        return self._connector.client()
-
-    def _script(self, source: str) -> Any:
-        client = self.redis
-        if client is not self._scripts_client:
-            self._scripts = {}
-            self._scripts_client = client
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = client.register_script(source)
-        return script
-
-    # --- pools ---------------------------------------------------------------------------
-    def reserve_pool_slot(self, pool_id: str, max_pools: int) -> bool:
-        seq = self._script(scripts.RESERVE_POOL)(
-            keys=[keys.POOL_INDEX, keys.POOL_SEQUENCE], args=[pool_id, max_pools]
-        )
-        return int(seq) > 0
-
-    def put_new_pool(self, pool: IdentityPool) -> None:
-        self.redis.set(keys.PoolKeys.of(pool.id).pool, _encode_pool(pool), nx=True)
-
-    def get_pool(self, pool_id: str) -> IdentityPool | None:
-        raw = self.redis.get(keys.PoolKeys.of(pool_id).pool)
-        return None if raw is None else _decode_pool(pool_id, str(raw))
-
-    def replace_pool_config(self, pool_id: str, config: PoolConfig) -> IdentityPool | None:
-        current = self.get_pool(pool_id)
-        if current is None:
-            return None
-        updated = IdentityPool(id=pool_id, config=config, created=current.created)
-        written = self.redis.set(keys.PoolKeys.of(pool_id).pool, _encode_pool(updated), xx=True)
-        return updated if written else None
-
-    def delete_pool(self, pool_id: str) -> bool:
-        deleted = self._script(scripts.DELETE_POOL)(keys=keys.PoolKeys.of(pool_id).all())
-        self.redis.zrem(keys.POOL_INDEX, pool_id)
-        return bool(deleted)
-
-    def list_pools(self, after: int | None, limit: int) -> Page:
-        low = f"({after}" if after is not None else "-inf"
-        rows = cast(
-            list[tuple[str, float]],
-            self.redis.zrangebyscore(
-                keys.POOL_INDEX, low, "+inf", start=0, num=limit, withscores=True
-            ),
-        )
-        pipe = self.redis.pipeline(transaction=False)
-        for pool_id, _ in rows:
-            pipe.get(keys.PoolKeys.of(pool_id).pool)
-        records = pipe.execute() if rows else []
-        pools = [
-            _decode_pool(pool_id, raw)
-            for (pool_id, _), raw in zip(rows, records, strict=True)
-            if raw is not None
-        ]
-        more = len(rows) == limit and self.redis.zcount(
-            keys.POOL_INDEX, f"({int(rows[-1][1])}", "+inf"
-        )
-        return Page(items=pools, after=int(rows[-1][1]) if more else None)
-
+class RedisStore(PoolStore):
     # --- identities and logins -------------------------------------------------------------
     def resolve_login(
         self, pool_id: str, login: str, new_identity_id: str, now: float
     ) -> tuple[LinkOutcome, Identity | None]:
         k = keys.PoolKeys.of(pool_id)
-        answer = self._script(scripts.RESOLVE_LOGIN)(
-            keys=[k.pool, k.logins, k.identities, k.order, k.sequence],
-            args=[login, new_identity_id, repr(now)],
+        answer = self._run(
+            scripts.RESOLVE_LOGIN,
+            [k.pool, k.logins, k.identities, k.order, k.sequence],
+            [login, new_identity_id, repr(now)],
         )
-        return _outcome(pool_id, answer)
+        outcome, identity = _outcome(LinkOutcome, pool_id, answer)
+        if outcome is LinkOutcome.CREATED:
+            self.redis.hset(keys.IDENTITY_INDEX, new_identity_id, pool_id)
+        return outcome, identity
 
     def link_login(
         self, pool_id: str, identity_id: str, login: str, now: float
     ) -> tuple[LinkOutcome, Identity | None]:
         k = keys.PoolKeys.of(pool_id)
-        answer = self._script(scripts.LINK_LOGIN)(
-            keys=[k.pool, k.logins, k.identities], args=[login, identity_id, repr(now)]
+        answer = self._run(
+            scripts.LINK_LOGIN, [k.pool, k.logins, k.identities], [login, identity_id, repr(now)]
         )
-        return _outcome(pool_id, answer)
+        return _outcome(LinkOutcome, pool_id, answer)
+
+    def create_unauthenticated(self, pool_id: str, identity_id: str, now: float) -> Identity | None:
+        k = keys.PoolKeys.of(pool_id)
+        answer = self._run(
+            scripts.CREATE_UNAUTHENTICATED,
+            [k.pool, k.identities, k.order, k.sequence],
+            [identity_id, repr(now)],
+        )
+        if answer[0] != "CREATED":
+            return None
+        self.redis.hset(keys.IDENTITY_INDEX, identity_id, pool_id)
+        return decode_identity(pool_id, answer[1], answer[2])
+
+    def get_identity(self, identity_id: str) -> Identity | None:
+        pool_id = self.redis.hget(keys.IDENTITY_INDEX, identity_id)
+        return None if pool_id is None else self.find_identity(str(pool_id), identity_id)
+
+    def find_identity(self, pool_id: str, identity_id: str) -> Identity | None:
+        raw = self.redis.hget(keys.PoolKeys.of(pool_id).identities, identity_id)
+        return None if raw is None else decode_identity(pool_id, identity_id, str(raw))
+
+    def lookup_login(self, pool_id: str, login: str) -> Identity | None:
+        k = keys.PoolKeys.of(pool_id)
+        answer = self._run(scripts.LOOKUP_LOGIN, [k.logins, k.identities], [login])
+        return decode_identity(pool_id, answer[0], answer[1]) if answer else None
+
+    def list_identities(
+        self, pool_id: str, after: int | None, limit: int, hide_disabled: bool
+    ) -> Page | None:
+        k = keys.PoolKeys.of(pool_id)
+        answer = self._run(
+            scripts.LIST_IDENTITIES,
+            [k.pool, k.identities, k.order],
+            [
+                "-inf" if after is None else after,
+                limit,
+                int(hide_disabled),
+                LIST_SCAN_BUDGET,
+            ],
+        )
+        if answer[0] == "NO_POOL":
+            return None
+        rows = answer[2:]
+        items = [decode_identity(pool_id, rows[i], rows[i + 1]) for i in range(0, len(rows), 2)]
+        return Page(items=items, after=int(float(answer[0])) if int(answer[1]) else None)
+
+    def merge_logins(
+        self, pool_id: str, source: str, destination: str, max_logins: int, now: float
+    ) -> tuple[MergeOutcome, Identity | None]:
+        k = keys.PoolKeys.of(pool_id)
+        answer = self._run(
+            scripts.MERGE_LOGINS,
+            [k.pool, k.logins, k.identities],
+            [source, destination, repr(now), max_logins],
+        )
+        return _outcome(MergeOutcome, pool_id, answer)
+
+    def unlink_login(
+        self, pool_id: str, identity_id: str, login: str, now: float
+    ) -> tuple[UnlinkOutcome, Identity | None]:
+        k = keys.PoolKeys.of(pool_id)
+        answer = self._run(
+            scripts.UNLINK_LOGIN, [k.pool, k.logins, k.identities], [identity_id, login, repr(now)]
+        )
+        return _outcome(UnlinkOutcome, pool_id, answer)
+
+    def delete_identities(self, identity_ids: Sequence[str]) -> list[str]:
+        """Delete each identity found through the index, one script per pool; unknown ids
+        are skipped. Answers the ids deleted."""
+        wanted = list(dict.fromkeys(identity_ids))
+        if not wanted:
+            return []
+        pools = cast(list[str | None], self.redis.hmget(keys.IDENTITY_INDEX, wanted))
+        by_pool: dict[str, list[str]] = defaultdict(list)
+        for identity_id, pool_id in zip(wanted, pools, strict=True):
+            if pool_id is not None:
+                by_pool[pool_id].append(identity_id)
+        deleted: list[str] = []
+        for pool_id, ids in by_pool.items():
+            k = keys.PoolKeys.of(pool_id)
+            gone = self._run(scripts.DELETE_IDENTITIES, [k.logins, k.identities, k.order], ids)
+            deleted.extend(cast(list[str], gone))
+            self.redis.hdel(keys.IDENTITY_INDEX, *ids)
+        return deleted
 
     # --- health ----------------------------------------------------------------------------
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
 
-def _outcome(pool_id: str, answer: list[str]) -> tuple[LinkOutcome, Identity | None]:
-    outcome = LinkOutcome(answer[0])
+Outcome = TypeVar("Outcome", LinkOutcome, MergeOutcome, UnlinkOutcome)
+
+
+def _outcome(
+    kind: type[Outcome], pool_id: str, answer: list[str]
+) -> tuple[Outcome, Identity | None]:
+    outcome = kind(answer[0])
     if len(answer) < 3:
         return outcome, None
     return outcome, decode_identity(pool_id, answer[1], answer[2])
@@ -131,38 +159,3 @@ def decode_identity(pool_id: str, identity_id: str, raw: str) -> Identity:
         disabled=record.get("d") == 1,
         logins=tuple(logins),
     )
-
-
-def _encode_pool(pool: IdentityPool) -> str:
-    c = pool.config
-    return json.dumps(
-        {
-            "created": pool.created,
-            "name": c.name,
-            "allow_unauthenticated": c.allow_unauthenticated,
-            "allow_classic_flow": c.allow_classic_flow,
-            "supported_login_providers": dict(c.supported_login_providers),
-            "developer_provider_name": c.developer_provider_name,
-            "open_id_connect_provider_arns": list(c.open_id_connect_provider_arns),
-            "cognito_identity_providers": [dict(p) for p in c.cognito_identity_providers],
-            "saml_provider_arns": list(c.saml_provider_arns),
-            "tags": dict(c.tags),
-        },
-        separators=(",", ":"),
-    )
-
-
-def _decode_pool(pool_id: str, raw: str) -> IdentityPool:
-    r = json.loads(raw)
-    config = PoolConfig(
-        name=r["name"],
-        allow_unauthenticated=r["allow_unauthenticated"],
-        allow_classic_flow=r["allow_classic_flow"],
-        supported_login_providers=r["supported_login_providers"],
-        developer_provider_name=r["developer_provider_name"],
-        open_id_connect_provider_arns=tuple(r["open_id_connect_provider_arns"]),
-        cognito_identity_providers=tuple(r["cognito_identity_providers"]),
-        saml_provider_arns=tuple(r["saml_provider_arns"]),
-        tags=r["tags"],
-    )
-    return IdentityPool(id=pool_id, config=config, created=float(r["created"]))

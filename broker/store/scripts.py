@@ -1,8 +1,9 @@
 """Lua scripts: each is one atomic step over keys of a single hash slot.
 
 Identity records are JSON: ``{"c": created, "m": modified, "d": 0|1, "l": [logins],
-"s": sequence}``. Scripts answer a status word first (the names of
-``broker.identity.ports.LinkOutcome``), then the identity id and its record.
+"s": sequence}``; cjson writes an empty list as ``{}``, which ``#`` and ``ipairs`` read as
+empty. Scripts that decide something answer a status word first (the names of the outcome
+enums in ``broker.identity.ports``), then the identity id and its record.
 """
 
 # KEYS: pool, logins, identities, order, sequence   ARGV: login, new identity id, now
@@ -52,11 +53,13 @@ redis.call('ZADD', KEYS[1], seq, ARGV[1])
 return seq
 """
 
-# KEYS: every key of the pool, the pool record first
+# KEYS: every key of the pool, the pool record first, the identities third
+# Answers false for no pool, else the ids of the identities deleted with it (for the index).
 DELETE_POOL = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local ids = redis.call('HKEYS', KEYS[3])
 redis.call('UNLINK', unpack(KEYS))
-return 1
+return ids
 """
 
 # KEYS: signing keys hash, current kid   ARGV: candidate kid, candidate record
@@ -69,4 +72,153 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[1])
 return {ARGV[1], ARGV[2]}
+"""
+
+# KEYS: pool, identities, order, sequence   ARGV: new identity id, now
+CREATE_UNAUTHENTICATED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'NO_POOL'} end
+local now = tonumber(ARGV[2])
+local seq = redis.call('INCR', KEYS[4])
+local rec = cjson.encode({c = now, m = now, d = 0, l = {}, s = seq})
+redis.call('HSET', KEYS[2], ARGV[1], rec)
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+return {'CREATED', ARGV[1], rec}
+"""
+
+# KEYS: logins, identities   ARGV: login
+# Read-only: the identity a login belongs to, read in one step.
+LOOKUP_LOGIN = """
+local owner = redis.call('HGET', KEYS[1], ARGV[1])
+if not owner then return {} end
+local rec = redis.call('HGET', KEYS[2], owner)
+if not rec then return {} end
+return {owner, rec}
+"""
+
+# KEYS: pool, logins, identities   ARGV: source login, destination login, now, max logins
+# Every login of the source's identity moves to the destination's; the source is disabled.
+MERGE_LOGINS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'NO_POOL'} end
+local dst = redis.call('HGET', KEYS[2], ARGV[2])
+local drec = dst and redis.call('HGET', KEYS[3], dst)
+if not drec then return {'NO_DESTINATION'} end
+local src = redis.call('HGET', KEYS[2], ARGV[1])
+local srec = src and redis.call('HGET', KEYS[3], src)
+if not srec then return {'NO_SOURCE'} end
+if src == dst then return {'UNCHANGED', dst, drec} end
+local d = cjson.decode(drec)
+local s = cjson.decode(srec)
+if d.d == 1 then return {'DISABLED', dst, drec} end
+if s.d == 1 then return {'DISABLED', src, srec} end
+if #d.l + #s.l > tonumber(ARGV[4]) then return {'TOO_MANY', dst, drec} end
+local now = tonumber(ARGV[3])
+local moved = {}
+for _, login in ipairs(d.l) do moved[#moved + 1] = login end
+for _, login in ipairs(s.l) do
+  moved[#moved + 1] = login
+  redis.call('HSET', KEYS[2], login, dst)
+end
+d.l = moved
+d.m = now
+s.l = {}
+s.d = 1
+s.m = now
+drec = cjson.encode(d)
+redis.call('HSET', KEYS[3], dst, drec, src, cjson.encode(s))
+return {'MERGED', dst, drec}
+"""
+
+# KEYS: pool, logins, identities   ARGV: identity id, login, now
+UNLINK_LOGIN = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'NO_POOL'} end
+local rec = redis.call('HGET', KEYS[3], ARGV[1])
+if not rec then return {'NO_IDENTITY'} end
+local r = cjson.decode(rec)
+if r.d == 1 then return {'DISABLED', ARGV[1], rec} end
+if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[1] then return {'NOT_LINKED', ARGV[1], rec} end
+local kept = {}
+for _, login in ipairs(r.l) do
+  if login ~= ARGV[2] then kept[#kept + 1] = login end
+end
+r.l = kept
+r.m = tonumber(ARGV[3])
+rec = cjson.encode(r)
+redis.call('HSET', KEYS[3], ARGV[1], rec)
+redis.call('HDEL', KEYS[2], ARGV[2])
+return {'UNLINKED', ARGV[1], rec}
+"""
+
+# KEYS: logins, identities, order   ARGV: identity ids
+# Deletes each identity with its login indexes; answers the ids that existed.
+DELETE_IDENTITIES = """
+local deleted = {}
+for _, id in ipairs(ARGV) do
+  local rec = redis.call('HGET', KEYS[2], id)
+  if rec then
+    for _, login in ipairs(cjson.decode(rec).l) do
+      if redis.call('HGET', KEYS[1], login) == id then redis.call('HDEL', KEYS[1], login) end
+    end
+    redis.call('HDEL', KEYS[2], id)
+    deleted[#deleted + 1] = id
+  end
+  redis.call('ZREM', KEYS[3], id)
+end
+return deleted
+"""
+
+# KEYS: pool, identities, order   ARGV: after (exclusive) or '-inf', limit, hide disabled (0|1),
+# how many entries one call may examine
+# Answers: no pool -> {'NO_POOL'}; else {last position examined or '', 1 if more follow else 0,
+# id, record, id, record, ...} in creation order.
+LIST_IDENTITIES = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'NO_POOL'} end
+local low = ARGV[1] == '-inf' and '-inf' or '(' .. ARGV[1]
+local limit = tonumber(ARGV[2])
+local hide = ARGV[3] == '1'
+local budget = tonumber(ARGV[4])
+local out = {'', 0}
+local found = 0
+while found < limit and budget > 0 do
+  local batch = math.min(budget, limit - found)
+  local rows = redis.call('ZRANGEBYSCORE', KEYS[3], low, '+inf', 'WITHSCORES', 'LIMIT', 0, batch)
+  if #rows == 0 then break end
+  for i = 1, #rows, 2 do
+    local id, seq = rows[i], rows[i + 1]
+    budget = budget - 1
+    out[1] = seq
+    low = '(' .. seq
+    local rec = redis.call('HGET', KEYS[2], id)
+    if rec and not (hide and cjson.decode(rec).d == 1) then
+      out[#out + 1] = id
+      out[#out + 1] = rec
+      found = found + 1
+    end
+  end
+end
+if out[1] ~= '' and redis.call('ZCOUNT', KEYS[3], '(' .. out[1], '+inf') > 0 then out[2] = 1 end
+return out
+"""
+
+# KEYS: pool   ARGV: the record read, the record to write
+# Compare-and-set: 1 written, 0 the record changed since it was read, -1 the pool is gone.
+SWAP_POOL = """
+local current = redis.call('GET', KEYS[1])
+if not current then return -1 end
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: pool, target   ARGV: value   (target: the pool's roles string)
+SET_IF_POOL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: pool, target hash   ARGV: field, value   (target: the pool's principal tag maps)
+HSET_IF_POOL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
 """

@@ -11,6 +11,8 @@ TAGS_CLAIM = "https://aws.amazon.com/tags"
 
 DEFAULT_TOKEN_DURATION = 900
 UNAUTHENTICATED_TOKEN_DURATION = 600
+#: GetOpenIdToken's tokens, authenticated or not, last 10 minutes, as AWS's do.
+OPEN_ID_TOKEN_DURATION = 600
 
 
 def developer_claims(
@@ -50,4 +52,17 @@ def unauthenticated_claims(
         POOL_ARN_CLAIM: pool_arn,
         "iat": issued_at,
         "exp": issued_at + UNAUTHENTICATED_TOKEN_DURATION,
+    }
+
+
+def principal_tags_of(claims: Mapping[str, Any]) -> dict[str, str]:
+    """The principal tags a token carries, back in PrincipalTags' shape (one value each)."""
+    claim = claims.get(TAGS_CLAIM)
+    tags = claim.get("principal_tags") if isinstance(claim, dict) else None
+    if not isinstance(tags, dict):
+        return {}
+    return {
+        str(key): str(values[0])
+        for key, values in tags.items()
+        if isinstance(values, list) and values
     }

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 from joserfc.jwk import RSAKey
 
 from broker.errors import InternalErrorException
+from broker.tokens.sealing import KeyEncryptionError, KeySealer
+from config.keys import DEFAULT_RETENTION_SECONDS
 
 RSA_BITS = 2048
 ALGORITHM = "RS512"
@@ -81,30 +83,59 @@ class FileKeySource:
 class StoredKeys(Protocol):
     """The storage side of generated keys (implemented in ``broker.store.signing_keys``)."""
 
-    def load_keys(self) -> tuple[str | None, Mapping[str, str]]: ...
+    def load_keys(self) -> tuple[str | None, Mapping[str, str], Mapping[str, float]]: ...
     def ensure_key(self, kid: str, record: str) -> tuple[str, str]: ...
+    def rotate(self, kid: str, record: str, now: float, prune_before: float) -> str | None: ...
 
 
 class RedisKeySource:
-    """Keys kept in Redis: generated once, shared by every worker and process."""
+    """Keys kept in Redis: generated once, shared by every worker and process.
 
-    def __init__(self, stored: StoredKeys, clock: Callable[[], float] = time.time) -> None:
+    A rotated-out key stays published for ``retention`` seconds after it stopped signing
+    (the longest token lifetime plus clock skew), then leaves the JWKS (contract §6).
+    """
+
+    def __init__(
+        self,
+        stored: StoredKeys,
+        clock: Callable[[], float] = time.time,
+        sealer: KeySealer | None = None,
+        retention: float = DEFAULT_RETENTION_SECONDS,
+    ) -> None:
         self._stored = stored
         self._clock = clock
-        self._parsed: dict[str, SigningKey] = {}  # kid -> key: parse each PEM once
+        self._sealer = sealer or KeySealer(None)
+        self._retention = retention
+        self._parsed: dict[str, SigningKey] = {}  # kid -> key: open and parse each once
+
+    def new_record(self, key: SigningKey) -> str:
+        fields = self._sealer.seal(key.kid, key.private_pem())
+        return json.dumps({**fields, "created": self._clock()})
 
     def load(self) -> KeySet:
-        current, records = self._stored.load_keys()
+        current, records, retired = self._stored.load_keys()
         if current is None or current not in records:
             candidate = SigningKey.generate()
-            record = json.dumps({"pem": candidate.private_pem(), "created": self._clock()})
-            current, raw = self._stored.ensure_key(candidate.kid, record)
+            current, raw = self._stored.ensure_key(candidate.kid, self.new_record(candidate))
             records = {**records, current: raw}
-        for kid, raw in records.items():
+        now = self._clock()
+        live = [
+            kid
+            for kid in sorted(records)
+            if kid == current or kid not in retired or retired[kid] + self._retention > now
+        ]
+        for kid in live:
             if kid not in self._parsed:
-                self._parsed[kid] = SigningKey.from_pem(json.loads(raw)["pem"])
-        published = tuple(self._parsed[kid] for kid in sorted(records))
-        return KeySet(current=self._parsed[current], published=published)
+                pem = self._sealer.open(kid, json.loads(records[kid]))
+                self._parsed[kid] = SigningKey.from_pem(pem)
+        return KeySet(current=self._parsed[current], published=tuple(self._parsed[k] for k in live))
+
+    def rotate(self) -> tuple[str | None, str]:
+        """Make a new key the signing key; prune keys retired longer than the retention."""
+        key = SigningKey.generate()
+        now = self._clock()
+        old = self._stored.rotate(key.kid, self.new_record(key), now, now - self._retention)
+        return old, key.kid
 
 
 class KeyRing:
@@ -127,6 +158,8 @@ class KeyRing:
         with self._lock:
             try:
                 fresh = self._source.load()
+            except KeyEncryptionError:
+                raise  # a configuration fault, never papered over with an old key
             except Exception as exc:  # Redis away: keep signing with what we have
                 if self._keys is None:
                     raise InternalErrorException("Signing key is not available.") from exc
@@ -140,6 +173,10 @@ class KeyRing:
 
     def current(self) -> SigningKey:
         return self._keyset().current
+
+    def published(self) -> tuple[SigningKey, ...]:
+        """Every key a token still valid may carry: what ``broker.tokens.verify`` accepts."""
+        return self._keyset().published
 
     def jwks(self) -> dict[str, Any]:
         self._keyset()

@@ -1,0 +1,96 @@
+"""The unsigned operations (contract sections 2 and 7): GetId, GetOpenIdToken,
+UnlinkIdentity and GetCredentialsForIdentity's refusal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from broker.identity import public
+from broker.services import Services
+from broker.tokens.claims import (
+    OPEN_ID_TOKEN_DURATION,
+    developer_claims,
+    principal_tags_of,
+    unauthenticated_claims,
+)
+from broker.tokens.verify import UnknownSigningKey, verify_token
+
+
+def _verifier(svc: Services) -> public.Verifier:
+    """Verify against the keys this process publishes; a kid it does not know yet is looked
+    up once more in the key source, since another process may have just rotated it in."""
+
+    def verify(token: str) -> Mapping[str, Any]:
+        issuer, now = svc.settings.issuer, svc.clock()
+        try:
+            return verify_token(token, svc.keyring.published(), issuer=issuer, now=now)
+        except UnknownSigningKey:
+            fresh = svc.key_source.load().published
+            return verify_token(token, fresh, issuer=issuer, now=now)
+
+    return verify
+
+
+def get_id(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    identity = public.get_id(
+        svc.store,
+        pool_id=p["identity_pool_id"],
+        account_id=p.get("account_id"),
+        logins=p.get("logins", {}),
+        broker_account_id=svc.settings.account_id,
+        region=svc.settings.region,
+        now=svc.clock(),
+    )
+    return {"IdentityId": identity.id}
+
+
+def get_open_id_token(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    """A fresh token for the identity, valid 600 s as AWS's GetOpenIdToken tokens are; an
+    authenticated one keeps the developer login and principal tags of the token presented."""
+    access = public.authenticate(
+        svc.store,
+        identity_id=p["identity_id"],
+        logins=p.get("logins", {}),
+        verify=_verifier(svc),
+    )
+    svc.limits.check_identity(access.identity.id)  # tokens per identity, as for developers
+    now = int(svc.clock())
+    pool_id = access.pool.id
+    if access.login is None:
+        claims = unauthenticated_claims(
+            issuer=svc.settings.issuer,
+            pool_id=pool_id,
+            pool_arn=svc.pool_arn(pool_id),
+            identity_id=access.identity.id,
+            issued_at=now,
+        )
+    else:
+        provider, user_id = access.login
+        claims = developer_claims(
+            issuer=svc.settings.issuer,
+            pool_id=pool_id,
+            pool_arn=svc.pool_arn(pool_id),
+            identity_id=access.identity.id,
+            provider=provider,
+            user_id=user_id,
+            issued_at=now,
+            duration=OPEN_ID_TOKEN_DURATION,
+            principal_tags=principal_tags_of(access.presented),
+        )
+    return {"IdentityId": access.identity.id, "Token": svc.signer.sign(claims)}
+
+
+def unlink_identity(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    public.unlink_identity(
+        svc.store,
+        identity_id=p["identity_id"],
+        logins=p["logins"],
+        logins_to_remove=p["logins_to_remove"],
+        verify=_verifier(svc),
+    )
+    return {}
+
+
+def get_credentials_for_identity(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    public.get_credentials_for_identity()

@@ -1,0 +1,107 @@
+"""The envelope of the backend door: ``{"success": true, "data": ...}`` or
+``{"success": false, "error": {"code", "message"}}``, with a small fixed set of codes.
+
+Why a table: every error the broker can raise is a class of the one error model
+(``broker.errors``); ``CODE_OF`` maps each class to a code, walking the class's MRO so a
+subclass inherits its parent's code. A class missing from the table is an internal error,
+never a 200 and never its own text.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Final
+
+from flask import Response, g
+
+from broker import errors
+from broker.backend.errors import (
+    BackendNotConfigured,
+    SessionRejected,
+    SessionSourceUnavailable,
+    TagRefused,
+)
+
+CONTENT_TYPE: Final = "application/json"
+
+#: Envelope code -> HTTP status. The OpenAPI document lists exactly these.
+STATUS_OF: Final = MappingProxyType(
+    {
+        "VALIDATION_ERROR": 400,
+        "UNAUTHENTICATED": 401,
+        "FORBIDDEN": 403,
+        "NOT_FOUND": 404,
+        "CONFLICT": 409,
+        "RATE_LIMITED": 429,
+        "INTERNAL_ERROR": 500,
+        "UNAVAILABLE": 503,
+    }
+)
+
+#: Error class -> envelope code (the most specific class in an error's MRO wins).
+CODE_OF: Final[MappingProxyType[type[errors.BrokerError], str]] = MappingProxyType(
+    {
+        # client faults in the request itself
+        errors.ValidationException: "VALIDATION_ERROR",
+        errors.SerializationException: "VALIDATION_ERROR",
+        errors.InvalidParameterException: "VALIDATION_ERROR",
+        # who is calling
+        SessionRejected: "UNAUTHENTICATED",
+        errors.NotAuthorizedException: "FORBIDDEN",  # e.g. a disabled (merged) identity
+        TagRefused: "FORBIDDEN",
+        # the identity store's answers
+        errors.ResourceNotFoundException: "NOT_FOUND",
+        errors.ResourceConflictException: "CONFLICT",
+        errors.DeveloperUserAlreadyRegisteredException: "CONFLICT",
+        errors.ConcurrentModificationException: "CONFLICT",
+        errors.TooManyRequestsException: "RATE_LIMITED",
+        # the broker cannot serve this door now
+        BackendNotConfigured: "UNAVAILABLE",
+        SessionSourceUnavailable: "UNAVAILABLE",
+        errors.StoreUnavailable: "UNAVAILABLE",
+        errors.LimitExceededException: "UNAVAILABLE",  # the named pool cannot be created
+        errors.InvalidIdentityPoolConfigurationException: "UNAVAILABLE",
+        errors.InternalErrorException: "INTERNAL_ERROR",
+    }
+)
+
+INTERNAL_MESSAGE: Final = "An internal error occurred. The request id identifies it in the logs."
+
+
+def code_of(err: errors.BrokerError) -> str:
+    for cls in type(err).__mro__:
+        code = CODE_OF.get(cls)
+        if code is not None:
+            return code
+    return "INTERNAL_ERROR"
+
+
+def render_error(err: errors.BrokerError) -> Response:
+    """The error renderer the app factory registers for this door's blueprint."""
+    code = code_of(err)
+    g.error_type = code  # the metrics' outcome label for this door: the envelope's code
+    known = any(cls in CODE_OF for cls in type(err).__mro__)
+    message = err.message if known else INTERNAL_MESSAGE
+    response = _json({"success": False, "error": {"code": code, "message": message}})
+    response.status_code = STATUS_OF[code]
+    if isinstance(err, SessionRejected) and err.challenge:
+        response.headers["WWW-Authenticate"] = err.challenge
+    return response
+
+
+def success(data: dict[str, Any]) -> Response:
+    response = _json({"success": True, "data": data})
+    response.headers["Cache-Control"] = "no-store"  # a bearer token (RFC 6749 section 5.1)
+    return response
+
+
+def iso8601(epoch: float) -> str:
+    """Seconds since the epoch -> ``2026-01-02T03:04:05Z`` (RFC 3339 ``date-time``, UTC)."""
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json(body: dict[str, Any]) -> Response:
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return Response(text, content_type=CONTENT_TYPE)

@@ -1,0 +1,133 @@
+"""The body of ``POST /v1/token``, validated at the edge with marshmallow.
+
+Every limit is the AWS contract's own (``broker.awsjson.schemas``: TokenDuration 1..86400,
+at most 50 PrincipalTags with keys of 1..128 and values of 1..256 characters), so a token
+from this door could equally have come from GetOpenIdTokenForDeveloperIdentity. The body is
+optional; unknown members are refused (a typo must not silently fall back to a default).
+Only trusted mode (``api_key``) names the user in the body: a session names its own user.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from broker.awsjson.schemas import (
+    MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
+    MAX_PRINCIPAL_TAGS,
+    MAX_TAG_KEY_LENGTH,
+    MAX_TAG_VALUE_LENGTH,
+    MAX_TOKEN_DURATION,
+    MIN_TOKEN_DURATION,
+)
+from broker.errors import ValidationException
+from broker.tokens.claims import DEFAULT_TOKEN_DURATION
+
+USER_ID_ONLY_TRUSTED: Final = (
+    "user_id is accepted only with BROKER_BACKEND_AUTH=api_key; here the session names the user"
+)
+MAX_LABEL: Final = 40  # a member or map key quoted in a message is cut here
+
+
+class WholeNumber(fields.Integer):
+    """A JSON integer: JSON has one number type, and JSON Schema counts ``900.0`` as the
+    integer 900, so an integral float is taken; a fraction, a boolean or a string is not."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class TokenRequestSchema(Schema):
+    """What any caller may ask for: the token's lifetime and its principal tags."""
+
+    class Meta:
+        unknown = RAISE
+
+    token_duration = WholeNumber(
+        strict=True,
+        validate=validate.Range(min=MIN_TOKEN_DURATION, max=MAX_TOKEN_DURATION),
+        metadata={"description": "Token lifetime in seconds.", "default": DEFAULT_TOKEN_DURATION},
+    )
+    principal_tags = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=MAX_TAG_KEY_LENGTH)),
+        values=fields.String(validate=validate.Length(min=1, max=MAX_TAG_VALUE_LENGTH)),
+        validate=validate.Length(max=MAX_PRINCIPAL_TAGS),
+        metadata={"description": "Session tags for AWS STS (the token's tags claim)."},
+    )
+
+
+class TrustedTokenRequestSchema(TokenRequestSchema):
+    """Trusted mode: the backend authenticated with an API key and names the user."""
+
+    user_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=MAX_DEVELOPER_USER_IDENTIFIER_LENGTH),
+        metadata={"description": "The developer user identifier (trusted mode only)."},
+    )
+
+
+SESSION_SCHEMA: Final = TokenRequestSchema()
+TRUSTED_SCHEMA: Final = TrustedTokenRequestSchema()
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    token_duration: int = DEFAULT_TOKEN_DURATION
+    principal_tags: Mapping[str, str] = field(default_factory=dict)
+    user_id: str | None = None
+
+
+def load_token_request(body: bytes, *, trusted: bool) -> TokenRequest:
+    """Parse and validate the body; raise ValidationException naming every problem."""
+    data = _parse(body)
+    if not trusted and "user_id" in data:
+        raise ValidationException(USER_ID_ONLY_TRUSTED)
+    schema = TRUSTED_SCHEMA if trusted else SESSION_SCHEMA
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+    except ValidationError as err:
+        raise ValidationException("Invalid request body: " + _describe(err.messages)) from None
+    return TokenRequest(
+        token_duration=loaded.get("token_duration", DEFAULT_TOKEN_DURATION),
+        principal_tags=loaded.get("principal_tags", {}),
+        user_id=loaded.get("user_id"),
+    )
+
+
+def _parse(body: bytes) -> dict[str, Any]:
+    if not body:  # no body at all; whitespace alone is not JSON
+        return {}
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValidationException("The request body is not valid UTF-8 JSON.") from None
+    if type(data) is not dict:
+        raise ValidationException("The request body must be a JSON object.")
+    try:  # an escaped unpaired surrogate ("\\ud800") parses, but no token can carry it
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationException("The request body holds an unpaired UTF-16 surrogate.") from None
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _describe(messages: Any, path: str = "") -> str:
+    """marshmallow's nested messages -> ``a.b: message; c: message`` (values never echoed)."""
+    if isinstance(messages, dict):
+        parts = []
+        for key, inner in messages.items():
+            label = str(key) if len(str(key)) <= MAX_LABEL else str(key)[:MAX_LABEL] + "..."
+            parts.append(_describe(inner, f"{path}.{label}" if path else label))
+        return "; ".join(parts)
+    if isinstance(messages, list):
+        return f"{path}: " + " ".join(str(m) for m in messages)
+    return f"{path}: {messages}"

@@ -1,0 +1,141 @@
+"""Issue one token for a verified session: the backend door's core (no Flask here).
+
+Why it composes the same parts as the AWS door (``broker.awsjson.developer_handlers``):
+the session's user becomes the login ``{D: u}`` of the pool's developer provider D, resolved
+by ``resolve_developer_login`` and signed with ``developer_claims``, so a token from
+``POST /v1/token`` has the same ``sub`` and the same claims as
+GetOpenIdTokenForDeveloperIdentity gives for that user. Only the cache is added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from broker.awsjson.schemas import MAX_PRINCIPAL_TAGS
+from broker.backend.cache import CoalescingTokenCache, cache_key
+from broker.backend.errors import TagRefused
+from broker.backend.pool import BackendPool, PoolResolver
+from broker.backend.schemas import TokenRequest
+from broker.backend.translators.session import Session
+from broker.errors import ResourceNotFoundException, ValidationException
+from broker.identity.developer import DeveloperLogin, resolve_developer_login
+from broker.identity.ports import IdentityStore
+from broker.store.token_cache import CachedToken
+from broker.tokens.claims import developer_claims
+from broker.tokens.signer import TokenSigner
+
+TAG_FROM_SESSION: Final = (
+    "principal_tags.{tag}: this tag comes from the session and cannot be set in the body."
+)
+TOO_MANY_TAGS: Final = (
+    "principal_tags: the session's and the body's tags add up to {count}, over the limit of "
+    f"{MAX_PRINCIPAL_TAGS}."
+)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    identity_id: str
+    token: str
+    expires_at: int
+    identity_created: float
+    cached: bool
+    new_identity: bool  # this request created the identity
+
+
+def merge_tags(session: Mapping[str, str], body: Mapping[str, str]) -> dict[str, str]:
+    """The session's tags, and the body's beside them; the body may not override one."""
+    for tag in body:
+        if tag in session:
+            raise TagRefused(TAG_FROM_SESSION.format(tag=tag))
+    merged = {**session, **body}
+    if len(merged) > MAX_PRINCIPAL_TAGS:
+        raise ValidationException(TOO_MANY_TAGS.format(count=len(merged)))
+    return merged
+
+
+class BackendTokens:
+    def __init__(
+        self,
+        *,
+        store: IdentityStore,
+        signer: TokenSigner,
+        pools: PoolResolver,
+        cache: CoalescingTokenCache,
+        issuer: str,
+        region: str,
+        pool_arn: Callable[[str], str],
+        clock: Callable[[], float],
+        limit_identity: Callable[[str], None] = lambda identity_id: None,
+    ) -> None:
+        self._limit_identity = limit_identity
+        self._store = store
+        self._signer = signer
+        self._pools = pools
+        self._cache = cache
+        self._issuer = issuer
+        self._region = region
+        self._pool_arn = pool_arn
+        self._clock = clock
+
+    def issue(self, session: Session, request: TokenRequest) -> IssuedToken:
+        user_id = session.user_id if session.user_id is not None else request.user_id
+        if user_id is None:  # trusted mode without user_id is refused by the schema
+            raise ValidationException("user_id: Missing data for required field.")
+        tags = merge_tags(session.tags, request.principal_tags)
+        pool = self._pools.current()
+        try:
+            login = self._resolve(pool, user_id)
+        except ResourceNotFoundException:
+            if not self._pools.by_name:
+                raise
+            self._pools.forget(pool)  # the named pool was deleted: create it again, once
+            pool = self._pools.current()
+            login = self._resolve(pool, user_id)
+        self._limit_identity(login.identity.id)  # TooManyRequests -> RATE_LIMITED
+        key = cache_key(
+            issuer=self._issuer,
+            pool_id=pool.id,
+            identity_id=login.identity.id,
+            provider=login.provider,
+            user_id=login.user_id,
+            tags=tags,
+            duration=request.token_duration,
+        )
+
+        def sign() -> CachedToken:
+            now = int(self._clock())
+            claims = developer_claims(
+                issuer=self._issuer,
+                pool_id=pool.id,
+                pool_arn=self._pool_arn(pool.id),
+                identity_id=login.identity.id,
+                provider=login.provider,
+                user_id=login.user_id,
+                issued_at=now,
+                duration=request.token_duration,
+                principal_tags=tags,
+            )
+            return CachedToken(self._signer.sign(claims), now, now + request.token_duration)
+
+        token, cached = self._cache.get_or_sign(key, sign)
+        return IssuedToken(
+            identity_id=login.identity.id,
+            token=token.token,
+            expires_at=token.expires_at,
+            identity_created=login.identity.created,
+            cached=cached,
+            new_identity=login.created,
+        )
+
+    def _resolve(self, pool: BackendPool, user_id: str) -> DeveloperLogin:
+        return resolve_developer_login(
+            self._store,
+            pool_id=pool.id,
+            logins={pool.developer_provider: user_id},
+            identity_id=None,
+            region=self._region,
+            now=self._clock(),
+        )

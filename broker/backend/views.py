@@ -1,0 +1,156 @@
+"""The backend front door: ``POST /v1/token`` and its OpenAPI document.
+
+The steps run in a fixed order, each failing in the envelope before the next starts:
+configured at all, the session (before the body is even read, so an unauthenticated caller
+learns nothing about validation), the body's size and media type, its members, then the
+core (``broker.backend.tokens``). A Redis fault becomes UNAVAILABLE, quickly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final, cast
+
+import redis
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask.blueprints import BlueprintSetupState
+
+from broker import metrics
+from broker.backend import envelope, openapi
+from broker.backend.cache import CoalescingTokenCache
+from broker.backend.errors import BackendNotConfigured
+from broker.backend.pool import PoolResolver
+from broker.backend.schemas import load_token_request
+from broker.backend.tokens import BackendTokens
+from broker.backend.translators import Credentials, SessionTranslator, build_translator
+from broker.errors import BrokerError, StoreUnavailable, ValidationException
+from broker.services import Services
+from broker.store.backend_pool import RedisPoolNames
+from broker.store.token_cache import RedisTokenCache
+from broker.web import EXTENSION
+
+log = logging.getLogger("broker.backend")
+
+bp = Blueprint("backend", __name__)
+render_error = envelope.render_error  # registered in the app factory's ERROR_RENDERERS
+
+DOOR_EXTENSION: Final = "identity_broker.backend"
+METRICS_DOOR: Final = "backend"  # the door label, as broker.instrumentation.DOORS names it
+NOT_CONFIGURED: Final = (
+    "The backend door is not configured: set BROKER_BACKEND_AUTH (jwt, cookie or api_key) "
+    "and its variables (docs/backend.md)."
+)
+STORE_UNAVAILABLE: Final = "The identity store is unavailable; retry shortly."
+BODY_TOO_LARGE: Final = "The request body exceeds the limit of {limit} bytes."
+NOT_JSON: Final = "Content-Type must be application/json."
+
+
+@dataclass(frozen=True)
+class BackendDoor:
+    """The door's parts, built once per app (per gunicorn worker)."""
+
+    translator: SessionTranslator | None
+    tokens: BackendTokens
+    pools: PoolResolver
+    max_body_bytes: int
+
+    @classmethod
+    def build(cls, svc: Services) -> BackendDoor:
+        settings = svc.settings
+        pools = PoolResolver(settings, svc.store, RedisPoolNames(svc.connector), svc.clock)
+        cache = CoalescingTokenCache(
+            RedisTokenCache(svc.connector),
+            min_remaining=settings.backend.cache_min_remaining,
+            clock=svc.clock,
+        )
+        tokens = BackendTokens(
+            store=svc.store,
+            signer=svc.signer,
+            pools=pools,
+            cache=cache,
+            issuer=settings.issuer,
+            region=settings.region,
+            pool_arn=svc.pool_arn,
+            clock=svc.clock,
+            limit_identity=svc.limits.check_identity,
+        )
+        return cls(
+            translator=build_translator(settings.backend, svc.clock),
+            tokens=tokens,
+            pools=pools,
+            max_body_bytes=settings.max_body_bytes,
+        )
+
+
+@bp.record_once
+def _build_door(state: BlueprintSetupState) -> None:
+    app = cast(Flask, state.app)
+    svc: Services = app.extensions[EXTENSION]
+    door = BackendDoor.build(svc)
+    app.extensions[DOOR_EXTENSION] = door
+    backend = svc.settings.backend
+    if backend.pool_id is not None or backend.pool_name is not None:
+        try:  # create the named pool now; a failure is retried on the first request
+            pool = door.pools.current()
+            log.info(
+                "backend door: pool %s, developer provider %s", pool.id, pool.developer_provider
+            )
+        except (BrokerError, redis.RedisError) as exc:
+            log.warning("backend door: pool not ready at start (%s)", type(exc).__name__)
+
+
+def _door() -> BackendDoor:
+    door: BackendDoor = current_app.extensions[DOOR_EXTENSION]
+    return door
+
+
+@bp.post("/v1/token")
+def issue_token() -> Response:
+    g.operation = openapi.OPERATION_ID  # the metrics' operation label
+    door = _door()
+    if door.translator is None:
+        raise BackendNotConfigured(NOT_CONFIGURED)
+    try:
+        session = door.translator.translate(Credentials(request.headers, request.cookies))
+        token_request = load_token_request(
+            _read_body(door.max_body_bytes), trusted=door.translator.names_user_in_body
+        )
+        issued = door.tokens.issue(session, token_request)
+    except redis.RedisError as exc:
+        metrics.REDIS_ERRORS.inc()
+        log.error("backend door: redis error: %s", type(exc).__name__)
+        raise StoreUnavailable(STORE_UNAVAILABLE) from None
+    if issued.new_identity:
+        metrics.IDENTITIES_CREATED.labels("developer").inc()
+    if issued.cached:
+        metrics.TOKEN_CACHE_HITS.labels(METRICS_DOOR).inc()
+    else:
+        metrics.TOKENS_ISSUED.labels(METRICS_DOOR).inc()
+    return envelope.success(
+        {
+            "identity_id": issued.identity_id,
+            "token": issued.token,
+            "expires_at": envelope.iso8601(issued.expires_at),
+            "created_at": envelope.iso8601(issued.identity_created),
+            "cached": issued.cached,
+        }
+    )
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    svc: Services = current_app.extensions[EXTENSION]
+    return jsonify(openapi.document(svc.settings.backend))
+
+
+def _read_body(limit: int) -> bytes:
+    length = request.content_length
+    if length is not None and length > limit:
+        raise ValidationException(BODY_TOO_LARGE.format(limit=limit))
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise ValidationException(BODY_TOO_LARGE.format(limit=limit))
+    if body and request.mimetype != "application/json":
+        raise ValidationException(NOT_JSON)
+    return body

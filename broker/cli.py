@@ -1,0 +1,67 @@
+"""Operator commands: ``flask --app app broker <command>``.
+
+``broker check`` runs the consistency checker (``broker.store.checker``) against the Redis
+the settings name: each problem on its own line, then a one-line summary; exit status 1
+when it finds any, 0 when the data agrees.
+
+``broker rotate-key`` makes a new signing key current; the old one stays in the JWKS until
+every token it signed has expired (``BROKER_KEY_RETENTION_SECONDS``), and every worker
+signs with the new key within ``BROKER_KEY_REFRESH_SECONDS``. ``broker keys`` lists them.
+"""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from broker.store.checker import check_store
+from broker.tokens.keys import RedisKeySource
+from broker.web import services
+
+broker = AppGroup("broker", help="Operate on the identity broker's Redis data.")
+
+
+@broker.command("check")
+@click.option(
+    "--pool",
+    "pools",
+    multiple=True,
+    metavar="IDENTITY_POOL_ID",
+    help="Check only this identity pool (repeatable); default: every pool.",
+)
+def check(pools: tuple[str, ...]) -> None:
+    """Walk the Redis data (SCAN, never KEYS) and report every disagreement."""
+    report = check_store(services().connector.client(), pools or None)
+    for problem in report.problems:
+        click.echo(str(problem))
+    click.echo(report.summary())
+    if not report.clean:
+        raise click.exceptions.Exit(1)
+
+
+def _redis_keys() -> RedisKeySource:
+    source = services().key_source
+    if not isinstance(source, RedisKeySource):
+        raise click.ClickException(
+            "BROKER_SIGNING_KEY_FILE is set: the key comes from that file; rotate it by "
+            "replacing the file (keep the old public key published until its tokens expire)"
+        )
+    return source
+
+
+@broker.command("rotate-key")
+def rotate_key() -> None:
+    """Generate a new signing key and make it current (sealed when a KEK is set)."""
+    old, new = _redis_keys().rotate()
+    click.echo(f"signing key {new} is now current" + (f"; {old} retired" if old else ""))
+
+
+@broker.command("keys")
+def list_keys() -> None:
+    """The published keys, current first (kids only: never key material)."""
+    keyring = services().keyring
+    current = keyring.current().kid
+    click.echo(f"{current} current")
+    for key in keyring.published():
+        if key.kid != current:
+            click.echo(f"{key.kid} retired, still published")

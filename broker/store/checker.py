@@ -1,0 +1,204 @@
+"""The consistency checker: walks the Redis data and reports every disagreement.
+
+What the store promises (``keys``, ``scripts``): a login names an identity that exists and
+lists it; an identity lists only logins that name it; a disabled identity holds no logins;
+every identity has an order entry and an identity index entry and nothing else does; every
+pool is in the pool index; no index entry and no key outlives its pool. Lua scripts keep the
+keys of one pool agreeing; the two indexes live in other hash slots and are written just
+before or after, so a crash between the steps shows up here.
+
+The walk uses SCAN, HSCAN and ZSCAN only (never KEYS), so it never blocks Redis, and it is
+not one atomic read: on a busy store a change racing the walk can look like a problem for
+a moment. Run it again to confirm a finding before repairing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import redis
+
+from broker.store import keys
+
+# --- what can be wrong -------------------------------------------------------------------
+LOGIN_TO_MISSING_IDENTITY = "login points at a missing identity"
+LOGIN_NOT_LISTED = "login points at an identity that does not list it"
+LOGIN_ELSEWHERE = "identity lists a login that points elsewhere"
+DISABLED_WITH_LOGINS = "disabled identity still holds logins"
+UNREADABLE_IDENTITY = "identity record is not readable"
+ORDER_WITHOUT_IDENTITY = "order entry without an identity"
+IDENTITY_WITHOUT_ORDER = "identity without an order entry"
+IDENTITY_NOT_INDEXED = "identity missing from the identity index"
+INDEX_WITHOUT_IDENTITY = "identity index entry without its identity"
+INDEX_OF_DELETED_POOL = "index entry of a deleted pool"
+POOL_NOT_INDEXED = "pool missing from the pool index"
+KEY_OF_DELETED_POOL = "key of a deleted pool"
+
+#: ``ib:{<tag>}:<name>``; a tag shaped like a pool id belongs to that pool.
+_KEY = re.compile(r"ib:\{(?P<tag>[^}]*)\}:.*", re.DOTALL)
+_POOL_ID = re.compile(r"[\w-]+:[0-9a-f-]+", re.ASCII)
+SCAN_COUNT = 500
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    pool_id: str
+    kind: str
+    key: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.key}: {self.detail}"
+
+
+@dataclass
+class Report:
+    problems: list[Problem] = field(default_factory=list)
+    pools: int = 0
+    identities: int = 0
+    logins: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        """One line: ``clean: checked 2 pools, 6 identities, 4 logins`` or
+        ``3 problems: checked ...``."""
+        checked = ", ".join(
+            [
+                _count(self.pools, "pool", "pools"),
+                _count(self.identities, "identity", "identities"),
+                _count(self.logins, "login", "logins"),
+            ]
+        )
+        head = "clean" if self.clean else _count(len(self.problems), "problem", "problems")
+        return f"{head}: checked {checked}"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def check_store(client: redis.Redis, pool_ids: Iterable[str] | None = None) -> Report:
+    """Check every pool found in Redis, or only ``pool_ids`` together with the index
+    entries that name them. ``client`` must decode responses to str."""
+    wanted = None if pool_ids is None else set(pool_ids)
+    indexed_pools = {str(m) for m, _ in client.zscan_iter(keys.POOL_INDEX, count=SCAN_COUNT)}
+    named: dict[str, set[str]] = defaultdict(set)  # pool id -> identities the index names
+    for identity_id, pool_id in client.hscan_iter(keys.IDENTITY_INDEX, count=SCAN_COUNT):
+        if wanted is None or pool_id in wanted:
+            named[str(pool_id)].add(str(identity_id))
+    present = _keys_by_pool(client, wanted)
+    pools = wanted if wanted is not None else set(present) | indexed_pools | set(named)
+    report = Report()
+    for pool_id in sorted(pools):
+        walk = _PoolWalk(client, pool_id, report, named.get(pool_id, set()))
+        if keys.PoolKeys.of(pool_id).pool in present.get(pool_id, set()):
+            walk.live(pool_id in indexed_pools)
+        else:
+            walk.deleted(present.get(pool_id, set()), pool_id in indexed_pools)
+    report.problems.sort()
+    return report
+
+
+def _keys_by_pool(client: redis.Redis, wanted: set[str] | None) -> dict[str, set[str]]:
+    """The keys of each pool that exist, found by SCAN."""
+    patterns = ["ib:{*"] if wanted is None else [f"ib:{{{_glob(p)}}}:*" for p in sorted(wanted)]
+    found: dict[str, set[str]] = defaultdict(set)
+    for pattern in patterns:
+        for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
+            match = _KEY.fullmatch(str(key))
+            if match is not None and _POOL_ID.fullmatch(match["tag"]):
+                found[match["tag"]].add(str(key))
+    return found
+
+
+def _glob(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def _login_label(login: str) -> str:
+    """A login as reports show it: the provider, and a digest instead of the user id (user
+    ids are Logins values, which never appear in output)."""
+    provider, _, user_id = login.partition(":")
+    return f"{provider}:#{hashlib.sha256(user_id.encode()).hexdigest()[:12]}"
+
+
+class _PoolWalk:
+    def __init__(self, client: redis.Redis, pool_id: str, report: Report, named: set[str]):
+        self.client = client
+        self.pool_id = pool_id
+        self.keys = keys.PoolKeys.of(pool_id)
+        self.report = report
+        self.named = named
+
+    def problem(self, kind: str, key: str, detail: str) -> None:
+        self.report.problems.append(Problem(self.pool_id, kind, key, detail))
+
+    def deleted(self, present: set[str], indexed: bool) -> None:
+        for key in sorted(present):
+            self.problem(KEY_OF_DELETED_POOL, key, f"pool {self.pool_id} does not exist")
+        if indexed:
+            self.problem(INDEX_OF_DELETED_POOL, keys.POOL_INDEX, self.pool_id)
+        for identity_id in sorted(self.named):
+            self.problem(
+                INDEX_OF_DELETED_POOL, keys.IDENTITY_INDEX, f"{identity_id} -> {self.pool_id}"
+            )
+
+    def live(self, indexed: bool) -> None:
+        k = self.keys
+        self.report.pools += 1
+        if not indexed:
+            self.problem(POOL_NOT_INDEXED, keys.POOL_INDEX, self.pool_id)
+        logins = {str(a): str(b) for a, b in self.client.hscan_iter(k.logins, count=SCAN_COUNT)}
+        raw = {str(a): str(b) for a, b in self.client.hscan_iter(k.identities, count=SCAN_COUNT)}
+        order = {str(m) for m, _ in self.client.zscan_iter(k.order, count=SCAN_COUNT)}
+        self.report.identities += len(raw)
+        self.report.logins += len(logins)
+        listed = {identity_id: self._record(identity_id, rec) for identity_id, rec in raw.items()}
+        for login, owner in sorted(logins.items()):
+            if owner not in listed:
+                self.problem(
+                    LOGIN_TO_MISSING_IDENTITY, k.logins, f"{_login_label(login)} -> {owner}"
+                )
+            elif login not in listed[owner][1]:
+                self.problem(LOGIN_NOT_LISTED, k.logins, f"{_login_label(login)} -> {owner}")
+        for identity_id, (disabled, held) in sorted(listed.items()):
+            if disabled and held:
+                self.problem(DISABLED_WITH_LOGINS, k.identities, f"{identity_id} holds {len(held)}")
+            for login in held:
+                points_at = logins.get(login)
+                if points_at != identity_id:
+                    where = f"points at {points_at}" if points_at else "is not in the logins hash"
+                    self.problem(
+                        LOGIN_ELSEWHERE,
+                        k.identities,
+                        f"{identity_id}: {_login_label(login)} {where}",
+                    )
+            if identity_id not in order:
+                self.problem(IDENTITY_WITHOUT_ORDER, k.order, identity_id)
+            if identity_id not in self.named:
+                self.problem(IDENTITY_NOT_INDEXED, keys.IDENTITY_INDEX, identity_id)
+        for identity_id in sorted(order - set(listed)):
+            self.problem(ORDER_WITHOUT_IDENTITY, k.order, identity_id)
+        for identity_id in sorted(self.named - set(listed)):
+            self.problem(
+                INDEX_WITHOUT_IDENTITY, keys.IDENTITY_INDEX, f"{identity_id} -> {self.pool_id}"
+            )
+
+    def _record(self, identity_id: str, raw: str) -> tuple[bool, list[str]]:
+        try:
+            record = json.loads(raw)
+            held = record.get("l") or []  # Lua's cjson writes an empty list as {}
+            if not isinstance(held, list) or not all(isinstance(x, str) for x in held):
+                raise ValueError("l is not a list of logins")
+            return record.get("d") == 1, held
+        except (ValueError, AttributeError) as exc:
+            self.problem(UNREADABLE_IDENTITY, self.keys.identities, f"{identity_id}: {exc}")
+            return False, []

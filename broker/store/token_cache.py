@@ -1,0 +1,120 @@
+"""Redis primitives of the backend door's token cache (the rules are in
+``broker.backend.cache``).
+
+Every key carries the pool's hash tag, as ``keys.PoolKeys`` does, so an entry, its lock and
+the pool's signature counter share one Redis Cluster slot and one pipeline reaches them all.
+
+- entry ``ib:{<pool>}:token-cache:<digest>``: JSON ``{"t": token, "iat": ..., "exp": ...}``,
+  expiring when it stops being fresh;
+- lock ``<entry>:lock``: ``SET NX PX``, held by the one request that signs on a miss;
+- counter ``ib:{<pool>}:token-cache:signed``: tokens this door signed for the pool (a
+  metric; refreshed to expire a day after the last signature).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any, Final
+
+import redis
+
+from broker.store.client import RedisConnector
+from broker.store.keys import PREFIX
+
+COUNTER_TTL_SECONDS: Final = 86400
+
+# KEYS: lock   ARGV: the holder's token. Deletes the lock only if this holder still owns it.
+RELEASE_LOCK: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def entry_key(pool_id: str, digest: str) -> str:
+    return f"{PREFIX}:{{{pool_id}}}:token-cache:{digest}"
+
+
+def lock_key(entry: str) -> str:
+    return f"{entry}:lock"
+
+
+def signed_counter_key(pool_id: str) -> str:
+    return f"{PREFIX}:{{{pool_id}}}:token-cache:signed"
+
+
+@dataclass(frozen=True)
+class CachedToken:
+    token: str
+    issued_at: int
+    expires_at: int
+
+    def encode(self) -> str:
+        return json.dumps({"t": self.token, "iat": self.issued_at, "exp": self.expires_at})
+
+    @classmethod
+    def decode(cls, raw: str) -> CachedToken | None:
+        try:
+            record = json.loads(raw)
+            return cls(str(record["t"]), int(record["iat"]), int(record["exp"]))
+        except (ValueError, TypeError, KeyError):
+            return None  # an unreadable entry is a miss, and is overwritten
+
+
+class RedisTokenCache:
+    def __init__(self, connector: RedisConnector) -> None:
+        self._connector = connector
+        self._release: Any = None
+        self._release_client: redis.Redis | None = None
+
+    @property
+    def redis(self) -> redis.Redis:
+        return self._connector.client()
+
+    def _release_script(self) -> Any:
+        client = self.redis
+        if client is not self._release_client:  # a forked worker has a new client
+            self._release = client.register_script(RELEASE_LOCK)
+            self._release_client = client
+        return self._release
+
+    def get(self, entry: str) -> CachedToken | None:
+        raw = self.redis.get(entry)
+        return None if raw is None else CachedToken.decode(str(raw))
+
+    def try_lock(self, entry: str, ttl_ms: int) -> str | None:
+        """Take the entry's lock; return the holder's token, or None when another holds it."""
+        holder = secrets.token_hex(16)
+        taken = self.redis.set(lock_key(entry), holder, nx=True, px=ttl_ms)
+        return holder if taken else None
+
+    def release(self, entry: str, holder: str) -> None:
+        self._release_script()(keys=[lock_key(entry)], args=[holder])
+
+    def put(
+        self, pool_id: str, entry: str, cached: CachedToken, ttl_seconds: int, holder: str | None
+    ) -> None:
+        """Store a freshly signed token, count the signature, and release the lock, in one
+        round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(entry, cached.encode(), ex=max(1, ttl_seconds))
+        self._count(pipe, pool_id)
+        if holder is not None:
+            self._release_script()(keys=[lock_key(entry)], args=[holder], client=pipe)
+        pipe.execute()
+
+    def count_signature(self, pool_id: str) -> None:
+        """Count a signature that was not cached (the cache is turned off)."""
+        pipe = self.redis.pipeline(transaction=False)
+        self._count(pipe, pool_id)
+        pipe.execute()
+
+    def signatures(self, pool_id: str) -> int:
+        return int(self.redis.get(signed_counter_key(pool_id)) or 0)
+
+    @staticmethod
+    def _count(pipe: Any, pool_id: str) -> None:
+        counter = signed_counter_key(pool_id)
+        pipe.incr(counter)
+        pipe.expire(counter, COUNTER_TTL_SECONDS)

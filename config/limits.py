@@ -1,0 +1,41 @@
+"""Optional rate limits (off by default), shared by every worker through Redis.
+
+``BROKER_RATE_LIMIT_PER_ACCESS_KEY``: requests per second one access key may make to the
+AWS API. ``BROKER_RATE_LIMIT_PER_IDENTITY``: tokens per second one identity may get (AWS
+applies 5 GetOpenIdToken calls per second per identity; contract section 8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from config.errors import ConfigError
+
+MAX_RATE = 1_000_000
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    per_access_key: int | None = None
+    per_identity: int | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> RateLimitSettings:
+        return cls(
+            per_access_key=_rate(environ, "BROKER_RATE_LIMIT_PER_ACCESS_KEY"),
+            per_identity=_rate(environ, "BROKER_RATE_LIMIT_PER_IDENTITY"),
+        )
+
+
+def _rate(environ: Mapping[str, str], name: str) -> int | None:
+    raw = environ.get(name, "").strip()
+    if not raw or raw.lower() == "off":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be requests per second (a whole number) or off") from None
+    if not 1 <= value <= MAX_RATE:
+        raise ConfigError(f"{name} must be between 1 and {MAX_RATE}, got {value}")
+    return value

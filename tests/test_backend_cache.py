@@ -1,0 +1,314 @@
+"""The backend door's token cache: hits, the freshness threshold, and coalesced misses.
+
+Signatures are counted by the door itself (``ib:{<pool>}:token-cache:signed`` in Redis,
+incremented on every token it signs), read straight from Redis here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+import requests
+from flask.testing import FlaskClient
+from support.backend import API_KEY, Clock
+from support.processes import BrokerServer, RedisServer
+
+from broker.backend.cache import CoalescingTokenCache, cache_key, is_fresh
+from broker.factory import create_app
+from broker.store.token_cache import CachedToken, RedisTokenCache, signed_counter_key
+from config.settings import Settings
+
+TRUSTED = {"X-Api-Key": API_KEY}
+
+
+def signatures(redis_server: RedisServer, pool_id: str) -> int:
+    return int(redis_server.client().get(signed_counter_key(pool_id)) or 0)
+
+
+@pytest.fixture
+def door(
+    redis_server: RedisServer, pool: dict[str, Any], broker_credentials: dict[str, str]
+) -> Callable[..., FlaskClient]:
+    def make(clock: Callable[[], float] = time.time, **env: str) -> FlaskClient:
+        settings = Settings.from_env(
+            {
+                "REDIS_URL": redis_server.url,
+                "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in broker_credentials.items()),
+                "BROKER_BACKEND_AUTH": "api_key",
+                "BROKER_BACKEND_API_KEYS": API_KEY,
+                "BROKER_BACKEND_POOL_ID": pool["IdentityPoolId"],
+                **env,
+            }
+        )
+        app = create_app(settings, clock=clock)
+        app.testing = True
+        return app.test_client()
+
+    return make
+
+
+def token_for(client: FlaskClient, user: str, **body: Any) -> dict[str, Any]:
+    response = client.post("/v1/token", headers=TRUSTED, json={"user_id": user, **body})
+    assert response.status_code == 200, response.json
+    data: dict[str, Any] = response.json["data"]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("now", "min_remaining", "fresh"),
+    [
+        (1000, 0.5, True),  # just signed
+        (1449, 0.5, True),  # 451 of 900 s left
+        (1450, 0.5, False),  # exactly half left: not more than half
+        (1899, 0.001, True),  # 1 s left of 900 is over 0.1 % (0.9 s)
+        (1899.5, 0.001, False),  # 0.5 s left is under it
+        (1900, 0.001, False),  # expired
+        (2500, 0.001, False),  # long expired
+    ],
+)
+def test_freshness_rule(now: float, min_remaining: float, fresh: bool) -> None:
+    cached = CachedToken("t", issued_at=1000, expires_at=1900)
+    assert is_fresh(cached, now, min_remaining) is fresh
+
+
+def test_a_hit_returns_the_same_token_without_signing(
+    door: Callable[..., FlaskClient], pool: dict[str, Any], redis_server: RedisServer
+) -> None:
+    client = door()
+    first = token_for(client, "hit-user")
+    second = token_for(client, "hit-user")
+
+    assert first["cached"] is False
+    assert second["cached"] is True
+    assert second["token"] == first["token"]
+    assert second["expires_at"] == first["expires_at"]
+    assert signatures(redis_server, pool["IdentityPoolId"]) == 1
+
+
+def test_past_the_threshold_a_new_token_is_issued(
+    door: Callable[..., FlaskClient], pool: dict[str, Any], redis_server: RedisServer
+) -> None:
+    clock = Clock()
+    client = door(clock)
+    first = token_for(client, "aging-user", token_duration=900)
+    clock.advance(449)  # 451 s of 900 left: more than half
+    still = token_for(client, "aging-user", token_duration=900)
+    clock.advance(2)  # 449 s left: under half
+    renewed = token_for(client, "aging-user", token_duration=900)
+
+    assert still["token"] == first["token"] and still["cached"] is True
+    assert renewed["token"] != first["token"] and renewed["cached"] is False
+    assert renewed["expires_at"] > first["expires_at"]
+    assert signatures(redis_server, pool["IdentityPoolId"]) == 2
+
+
+def test_the_share_is_configurable_and_an_expired_token_is_never_served(
+    door: Callable[..., FlaskClient],
+) -> None:
+    clock = Clock()
+    client = door(clock, BROKER_BACKEND_CACHE_MIN_REMAINING="0.001")
+    first = token_for(client, "late-user", token_duration=100)
+    clock.advance(99)  # 1 s of 100 left: more than 0.1 %
+    assert token_for(client, "late-user", token_duration=100)["token"] == first["token"]
+    clock.advance(1)  # exactly at exp
+    assert token_for(client, "late-user", token_duration=100)["token"] != first["token"]
+
+
+def test_tags_and_duration_are_part_of_the_key(door: Callable[..., FlaskClient]) -> None:
+    client = door()
+    plain = token_for(client, "keyed-user")
+    tagged = token_for(client, "keyed-user", principal_tags={"team": "blue"})
+    other_tag = token_for(client, "keyed-user", principal_tags={"team": "red"})
+    longer = token_for(client, "keyed-user", token_duration=3600)
+
+    assert len({plain["token"], tagged["token"], other_tag["token"], longer["token"]}) == 4
+    again = token_for(client, "keyed-user", principal_tags={"team": "blue"})
+    assert again["token"] == tagged["token"] and again["cached"] is True
+
+
+def test_share_of_one_turns_the_cache_off(
+    door: Callable[..., FlaskClient], pool: dict[str, Any], redis_server: RedisServer
+) -> None:
+    client = door(BROKER_BACKEND_CACHE_MIN_REMAINING="1")
+    clock_tokens = {token_for(client, "uncached")["cached"] for _ in range(3)}
+    assert clock_tokens == {False}
+    assert signatures(redis_server, pool["IdentityPoolId"]) == 3
+
+
+def test_unlinked_user_never_gets_the_old_identitys_cached_token(
+    door: Callable[..., FlaskClient], pool: dict[str, Any], cognito: Any
+) -> None:
+    """The key holds the identity: after UnlinkDeveloperIdentity the user is new."""
+    client = door()
+    before = token_for(client, "leaving-user")
+    cognito.unlink_developer_identity(
+        IdentityId=before["identity_id"],
+        IdentityPoolId=pool["IdentityPoolId"],
+        DeveloperProviderName="login.example.dev",
+        DeveloperUserIdentifier="leaving-user",
+    )
+    after = token_for(client, "leaving-user")
+    assert after["identity_id"] != before["identity_id"]
+    assert after["cached"] is False
+
+
+class ThreadedConnector:
+    """A client whose pool fits 50 threads (a gunicorn sync worker has one at a time)."""
+
+    def __init__(self, redis_server: RedisServer) -> None:
+        self._client = redis_server.client(max_connections=64)
+
+    def client(self) -> redis.Redis:
+        return self._client
+
+
+def test_fifty_concurrent_misses_in_one_process_sign_once(redis_server: RedisServer) -> None:
+    """The coalescing rule itself, with a slow signer and 50 real threads."""
+    cache = CoalescingTokenCache(
+        RedisTokenCache(ThreadedConnector(redis_server)),  # type: ignore[arg-type]
+        min_remaining=0.5,
+        clock=time.time,
+    )
+    pool_id = f"us-east-1:{uuid.uuid4()}"
+    key = cache_key(
+        issuer="i",
+        pool_id=pool_id,
+        identity_id="id",
+        provider="p",
+        user_id="u",
+        tags={},
+        duration=900,
+    )
+    signed: list[int] = []
+    lock = threading.Lock()
+
+    def sign() -> CachedToken:
+        time.sleep(0.05)  # a slow signature widens the race
+        with lock:
+            signed.append(1)
+            n = len(signed)
+        now = int(time.time())
+        return CachedToken(f"token-{n}", now, now + 900)
+
+    barrier = threading.Barrier(50)
+    results: list[tuple[CachedToken, bool]] = []
+
+    def call() -> None:
+        barrier.wait()
+        results.append(cache.get_or_sign(key, sign))
+
+    threads = [threading.Thread(target=call) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(results) == 50
+    assert len(signed) == 1
+    assert {token.token for token, _ in results} == {"token-1"}
+    assert sum(1 for _, cached in results if not cached) == 1
+    assert signatures(redis_server, pool_id) == 1
+
+
+# --- a live gunicorn with several workers ------------------------------------------------
+@pytest.fixture(scope="module")
+def backend_broker(
+    redis_server: RedisServer,
+    broker_credentials: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[BrokerServer]:
+    """gunicorn with 4 workers whose backend door uses a pool it creates by name."""
+    name = f"backend {uuid.uuid4().hex[:12]}"
+    server = BrokerServer(
+        redis_url=redis_server.url,
+        credentials=broker_credentials,
+        workers=4,
+        log_path=tmp_path_factory.mktemp("backend-broker") / "gunicorn.log",
+        env={
+            "BROKER_BACKEND_AUTH": "api_key",
+            "BROKER_BACKEND_API_KEYS": API_KEY,
+            "BROKER_BACKEND_POOL_NAME": name,
+            "BROKER_BACKEND_DEVELOPER_PROVIDER": "login.backend.test",
+        },
+    )
+    with server:
+        server.pool_name = name  # type: ignore[attr-defined]
+        yield server
+
+
+def pools_named(redis_server: RedisServer, name: str) -> list[str]:
+    client = redis_server.client()
+    ids = client.zrange("ib:{pools}:index", 0, -1)
+    return [
+        pool_id
+        for pool_id in ids
+        if f'"name":"{name}"' in (client.get(f"ib:{{{pool_id}}}:pool") or "")
+    ]
+
+
+def test_fifty_concurrent_misses_on_gunicorn_sign_a_handful(
+    backend_broker: BrokerServer, redis_server: RedisServer
+) -> None:
+    user = f"burst-{uuid.uuid4().hex}"
+    barrier = threading.Barrier(50)
+    answers: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        with requests.Session() as http:
+            barrier.wait()
+            try:
+                response = http.post(
+                    f"{backend_broker.url}/v1/token",
+                    headers=TRUSTED,
+                    json={"user_id": user},
+                    timeout=30,
+                )
+                answers.append(response.json())
+            except Exception as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert len(answers) == 50
+    assert all(answer["success"] for answer in answers), answers[0]
+    identities = {answer["data"]["identity_id"] for answer in answers}
+    assert len(identities) == 1
+    (pool_id,) = pools_named(redis_server, backend_broker.pool_name)  # type: ignore[attr-defined]
+    signed = signatures(redis_server, pool_id)
+    print(f"\n50 concurrent misses on 4 gunicorn workers: {signed} signature(s)")
+    assert 1 <= signed <= 3
+    assert len({answer["data"]["token"] for answer in answers}) == signed
+    assert sum(1 for answer in answers if not answer["data"]["cached"]) == signed
+
+
+def test_the_named_pool_is_created_once_across_workers_and_restarts(
+    backend_broker: BrokerServer, redis_server: RedisServer
+) -> None:
+    name = backend_broker.pool_name  # type: ignore[attr-defined]
+    (pool_id,) = pools_named(redis_server, name)  # four workers started: one pool
+    backend_broker.stop()
+    backend_broker.start()
+    assert pools_named(redis_server, name) == [pool_id]
+    response = requests.post(
+        f"{backend_broker.url}/v1/token",
+        headers=TRUSTED,
+        json={"user_id": "after-restart"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    token = response.json()["data"]["token"]
+    import jwt
+
+    assert jwt.decode(token, options={"verify_signature": False})["aud"] == pool_id

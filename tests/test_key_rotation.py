@@ -1,0 +1,262 @@
+"""Signing-key rotation and keys sealed at rest (issue 5).
+
+A token signed before a rotation still verifies after it; tokens signed after it carry the
+new kid in every worker; the old key leaves the JWKS once every token it signed has expired
+(the longest TokenDuration plus clock skew); keys in Redis are sealed under the KEK."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import threading
+import time
+from typing import Any
+
+import boto3
+import botocore.config
+import jwt
+import pytest
+from flask.testing import FlaskClient
+from support.processes import BrokerServer, ProcessStartError, RedisServer
+from support.signing import signed_headers
+
+from broker.factory import create_app
+from broker.store.client import RedisConnector
+from broker.store.signing_keys import RedisSigningKeys
+from broker.tokens.keys import RedisKeySource
+from broker.tokens.sealing import KeyEncryptionError, KeySealer
+from config.keys import DEFAULT_RETENTION_SECONDS
+from config.settings import Settings
+
+KEY_ID, SECRET = "AKIDROTATE", "rotation-test-secret-0123456789"
+PROVIDER = "login.rotate"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def settings_for(redis_url: str, **extra: str) -> Settings:
+    return Settings.from_env(
+        {
+            "REDIS_URL": redis_url,
+            "BROKER_CREDENTIALS": f"{KEY_ID}:{SECRET}",
+            "BROKER_KEY_REFRESH_SECONDS": "0",
+            **extra,
+        }
+    )
+
+
+def call(client: FlaskClient, clock: Clock, operation: str, body: dict[str, Any]) -> Any:
+    raw = json.dumps(body).encode()
+    when = dt.datetime.fromtimestamp(clock(), dt.UTC)
+    headers = signed_headers(
+        "http://localhost/", raw, operation=operation, key_id=KEY_ID, secret=SECRET, when=when
+    )
+    response = client.post("/", data=raw, headers=headers)
+    assert response.status_code == 200, response.data
+    return json.loads(response.data)
+
+
+def kid_of(token: str) -> str:
+    return str(jwt.get_unverified_header(token)["kid"])
+
+
+def rotate(redis_url: str, clock: Clock | None = None) -> tuple[str | None, str]:
+    source = RedisKeySource(RedisSigningKeys(RedisConnector(redis_url, 2.0)), clock or time.time)
+    return source.rotate()
+
+
+def test_rotation_keeps_old_tokens_valid_until_they_expire() -> None:
+    clock = Clock()
+    with RedisServer() as redis_server:
+        app = create_app(settings_for(redis_server.url), clock=clock)
+        client = app.test_client()
+        pool = call(
+            client,
+            clock,
+            "CreateIdentityPool",
+            {
+                "IdentityPoolName": "rot",
+                "AllowUnauthenticatedIdentities": False,
+                "DeveloperProviderName": PROVIDER,
+            },
+        )["IdentityPoolId"]
+
+        def token(duration: int = 900) -> str:
+            body = {"IdentityPoolId": pool, "Logins": {PROVIDER: "u"}, "TokenDuration": duration}
+            return str(call(client, clock, "GetOpenIdTokenForDeveloperIdentity", body)["Token"])
+
+        before = token(86400)
+        old_kid, new_kid = rotate(redis_server.url, clock)
+        assert old_kid == kid_of(before)
+        after = token()
+        assert kid_of(after) == new_kid != old_kid
+
+        keys = client.get("/.well-known/jwks_uri").get_json()
+        assert {k["kid"] for k in keys["keys"]} == {old_kid, new_kid}
+        jwks = jwt.PyJWKSet.from_dict(keys)
+        for t in (before, after):  # both verify with the published set, old one included
+            claims = jwt.decode(
+                t,
+                jwks[kid_of(t)].key,
+                algorithms=["RS512"],
+                audience=pool,
+                options={"verify_exp": False},
+            )
+            assert claims["aud"] == pool
+
+        clock.now += DEFAULT_RETENTION_SECONDS - 60  # the longest token is not yet past skew
+        assert {k["kid"] for k in client.get("/.well-known/jwks.json").get_json()["keys"]} == {
+            old_kid,
+            new_kid,
+        }
+        clock.now += 120  # now every token the old key signed has expired, skew included
+        published = client.get("/.well-known/jwks.json").get_json()["keys"]
+        assert [k["kid"] for k in published] == [new_kid]
+
+        rotate(redis_server.url, clock)  # the next rotation prunes the long-retired key
+        assert redis_server.client().hexists("ib:{signing}:keys", old_kid) == 0
+
+
+def test_every_worker_switches_to_the_new_key(
+    redis_server: RedisServer, broker_credentials: dict[str, str]
+) -> None:
+    with (
+        RedisServer() as own_redis,
+        BrokerServer(
+            redis_url=own_redis.url,
+            credentials=broker_credentials,
+            workers=3,
+            env={"BROKER_KEY_REFRESH_SECONDS": "0.5"},
+        ) as server,
+    ):
+        session = boto3.session.Session(
+            aws_access_key_id=server.access_key_id,
+            aws_secret_access_key=server.secret_access_key,
+            region_name="us-east-1",
+        )
+        config = botocore.config.Config(retries={"max_attempts": 1})
+        setup: Any = session.client("cognito-identity", endpoint_url=server.url, config=config)
+        pool = setup.create_identity_pool(
+            IdentityPoolName="rot",
+            AllowUnauthenticatedIdentities=False,
+            DeveloperProviderName=PROVIDER,
+        )["IdentityPoolId"]
+        before = setup.get_open_id_token_for_developer_identity(
+            IdentityPoolId=pool, Logins={PROVIDER: "w"}
+        )["Token"]
+        old_kid, new_kid = rotate(own_redis.url)
+        assert old_kid == kid_of(before)
+        time.sleep(1.0)  # > BROKER_KEY_REFRESH_SECONDS
+
+        kids: list[str] = []
+
+        def work(n: int) -> None:
+            client: Any = session.client("cognito-identity", endpoint_url=server.url, config=config)
+            for i in range(5):
+                kids.append(
+                    kid_of(
+                        client.get_open_id_token_for_developer_identity(
+                            IdentityPoolId=pool, Logins={PROVIDER: f"w{n}-{i}"}
+                        )["Token"]
+                    )
+                )
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert len(kids) == 40
+        assert set(kids) == {new_kid}
+        jwks = jwt.PyJWKClient(f"{server.url}/.well-known/jwks_uri", cache_keys=False)
+        claims = jwt.decode(
+            before, jwks.get_signing_key_from_jwt(before).key, algorithms=["RS512"], audience=pool
+        )
+        assert claims["amr"][2].endswith(":w")
+
+
+def test_keys_are_sealed_at_rest_and_refused_without_the_kek(
+    broker_credentials: dict[str, str],
+) -> None:
+    kek = secrets.token_hex(32)
+    with RedisServer() as redis_server:
+        app = create_app(settings_for(redis_server.url, BROKER_KEY_ENCRYPTION_KEY=kek))
+        kid = app.test_client().get("/.well-known/jwks.json").get_json()["keys"][0]["kid"]
+        record = json.loads(redis_server.client().hget("ib:{signing}:keys", kid))
+        assert "pem" not in record and record["sealed"]["alg"] == "A256GCM"
+        assert "PRIVATE KEY" not in json.dumps(record)
+
+        with pytest.raises(KeyEncryptionError, match="BROKER_KEY_ENCRYPTION_KEY is not set"):
+            create_app(settings_for(redis_server.url))
+        with pytest.raises(KeyEncryptionError, match="wrong key"):
+            create_app(settings_for(redis_server.url, BROKER_KEY_ENCRYPTION_KEY="ab" * 32))
+
+        server = BrokerServer(
+            redis_url=redis_server.url,
+            credentials=broker_credentials,
+            workers=1,
+            start_timeout=10,
+        )
+        with pytest.raises(ProcessStartError) as refused:
+            server.start()
+        server.stop()
+        assert "refusing to start" in str(refused.value)
+
+        reopened = create_app(settings_for(redis_server.url, BROKER_KEY_ENCRYPTION_KEY=kek))
+        assert reopened.test_client().get("/readyz").status_code == 200
+
+
+def test_a_sealed_key_cannot_be_moved_under_another_kid() -> None:
+    sealer = KeySealer(bytes(32))
+    record = sealer.seal("kid-a", "-----BEGIN PRIVATE KEY-----...")
+    assert sealer.open("kid-a", record).startswith("-----BEGIN")
+    with pytest.raises(KeyEncryptionError):
+        sealer.open("kid-b", record)
+
+
+def test_the_rotate_key_command_switches_the_current_key() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from support.processes import broker_env
+
+    with RedisServer() as redis_server:
+        env = broker_env()
+        env.update(
+            {
+                "REDIS_URL": redis_server.url,
+                "BROKER_CREDENTIALS": f"{KEY_ID}:{SECRET}",
+                "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+            }
+        )
+        flask = [str(Path(sys.prefix) / "bin" / "flask"), "--app", "app", "broker"]
+        cwd = Path(__file__).resolve().parent.parent
+
+        def run(*args: str) -> str:
+            result = subprocess.run(
+                [*flask, *args],
+                env=env,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            return result.stdout
+
+        first = run("keys").split()[0]
+        rotated = run("rotate-key")
+        second = run("keys").splitlines()
+        assert f"{first} retired" in rotated
+        assert second[0].endswith(" current") and not second[0].startswith(first)
+        assert second[1] == f"{first} retired, still published"
+        assert "PRIVATE" not in rotated + "".join(second)

@@ -1,0 +1,255 @@
+"""Pool roles, principal tag attribute maps and tags over boto3 against the live broker
+(contract section 7), and DeleteIdentityPool leaving no key of the pool behind."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from support.identities import (
+    DEVELOPER_PROVIDER,
+    REGION,
+    assert_consistent,
+    developer_token,
+    error_of,
+    identity_of,
+    merge,
+    unsigned_client,
+)
+from support.processes import BrokerServer, RedisServer
+
+ACCOUNT = "000000000000"
+ROLE = "arn:aws:iam::000000000000:role/{}"
+RULES_MAPPING = {
+    "Type": "Rules",
+    "AmbiguousRoleResolution": "Deny",
+    "RulesConfiguration": {
+        "Rules": [
+            {
+                "Claim": "team",
+                "MatchType": "Equals",
+                "Value": "blue",
+                "RoleARN": ROLE.format("blue"),
+            }
+        ]
+    },
+}
+
+
+def arn_of(pool_id: str, region: str = REGION, account: str = ACCOUNT) -> str:
+    return f"arn:aws:cognito-identity:{region}:{account}:identitypool/{pool_id}"
+
+
+def unknown_pool() -> str:
+    return f"{REGION}:{uuid.uuid4()}"
+
+
+# --- Set/GetIdentityPoolRoles ------------------------------------------------------------
+def test_roles_round_trip(cognito: Any, pool: dict[str, Any]) -> None:
+    pool_id = pool["IdentityPoolId"]
+    assert cognito.get_identity_pool_roles(IdentityPoolId=pool_id)["IdentityPoolId"] == pool_id
+    roles = {"authenticated": ROLE.format("auth"), "unauthenticated": ROLE.format("unauth")}
+    mappings = {DEVELOPER_PROVIDER: RULES_MAPPING, "graph.facebook.com": {"Type": "Token"}}
+    cognito.set_identity_pool_roles(IdentityPoolId=pool_id, Roles=roles, RoleMappings=mappings)
+    got = cognito.get_identity_pool_roles(IdentityPoolId=pool_id)
+    got.pop("ResponseMetadata")
+    assert got == {"IdentityPoolId": pool_id, "Roles": roles, "RoleMappings": mappings}
+    cognito.set_identity_pool_roles(IdentityPoolId=pool_id, Roles={})
+    got = cognito.get_identity_pool_roles(IdentityPoolId=pool_id)
+    assert "Roles" not in got and "RoleMappings" not in got
+
+
+def test_roles_errors(cognito: Any, pool: dict[str, Any]) -> None:
+    with pytest.raises(ClientError) as exc:
+        cognito.set_identity_pool_roles(
+            IdentityPoolId=pool["IdentityPoolId"],
+            Roles={},
+            RoleMappings={DEVELOPER_PROVIDER: {"Type": "Rules"}},
+        )
+    assert error_of(exc) == (
+        "InvalidParameterException",
+        400,
+        f"RoleMappings entry '{DEVELOPER_PROVIDER}' has Type Rules but no RulesConfiguration.",
+    )
+    unknown = unknown_pool()
+    for call in (
+        lambda: cognito.set_identity_pool_roles(IdentityPoolId=unknown, Roles={}),
+        lambda: cognito.get_identity_pool_roles(IdentityPoolId=unknown),
+    ):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert error_of(exc) == (
+            "ResourceNotFoundException",
+            400,
+            f"IdentityPool '{unknown}' not found.",
+        )
+
+
+# --- Set/GetPrincipalTagAttributeMap -----------------------------------------------------
+def test_principal_tag_map_round_trip(cognito: Any, pool: dict[str, Any]) -> None:
+    pool_id = pool["IdentityPoolId"]
+    unset = cognito.get_principal_tag_attribute_map(
+        IdentityPoolId=pool_id, IdentityProviderName=DEVELOPER_PROVIDER
+    )
+    assert unset["UseDefaults"] is False and "PrincipalTags" not in unset
+    tags = {"team": "custom:team", "tier": "custom:tier"}
+    set_answer = cognito.set_principal_tag_attribute_map(
+        IdentityPoolId=pool_id,
+        IdentityProviderName=DEVELOPER_PROVIDER,
+        UseDefaults=False,
+        PrincipalTags=tags,
+    )
+    got = cognito.get_principal_tag_attribute_map(
+        IdentityPoolId=pool_id, IdentityProviderName=DEVELOPER_PROVIDER
+    )
+    for answer in (set_answer, got):
+        answer.pop("ResponseMetadata")
+        assert answer == {
+            "IdentityPoolId": pool_id,
+            "IdentityProviderName": DEVELOPER_PROVIDER,
+            "UseDefaults": False,
+            "PrincipalTags": tags,
+        }
+    cognito.set_principal_tag_attribute_map(
+        IdentityPoolId=pool_id, IdentityProviderName=DEVELOPER_PROVIDER, UseDefaults=True
+    )
+    got = cognito.get_principal_tag_attribute_map(
+        IdentityPoolId=pool_id, IdentityProviderName=DEVELOPER_PROVIDER
+    )
+    assert got["UseDefaults"] is True and "PrincipalTags" not in got
+
+
+def test_principal_tag_map_errors(cognito: Any, pool: dict[str, Any]) -> None:
+    pool_id = pool["IdentityPoolId"]
+    for call in (cognito.set_principal_tag_attribute_map, cognito.get_principal_tag_attribute_map):
+        with pytest.raises(ClientError) as exc:
+            call(IdentityPoolId=pool_id, IdentityProviderName="accounts.google.com")
+        assert error_of(exc) == (
+            "InvalidParameterException",
+            400,
+            f"'accounts.google.com' is not an identity provider of identity pool '{pool_id}'.",
+        )
+        unknown = unknown_pool()
+        with pytest.raises(ClientError) as exc:
+            call(IdentityPoolId=unknown, IdentityProviderName=DEVELOPER_PROVIDER)
+        assert error_of(exc)[:2] == ("ResourceNotFoundException", 400)
+
+
+# --- TagResource, UntagResource, ListTagsForResource -------------------------------------
+def test_tags_are_the_pool_tags(cognito: Any) -> None:
+    pool_id = cognito.create_identity_pool(
+        IdentityPoolName="tagged",
+        AllowUnauthenticatedIdentities=False,
+        IdentityPoolTags={"env": "test"},
+    )["IdentityPoolId"]
+    try:
+        arn = arn_of(pool_id)
+        assert cognito.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"env": "test"}
+        cognito.tag_resource(ResourceArn=arn, Tags={"team": "blue", "env": "prod", "empty": ""})
+        assert cognito.list_tags_for_resource(ResourceArn=arn)["Tags"] == {
+            "env": "prod",
+            "team": "blue",
+            "empty": "",
+        }
+        cognito.untag_resource(ResourceArn=arn, TagKeys=["env", "not-there"])
+        tags = {"team": "blue", "empty": ""}
+        assert cognito.list_tags_for_resource(ResourceArn=arn)["Tags"] == tags
+        assert cognito.describe_identity_pool(IdentityPoolId=pool_id)["IdentityPoolTags"] == tags
+    finally:
+        cognito.delete_identity_pool(IdentityPoolId=pool_id)
+
+
+def test_at_most_fifty_tags(cognito: Any, pool: dict[str, Any]) -> None:
+    arn = arn_of(pool["IdentityPoolId"])
+    cognito.tag_resource(ResourceArn=arn, Tags={f"k{n}": "v" for n in range(50)})
+    with pytest.raises(ClientError) as exc:
+        cognito.tag_resource(ResourceArn=arn, Tags={"one-more": "v"})
+    assert error_of(exc) == (
+        "InvalidParameterException",
+        400,
+        "An identity pool can have at most 50 tags; the request would leave 51.",
+    )
+    cognito.tag_resource(ResourceArn=arn, Tags={"k0": "overwritten"})  # still 50
+    assert len(cognito.list_tags_for_resource(ResourceArn=arn)["Tags"]) == 50
+    with pytest.raises(ClientError) as exc:
+        cognito.create_identity_pool(
+            IdentityPoolName="too_many",
+            AllowUnauthenticatedIdentities=False,
+            IdentityPoolTags={f"k{n}": "v" for n in range(51)},
+        )
+    assert error_of(exc)[:2] == ("InvalidParameterException", 400)
+
+
+@pytest.mark.parametrize(
+    ("arn", "code"),
+    [
+        (
+            "arn:aws:cognito-idp:us-east-1:000000000000:userpool/us-east-1_abc",
+            "InvalidParameterException",
+        ),
+        ("not an arn at all, but long enough", "InvalidParameterException"),
+        (arn_of(unknown_pool()), "ResourceNotFoundException"),
+        (arn_of("{pool}", account="123456789012"), "ResourceNotFoundException"),
+        (arn_of("{pool}", region="eu-west-1"), "ResourceNotFoundException"),
+    ],
+    ids=["user-pool-arn", "not-an-arn", "unknown-pool", "other-account", "other-region"],
+)
+def test_tag_operations_check_the_arn(
+    cognito: Any, pool: dict[str, Any], arn: str, code: str
+) -> None:
+    arn = arn.format(pool=pool["IdentityPoolId"])
+    calls = [
+        lambda: cognito.tag_resource(ResourceArn=arn, Tags={"a": "b"}),
+        lambda: cognito.untag_resource(ResourceArn=arn, TagKeys=["a"]),
+        lambda: cognito.list_tags_for_resource(ResourceArn=arn),
+    ]
+    for call in calls:
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert error_of(exc)[:2] == (code, 400)
+    assert cognito.list_tags_for_resource(ResourceArn=arn_of(pool["IdentityPoolId"]))["Tags"] == {}
+
+
+# --- DeleteIdentityPool ------------------------------------------------------------------
+def test_delete_identity_pool_leaves_no_key_of_the_pool(
+    cognito: Any, broker_server: BrokerServer, redis_server: RedisServer
+) -> None:
+    pool_id = cognito.create_identity_pool(
+        IdentityPoolName="doomed",
+        AllowUnauthenticatedIdentities=True,
+        DeveloperProviderName=DEVELOPER_PROVIDER,
+        IdentityPoolTags={"a": "b"},
+    )["IdentityPoolId"]
+    public = unsigned_client(broker_server.url)
+    try:
+        unauthenticated = public.get_id(IdentityPoolId=pool_id)["IdentityId"]
+    finally:
+        public.close()
+    ids = [identity_of(cognito, pool_id, user) for user in ("a", "b", "c")]
+    merge(cognito, pool_id, "a", "b")
+    developer_token(cognito, pool_id, "d")
+    cognito.set_identity_pool_roles(
+        IdentityPoolId=pool_id, Roles={"authenticated": ROLE.format("x")}
+    )
+    cognito.set_principal_tag_attribute_map(
+        IdentityPoolId=pool_id, IdentityProviderName=DEVELOPER_PROVIDER, PrincipalTags={"t": "v"}
+    )
+    with redis_server.client() as client:
+        assert_consistent(client, pool_id)
+        assert len(list(client.scan_iter(match=f"*{pool_id}*"))) >= 7
+        client.set(f"ib:{{{pool_id}}}:token-cache:abc", "{}")  # another door's key, same tag
+
+        cognito.delete_identity_pool(IdentityPoolId=pool_id)
+
+        assert list(client.scan_iter(match=f"*{pool_id}*")) == []
+        assert client.zscore("ib:{pools}:index", pool_id) is None
+        index = dict(client.hscan_iter("ib:{identities}:pool"))
+        assert pool_id not in index.values()
+        assert not {unauthenticated, *ids} & set(index)
+        assert_consistent(client, pool_id)
+    for identity in (unauthenticated, *ids):
+        with pytest.raises(ClientError) as exc:
+            cognito.describe_identity(IdentityId=identity)
+        assert error_of(exc)[0] == "ResourceNotFoundException"
