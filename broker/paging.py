@@ -1,26 +1,36 @@
 """Opaque, tamper-evident NextToken values.
 
 A token names what it pages (``kind``), whose data (``scope``: a pool id, or "" for the
-pool list) and the position after the last item returned. It is HMAC-SHA256-signed with a
-secret kept in Redis (created once, shared by every process), so a forged token, or one
-from another listing or pool, is refused with InvalidParameterException and never shows
-other data. Positions are creation sequence numbers (or, for LookupDeveloperIdentity, the
-last developer user id returned, in sorted order), so a walk is stable while data changes:
-nothing that existed throughout is skipped or returned twice.
+pool list) and the position after the last item returned. The position is sealed with
+AES-256-GCM (random 96-bit nonce) under a key derived by HKDF-SHA256 from a secret kept in
+Redis (created once, shared by every process), with kind and scope as associated data. So
+a token reveals nothing (LookupDeveloperIdentity's position is a developer user id), and a
+forged or changed token, or one from another listing or pool, fails authentication and is
+refused with InvalidParameterException, never showing other data. Positions are creation
+sequence numbers (or, for LookupDeveloperIdentity, the last developer user id returned, in
+sorted order), so a walk is stable while data changes: nothing that existed throughout is
+skipped or returned twice.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
+import os
 from collections.abc import Callable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from broker.errors import InvalidParameterException
 
 INVALID_TOKEN = "The NextToken is invalid or belongs to another listing."  # noqa: S105
+KEY_LABEL = b"identity-broker NextToken AES-256-GCM v1"  # HKDF info: this key, this use
+NONCE_BYTES = 12
+TAG_BYTES = 16
 
 
 def _b64(data: bytes) -> str:
@@ -31,20 +41,26 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _associated_data(kind: str, scope: str) -> bytes:
+    return json.dumps([kind, scope], separators=(",", ":")).encode()
+
+
 class PageTokens:
     def __init__(self, secret: Callable[[], bytes]) -> None:
         self._secret_source = secret
-        self._secret: bytes | None = None
+        self._aead: AESGCM | None = None
 
-    def _key(self) -> bytes:
-        if self._secret is None:
-            self._secret = self._secret_source()
-        return self._secret
+    def _cipher(self) -> AESGCM:
+        if self._aead is None:
+            hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=KEY_LABEL)
+            self._aead = AESGCM(hkdf.derive(self._secret_source()))
+        return self._aead
 
     def encode(self, kind: str, scope: str, after: int | str) -> str:
-        payload = _b64(json.dumps([kind, scope, after], separators=(",", ":")).encode())
-        mac = hmac.new(self._key(), payload.encode(), hashlib.sha256).digest()
-        return f"{payload}.{_b64(mac)}"
+        nonce = os.urandom(NONCE_BYTES)
+        plaintext = json.dumps(after, separators=(",", ":")).encode()
+        sealed = self._cipher().encrypt(nonce, plaintext, _associated_data(kind, scope))
+        return _b64(nonce + sealed)
 
     def decode(self, token: str, kind: str, scope: str) -> int:
         """The position of a numeric listing (a creation sequence number)."""
@@ -61,15 +77,13 @@ class PageTokens:
         return after
 
     def _decode(self, token: str, kind: str, scope: str) -> object:
-        payload, _, mac = token.partition(".")
         try:
-            expected = hmac.new(self._key(), payload.encode(), hashlib.sha256).digest()
-            if not hmac.compare_digest(_unb64(mac), expected):
+            raw = _unb64(token)
+            if len(raw) < NONCE_BYTES + TAG_BYTES or _b64(raw) != token:  # one spelling only
                 raise InvalidParameterException(INVALID_TOKEN)
-            token_kind, token_scope, after = json.loads(_unb64(payload))
-        except (ValueError, TypeError, binascii.Error, UnicodeError):
+            nonce, sealed = raw[:NONCE_BYTES], raw[NONCE_BYTES:]
+            plaintext = self._cipher().decrypt(nonce, sealed, _associated_data(kind, scope))
+            after: object = json.loads(plaintext)
+        except (InvalidTag, ValueError, binascii.Error, UnicodeError):
             raise InvalidParameterException(INVALID_TOKEN) from None
-        if token_kind != kind or token_scope != scope:
-            raise InvalidParameterException(INVALID_TOKEN)
-        after_value: object = after
-        return after_value
+        return after

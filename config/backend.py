@@ -13,6 +13,7 @@ than the chosen one is refused, so a typo in the mode is never silently ignored.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ ASYMMETRIC_ALGORITHMS: Final = (
 DEFAULT_LEEWAY: Final = 30
 MAX_LEEWAY: Final = 300
 DEFAULT_USER_CLAIM: Final = "sub"
+#: Host names a JWKS may be fetched from over plain http (besides 127.0.0.0/8 and ::1).
+LOOPBACK_NAMES: Final = ("localhost", "localhost.")
 DEFAULT_JWKS_TIMEOUT: Final = 3.0
 DEFAULT_JWKS_CACHE_SECONDS: Final = 300
 DEFAULT_JWKS_MIN_REFETCH_SECONDS: Final = 10
@@ -214,11 +217,7 @@ def _jwt(environ: Mapping[str, str]) -> JwtSettings:
                 "secret (RFC 8725 section 3.1): use BROKER_BACKEND_JWT_PUBLIC_KEY_FILE"
             )
     if jwks_url is not None:
-        parts = urlsplit(jwks_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(
-                f"BROKER_BACKEND_JWT_JWKS_URL must be an http(s) URL, got {jwks_url!r}"
-            )
+        _check_jwks_url(jwks_url)
     family = HMAC_ALGORITHMS if secret is not None else ASYMMETRIC_ALGORITHMS
     default = "HS256" if secret is not None else "RS256"
     return JwtSettings(
@@ -243,6 +242,33 @@ def _jwt(environ: Mapping[str, str]) -> JwtSettings:
             3600,
         ),
     )
+
+
+def _check_jwks_url(url: str) -> None:
+    """The keys that decide who a user is must come over TLS: https, or http to a loopback
+    host only (an issuer on the same machine, or tests), where nobody sits in between."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced IPv6 bracket, say
+        raise ConfigError(
+            f"BROKER_BACKEND_JWT_JWKS_URL must be an https URL, got {url!r}"
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"BROKER_BACKEND_JWT_JWKS_URL must be an https URL, got {url!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            "BROKER_BACKEND_JWT_JWKS_URL must be an https URL (http only for a loopback "
+            f"host: 127.0.0.0/8, ::1, localhost), got {url!r}"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _algorithms(

@@ -33,8 +33,8 @@ DEFAULT_REDIS_TIMEOUT = 1.0
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str = DEFAULT_REDIS_URL
-    credentials: Mapping[str, str] = field(default_factory=dict)
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)  # may hold a password
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     region: str = DEFAULT_REGION
     account_id: str = DEFAULT_ACCOUNT_ID
     issuer: str = "http://" + DEFAULT_BIND

@@ -18,6 +18,7 @@ from support.processes import BrokerServer, RedisServer
 from support.signing import post
 
 OP = "GetOpenIdTokenForDeveloperIdentity"
+NO_DEVELOPER_PROVIDER = "This identity pool does not support the specified developer provider"
 
 
 def token_body(pool_id: str, user: str = "u1", **extra: Any) -> bytes:
@@ -138,6 +139,23 @@ def test_malformed_authorization_is_incomplete_signature(
     response = send(broker_server, token_body(pool["IdentityPoolId"]), tamper=tamper)
     assert_error(response, "IncompleteSignatureException", 400)
     still_serving()
+
+
+def test_a_target_added_after_signing_is_refused_and_the_pool_survives(
+    broker_server: BrokerServer, cognito: Any, pool: dict[str, Any]
+) -> None:
+    """A signature that did not cover X-Amz-Target cannot be replayed as DeleteIdentityPool."""
+    pool_id = pool["IdentityPoolId"]
+
+    def tamper(body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+        assert "x-amz-target" not in headers["Authorization"]
+        return body, {**headers, "X-Amz-Target": "AWSCognitoIdentityService.DeleteIdentityPool"}
+
+    body = json.dumps({"IdentityPoolId": pool_id}).encode()
+    response = send(broker_server, body, operation=None, tamper=tamper)
+    error = assert_error(response, "IncompleteSignatureException", 400)
+    assert "'x-amz-target'" in error["message"]
+    assert cognito.describe_identity_pool(IdentityPoolId=pool_id)["IdentityPoolId"] == pool_id
 
 
 @pytest.mark.parametrize(("region", "service"), [("eu-west-1", "cognito-identity"), (REGION, "s3")])
@@ -329,11 +347,57 @@ def test_logins_without_the_developer_provider_and_public_providers_beside_it(co
                 IdentityPoolId=pool_id,
                 Logins={DEVELOPER_PROVIDER: "u", "graph.facebook.com": "fb-token"},
             )
-        code, status, message = client_error(exc)
-        assert (code, status) == ("NotAuthorizedException", 400)
-        assert "graph.facebook.com" in message and "fb-token" not in message
+        assert client_error(exc) == ("NotAuthorizedException", 400, NO_DEVELOPER_PROVIDER)
     finally:
         cognito.delete_identity_pool(IdentityPoolId=pool_id)
+
+
+@pytest.mark.parametrize(
+    "logins",
+    [{"login.stranger": "u"}, {DEVELOPER_PROVIDER: "u"}, {"graph.facebook.com": "fb-token"}],
+    ids=["unknown-key", "another-pools-developer-provider", "its-public-provider"],
+)
+def test_a_pool_without_developer_provider_says_so_whatever_the_logins(
+    cognito: Any, logins: dict[str, str]
+) -> None:
+    """Contract 5.2: no D answers "does not support the developer provider" before the
+    Logins keys are looked at, so an unknown key gets that answer too."""
+    pool_id = cognito.create_identity_pool(
+        IdentityPoolName="no_dev",
+        AllowUnauthenticatedIdentities=False,
+        SupportedLoginProviders={"graph.facebook.com": "app"},
+    )["IdentityPoolId"]
+    try:
+        with pytest.raises(ClientError) as exc:
+            cognito.get_open_id_token_for_developer_identity(IdentityPoolId=pool_id, Logins=logins)
+        assert client_error(exc) == ("NotAuthorizedException", 400, NO_DEVELOPER_PROVIDER)
+    finally:
+        cognito.delete_identity_pool(IdentityPoolId=pool_id)
+
+
+def test_a_developer_user_id_over_1024_characters_is_an_invalid_parameter(
+    cognito: Any, pool: dict[str, Any]
+) -> None:
+    """u is capped at DeveloperUserIdentifier's 1024, the limit Lookup/Merge/Unlink use."""
+    pool_id = pool["IdentityPoolId"]
+    longest = "a" * 1023 + "z"
+    identity = cognito.get_open_id_token_for_developer_identity(
+        IdentityPoolId=pool_id, Logins={DEVELOPER_PROVIDER: longest}
+    )["IdentityId"]
+    found = cognito.lookup_developer_identity(
+        IdentityPoolId=pool_id, DeveloperUserIdentifier=longest, MaxResults=1
+    )
+    assert found["IdentityId"] == identity
+
+    too_long = "b" * 1024 + "Q"
+    with pytest.raises(ClientError) as exc:
+        cognito.get_open_id_token_for_developer_identity(
+            IdentityPoolId=pool_id, Logins={DEVELOPER_PROVIDER: too_long}
+        )
+    code, status, message = client_error(exc)
+    assert (code, status) == ("InvalidParameterException", 400)
+    assert "1024" in message
+    assert "b" * 100 not in message
 
 
 def test_identity_id_rules(cognito: Any, pool: dict[str, Any]) -> None:

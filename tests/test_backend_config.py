@@ -50,6 +50,48 @@ def test_public_key_and_jwks_default_to_rs256() -> None:
         assert jwt is not None and jwt.algorithms == ("RS256",)
 
 
+def jwks_env(url: str) -> dict[str, str]:
+    return {k: v for k, v in JWT.items() if k != "BROKER_BACKEND_JWT_HS_SECRET"} | {
+        "BROKER_BACKEND_JWT_JWKS_URL": url
+    }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://idp.example/jwks",
+        "http://127.0.0.1:8080/jwks.json",
+        "http://127.8.9.10/jwks.json",
+        "http://[::1]:8080/jwks.json",
+        "http://localhost:8080/jwks.json",
+        "http://LOCALHOST/jwks.json",
+    ],
+)
+def test_a_jwks_url_is_https_or_loopback_http(url: str) -> None:
+    jwt = BackendSettings.from_env(jwks_env(url)).jwt
+    assert jwt is not None and jwt.jwks_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://idp.example/jwks",
+        "http://10.0.0.1/jwks",
+        "http://0.0.0.0/jwks",
+        "http://localhost.idp.example/jwks",
+        "http://127.0.0.1.nip.io/jwks",
+        "http://[::ffff:10.0.0.1]/jwks",
+        "https:///jwks",
+        "https://[::1/jwks",
+        "file:///etc/jwks.json",
+    ],
+)
+def test_a_jwks_url_over_plain_http_to_another_host_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"must be an https URL") as info:
+        BackendSettings.from_env(jwks_env(url))
+    assert str(info.value).startswith("BROKER_BACKEND_JWT_JWKS_URL")
+
+
 def test_cookie_defaults_follow_flask() -> None:
     cookie = BackendSettings.from_env(
         {"BROKER_BACKEND_AUTH": "cookie", "BROKER_BACKEND_COOKIE_SECRET": "x" * 16, **POOL}
@@ -167,7 +209,7 @@ def _without(env: dict[str, str], *names: str) -> dict[str, str]:
                 **_without(JWT, "BROKER_BACKEND_JWT_HS_SECRET"),
                 "BROKER_BACKEND_JWT_JWKS_URL": "ftp://x",
             },
-            "must be an http(s) URL",
+            "must be an https URL",
         ),
         ({**JWT, "BROKER_BACKEND_JWT_LEEWAY": "301"}, "between 0 and 300"),
         ({**JWT, "BROKER_BACKEND_JWT_LEEWAY": "soon"}, "whole number"),

@@ -534,6 +534,38 @@ def test_unreachable_jwks_answers_unavailable(make_door: MakeDoor, pool: dict[st
     assert response.json["error"]["code"] == "UNAVAILABLE"
 
 
+def test_a_redirecting_jwks_url_is_not_followed(make_door: MakeDoor, pool: dict[str, Any]) -> None:
+    """The JWKS comes from the configured URL only: a 302 (to plain http, to another host)
+    fails the fetch, and with no keys held the door answers UNAVAILABLE."""
+    import urllib.error
+
+    from broker.backend.translators.keys import fetch_jwks
+
+    backend = rsa_key()
+    with (
+        JwksServer({"keys": [public_jwk(backend, "k")]}).running() as target,
+        JwksServer({"keys": []}).running() as redirector,
+    ):
+        redirector.redirect = target.url
+        assert fetch_jwks(target.url, 2)[0]["kid"] == "k"
+        assert target.hits == 1
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            fetch_jwks(redirector.url, 2)
+        assert refused.value.code == 302
+
+        env = {
+            **mode_env("jwt-jwks", Path(), redirector.url),
+            "BROKER_BACKEND_POOL_ID": pool["IdentityPoolId"],
+        }
+        response = make_door(env).post(
+            "/v1/token", headers=bearer(rs_jwt(claims_for("r"), backend, "k"))
+        )
+        assert response.status_code == 503
+        assert response.json["error"]["code"] == "UNAVAILABLE"
+        assert redirector.hits == 2
+        assert target.hits == 1  # never reached through the redirect
+
+
 def test_jwks_cache_expires_and_keeps_serving_when_a_refetch_fails() -> None:
     """TTL refresh, stale-if-error, and a fetch failure with no keys held: UNAVAILABLE."""
     from broker.backend.errors import SessionSourceUnavailable

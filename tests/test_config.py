@@ -134,6 +134,23 @@ def test_credential_errors_never_echo_a_secret() -> None:
     assert "tiny-secret" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "env",
+    [{"BROKER_CREDENTIALS": f"AKIDONE:{GOOD_SECRET},AKIDTWO:second-secret-value-0123"}, {}],
+    ids=["configured", "development-pair"],
+)
+def test_repr_shows_no_secret(env: dict[str, str]) -> None:
+    """Settings may be logged or shown in a traceback: the secrets stay out of repr."""
+    kek = "ab" * 32
+    settings = Settings.from_env({**env, "BROKER_KEY_ENCRYPTION_KEY": kek})
+    shown = repr(settings) + str(settings)
+    secrets = [*settings.credentials.values(), kek]
+    assert len(secrets) >= 2
+    for secret in secrets:
+        assert secret not in shown
+    assert "(credentials=" not in shown and ", credentials=" not in shown
+
+
 @pytest.mark.parametrize("bind", ["8000", "host:", ":8000", "host:http", "127.0.0.1"])
 def test_bad_bind(bind: str) -> None:
     with pytest.raises(

@@ -24,7 +24,7 @@ from support.signing import signed_headers
 from broker.factory import create_app
 from broker.store.client import RedisConnector
 from broker.store.signing_keys import RedisSigningKeys
-from broker.tokens.keys import RedisKeySource
+from broker.tokens.keys import KeyRing, KeySet, RedisKeySource
 from broker.tokens.sealing import KeyEncryptionError, KeySealer
 from config.keys import DEFAULT_RETENTION_SECONDS
 from config.settings import Settings
@@ -260,3 +260,41 @@ def test_the_rotate_key_command_switches_the_current_key() -> None:
         assert second[0].endswith(" current") and not second[0].startswith(first)
         assert second[1] == f"{first} retired, still published"
         assert "PRIVATE" not in rotated + "".join(second)
+
+
+class CountingSource:
+    """The real Redis key source, counting how often the ring reads it."""
+
+    def __init__(self, inner: RedisKeySource) -> None:
+        self.inner = inner
+        self.loads = 0
+
+    def load(self) -> KeySet:
+        self.loads += 1
+        return self.inner.load()
+
+
+def test_an_unknown_kid_reloads_the_ring_at_most_once_a_second() -> None:
+    """KeyRing.refresh: the first call reloads (a kid rotated in elsewhere is then found);
+    calls within min_interval of it use what the ring holds, however many they are."""
+    with RedisServer() as redis_server:
+        source = CountingSource(
+            RedisKeySource(RedisSigningKeys(RedisConnector(redis_server.url, 2.0)))
+        )
+        ring = KeyRing(source, refresh_seconds=3600)
+        ring.published()
+        assert source.loads == 1
+
+        _, new_kid = rotate(redis_server.url)
+        assert new_kid in {k.kid for k in ring.refresh()}
+        assert source.loads == 2
+
+        _, newer_kid = rotate(redis_server.url)
+        for _ in range(50):
+            assert newer_kid not in {k.kid for k in ring.refresh()}
+        assert source.loads == 2
+
+        time.sleep(1.05)
+        assert newer_kid in {k.kid for k in ring.refresh()}
+        assert source.loads == 3
+        assert ring.current().kid == newer_kid

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+import redis
 from botocore.exceptions import ClientError
 from support.identities import (
     DEVELOPER_PROVIDER,
@@ -19,6 +20,11 @@ from support.identities import (
     unsigned_client,
 )
 from support.processes import BrokerServer, RedisServer
+
+from broker.errors import BrokerError, ConcurrentModificationException
+from broker.store.client import RedisConnector
+from broker.store.pool_store import POOL_CHANGE_ATTEMPTS
+from broker.store.redis_store import RedisStore
 
 ACCOUNT = "000000000000"
 ROLE = "arn:aws:iam::000000000000:role/{}"
@@ -253,3 +259,37 @@ def test_delete_identity_pool_leaves_no_key_of_the_pool(
         with pytest.raises(ClientError) as exc:
             cognito.describe_identity(IdentityId=identity)
         assert error_of(exc)[0] == "ResourceNotFoundException"
+
+
+# --- contention on the pool record ---------------------------------------------------------
+def test_a_pool_that_keeps_changing_is_a_concurrent_modification(
+    cognito: Any, pool: dict[str, Any], redis_server: RedisServer
+) -> None:
+    """A tag change that loses every compare-and-set (another writer changes the record
+    between each read and write) is ConcurrentModificationException, a 400 the client may
+    retry: not a RedisError, which the front door would render as a 500 store outage."""
+    pool_id = pool["IdentityPoolId"]
+    store = RedisStore(RedisConnector(redis_server.url, 2.0))
+    rival = redis_server.client()
+    key = f"ib:{{{pool_id}}}:pool"
+    calls: list[int] = []
+
+    def change_under_it(tags: Any) -> dict[str, str]:
+        calls.append(1)
+        record = str(rival.get(key))
+        rival.set(key, record.replace('"name":"', f'"name":"{len(calls)}'))
+        return {**tags, "team": "blue"}
+
+    with pytest.raises(BrokerError) as caught:
+        store.change_pool_tags(pool_id, change_under_it)
+    assert type(caught.value) is ConcurrentModificationException
+    assert not isinstance(caught.value, redis.RedisError)
+    assert (caught.value.status, caught.value.error_type) == (
+        400,
+        "ConcurrentModificationException",
+    )
+    assert pool_id in caught.value.message
+    assert len(calls) == POOL_CHANGE_ATTEMPTS
+    assert "team" not in cognito.list_tags_for_resource(
+        ResourceArn=f"arn:aws:cognito-identity:{REGION}:{ACCOUNT}:identitypool/{pool_id}"
+    ).get("Tags", {})

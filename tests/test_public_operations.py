@@ -5,13 +5,16 @@ against the live broker; tokens checked by PyJWT from discovery."""
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import jwt
 import pytest
 from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives.asymmetric import rsa
 from support import oidc
 from support.identities import (
     DEVELOPER_PROVIDER,
@@ -381,8 +384,60 @@ def test_a_token_signed_by_a_key_rotated_in_elsewhere_is_accepted() -> None:
         identity = json.loads(call(after, "GetId", {"IdentityPoolId": pool.id}).get_data())
         issued = json.loads(call(after, "GetOpenIdToken", identity).get_data())["Token"]
 
+        old_ring = before.extensions["identity_broker"].keyring
+        new_kid = after.extensions["identity_broker"].keyring.current().kid
+        assert old_ring.current().kid != new_kid  # A still holds the old keys
+
         refreshed = call(before, "GetOpenIdToken", {**identity, "Logins": {COGNITO: issued}})
         assert refreshed.status_code == 200, refreshed.get_data(as_text=True)
-        assert before.extensions["identity_broker"].keyring.current().kid != (
-            after.extensions["identity_broker"].keyring.current().kid
+        assert old_ring.current().kid == new_kid  # and the lookup updated A's ring
+
+
+def test_tokens_with_unknown_kids_do_not_each_reload_the_keys() -> None:
+    """GetOpenIdToken is unsigned: a flood of tokens whose kid no broker key has must not
+    cost a key-source read (two HGETALLs) each; the ring reloads at most once a second."""
+    from broker.factory import create_app
+    from broker.identity.models import PoolConfig
+    from broker.identity.pools import create_pool
+    from config.settings import Settings
+
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    headers = {
+        "X-Amz-Target": "AWSCognitoIdentityService.GetOpenIdToken",
+        "Content-Type": "application/x-amz-json-1.1",
+    }
+    with RedisServer() as own_redis, own_redis.client() as redis_client:
+        settings = Settings.from_env({"REDIS_URL": own_redis.url, "BROKER_ISSUER": "http://b"})
+        app = create_app(settings)
+        pool = create_pool(
+            app.extensions["identity_broker"].store,
+            PoolConfig(name="flooded", allow_unauthenticated=True),
+            region=REGION,
+            max_pools=10,
+            now=time.time(),
         )
+        client = app.test_client()
+        identity = json.loads(
+            client.post(
+                "/",
+                data=json.dumps({"IdentityPoolId": pool.id}),
+                headers={**headers, "X-Amz-Target": "AWSCognitoIdentityService.GetId"},
+            ).get_data()
+        )["IdentityId"]
+
+        def hgetalls() -> int:
+            stats = redis_client.info("commandstats").get("cmdstat_hgetall", {"calls": 0})
+            return int(stats["calls"])
+
+        before, started = hgetalls(), time.monotonic()
+        for n in range(40):
+            claims = {"sub": identity, "aud": pool.id, "iss": "http://b", "exp": 2**31}
+            forged = jwt.encode(claims, stranger, algorithm="RS512", headers={"kid": f"k{n}"})
+            body = json.dumps({"IdentityId": identity, "Logins": {COGNITO: forged}})
+            response = client.post("/", data=body, headers=headers)
+            assert response.status_code == 400
+            assert json.loads(response.get_data())["message"] == (
+                "Invalid login token. The token was not signed by a key of this broker."
+            )
+        elapsed = time.monotonic() - started
+        assert hgetalls() - before <= 2 * (math.ceil(elapsed) + 1)

@@ -43,6 +43,10 @@ AUTHORIZATION = (
     f"AWS4-HMAC-SHA256 Credential={SCOPE}, SignedHeaders={SIGNED_HEADERS}, Signature={SIGNATURE}"
 )
 MISSING = "Authorization header requires '{}' parameter."
+UNSIGNED = (
+    "Header '{}' is present in the request but not in SignedHeaders: "
+    "every 'x-amz-*' header must be signed."
+)
 INVALID_CLIENT = "The security token included in the request is invalid."
 
 
@@ -210,6 +214,10 @@ def swap(old: str, new: str) -> str:
     return AUTHORIZATION.replace(old, new)
 
 
+def unsigned(*names: str) -> str:
+    return " ".join(UNSIGNED.format(name) for name in names)
+
+
 ERROR_CASES: list[tuple[str, dict[str, str], type[BrokerError], str]] = [
     (
         "no-authorization",
@@ -351,7 +359,10 @@ ERROR_CASES: list[tuple[str, dict[str, str], type[BrokerError], str]] = [
     ),
     (
         "security-token",
-        vector_headers(X_Amz_Security_Token="FQoGZXIvYXdzEXAMPLE"),
+        vector_headers(
+            X_Amz_Security_Token="FQoGZXIvYXdzEXAMPLE",
+            Authorization=swap(SIGNED_HEADERS, SIGNED_HEADERS + ";x-amz-security-token"),
+        ),
         UnrecognizedClientException,
         INVALID_CLIENT,
     ),
@@ -382,9 +393,33 @@ ERROR_CASES: list[tuple[str, dict[str, str], type[BrokerError], str]] = [
     ),
     (
         "content-sha256-mismatch",
-        vector_headers(X_Amz_Content_Sha256="0" * 64),
+        vector_headers(
+            X_Amz_Content_Sha256="0" * 64,
+            Authorization=swap("x-amz-date;", "x-amz-content-sha256;x-amz-date;"),
+        ),
         InvalidSignatureException,
         "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    ),
+    *[
+        (
+            f"unsigned-{name.lower()}",
+            vector_headers(**{name.replace("-", "_"): "0" * 64}),
+            IncompleteSignatureException,
+            unsigned(name.lower()),
+        )
+        for name in ("X-Amz-Content-Sha256", "X-Amz-Security-Token", "X-Amz-Meta-Extra")
+    ],
+    (
+        "target-not-signed",
+        vector_headers(Authorization=swap(";x-amz-target", "")),
+        IncompleteSignatureException,
+        unsigned("x-amz-target"),
+    ),
+    (
+        "date-not-signed",
+        vector_headers(Authorization=swap(";x-amz-date", "")),
+        IncompleteSignatureException,
+        unsigned("x-amz-date"),
     ),
     (
         "signed-header-changed",
@@ -406,6 +441,45 @@ def test_error_rules(headers: dict[str, str], error_class: type[BrokerError], me
     assert error.message == message
     assert SIGNATURE not in error.message
     assert SECRET not in error.message
+
+
+# --- replaying a signature against another operation ----------------------------------
+def signed_without_target(operation: str) -> tuple[dict[str, str], datetime]:
+    """A request whose signature covers only host and x-amz-date (a client that did not sign
+    X-Amz-Target, as botocore always does), with the target header added afterwards."""
+    _, _, wire, now = botocore_signed(b"{}")
+    assert "x-amz-target" not in wire["Authorization"]
+    return {**wire, "X-Amz-Target": f"AWSCognitoIdentityService.{operation}"}, now
+
+
+@pytest.mark.parametrize("operation", ["DescribeIdentityPool", "DeleteIdentityPool"])
+def test_a_signature_that_does_not_cover_the_target_is_refused(operation: str) -> None:
+    """A signature captured on DescribeIdentityPool must not be replayable with the target
+    swapped to DeleteIdentityPool: an unsigned x-amz-* header is refused before any check."""
+    headers, now = signed_without_target(operation)
+    error = refused(lambda: verify(headers, b"{}", now=now))
+    assert type(error) is IncompleteSignatureException
+    assert error.message == unsigned("x-amz-target")
+    assert headers["Authorization"].rsplit("=", 1)[1] not in error.message
+
+
+def test_several_unsigned_amz_headers_are_all_named() -> None:
+    headers, now = signed_without_target("DeleteIdentityPool")
+    headers["X-Amz-Security-Token"] = "FQoGZXIvYXdzEXAMPLE"
+    error = refused(lambda: verify(headers, b"{}", now=now))
+    assert type(error) is IncompleteSignatureException
+    assert error.message == unsigned("x-amz-security-token", "x-amz-target")
+    assert "FQoGZXIvYXdzEXAMPLE" not in error.message
+
+
+def test_botocore_signs_every_amz_header_it_sends() -> None:
+    headers = {
+        "X-Amz-Target": TARGET,
+        "X-Amz-Content-SHA256": hashlib.sha256(b"{}").hexdigest(),
+        "X-Amz-Meta-Extra": "kept",
+    }
+    path, query, wire, now = botocore_signed(b"{}", headers=headers)
+    assert verify(wire, b"{}", now=now, path=path, query=query) == KEY_ID
 
 
 def test_tampered_body_is_refused() -> None:

@@ -19,15 +19,16 @@ from broker.tokens.verify import UnknownSigningKey, verify_token
 
 def _verifier(svc: Services) -> public.Verifier:
     """Verify against the keys this process publishes; a kid it does not know yet is looked
-    up once more in the key source, since another process may have just rotated it in."""
+    up once more, since another process may have just rotated it in. That reload goes
+    through the ring, which allows one a second: the operation is unsigned, so unknown
+    kids must not each cost Redis reads (or a key generation)."""
 
     def verify(token: str) -> Mapping[str, Any]:
         issuer, now = svc.settings.issuer, svc.clock()
         try:
             return verify_token(token, svc.keyring.published(), issuer=issuer, now=now)
         except UnknownSigningKey:
-            fresh = svc.key_source.load().published
-            return verify_token(token, fresh, issuer=issuer, now=now)
+            return verify_token(token, svc.keyring.refresh(), issuer=issuer, now=now)
 
     return verify
 

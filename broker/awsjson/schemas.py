@@ -36,6 +36,9 @@ from broker.awsjson.validation import (
     camel_case,
     type_error,
 )
+from broker.identity.models import (  # the core's limit, checked at the edge too
+    MAX_DEVELOPER_USER_IDENTIFIER_LENGTH as MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
+)
 
 # --- patterns and limits of the service model (constraints.md) ---------------------------
 POOL_ID_PATTERN: Final = r"[\w-]+:[0-9a-f-]+"
@@ -65,7 +68,6 @@ MIN_RESULTS: Final = 1
 MAX_RESULTS: Final = 60
 MAX_LOGINS: Final = 10
 MAX_LOGIN_VALUE_LENGTH: Final = 50000
-MAX_DEVELOPER_USER_IDENTIFIER_LENGTH: Final = 1024
 MAX_IDENTITIES_TO_DELETE: Final = 60
 MAX_SUPPORTED_LOGIN_PROVIDERS: Final = 10
 MAX_PRINCIPAL_TAGS: Final = 50

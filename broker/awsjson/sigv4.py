@@ -13,7 +13,8 @@ docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html):
   scope and ``X-Amz-Date`` (temporary credentials are refused: we only accept the
   configured keys);
 - step 1 "Create a canonical request": canonical URI and query string, canonical and
-  signed headers, hashed payload, mirroring botocore's ``SigV4Auth`` for a POST;
+  signed headers, hashed payload, mirroring botocore's ``SigV4Auth`` for a POST; ``host``
+  and every ``x-amz-*`` header sent must be signed (the operation is ``X-Amz-Target``);
 - step 2 "Create a hash of the canonical request" and step 3 "Create a string to sign";
 - step 4 "Calculate the signature": the derived signing key, cached per scope.
 
@@ -44,6 +45,7 @@ TERMINATOR = "aws4_request"
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 MAX_SKEW = timedelta(minutes=5)
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+AMZ_PREFIX = "x-amz-"  # every request header with this prefix must be signed
 SIGNING_KEY_CACHE_SIZE = 256  # (secret, date, region, service) tuples: keys x days x scopes
 _AUTH_PARAMS = ("Credential", "SignedHeaders", "Signature")
 _HEX_DIGITS = frozenset("0123456789abcdef")
@@ -102,6 +104,7 @@ def verify_request(
             raise IncompleteSignatureException(
                 f"Signed header '{name}' is not present in the request."
             )
+    _require_amz_headers_signed(lowered, signed_names)
 
     if "x-amz-security-token" in lowered:
         raise UnrecognizedClientException(UNRECOGNIZED_CLIENT)
@@ -208,6 +211,27 @@ def _parse_authorization(value: str) -> tuple[list[str], list[str], str]:
             f"Signature must be {_SIGNATURE_LENGTH} lower-case hexadecimal characters."
         )
     return credential, signed_names, signature
+
+
+def _require_amz_headers_signed(lowered: Mapping[str, str], signed_names: list[str]) -> None:
+    """Every ``x-amz-*`` header the request carries must be in SignedHeaders.
+
+    Why: the operation is named by ``X-Amz-Target`` alone, so a signature that left it out
+    could be replayed against another operation (a signed DescribeIdentityPool resent as
+    DeleteIdentityPool). botocore signs every ``x-amz-*`` header it sends, so SDKs pass.
+    """
+    signed = set(signed_names)
+    unsigned = sorted(
+        name for name in lowered if name.startswith(AMZ_PREFIX) and name not in signed
+    )
+    if unsigned:
+        raise IncompleteSignatureException(
+            " ".join(
+                f"Header '{name}' is present in the request but not in SignedHeaders: "
+                "every 'x-amz-*' header must be signed."
+                for name in unsigned
+            )
+        )
 
 
 def _parse_amz_date(value: str) -> datetime:

@@ -12,11 +12,18 @@ from dataclasses import dataclass
 
 from broker.errors import (
     DeveloperUserAlreadyRegisteredException,
+    InvalidParameterException,
     NotAuthorizedException,
     ResourceNotFoundException,
 )
 from broker.identity import messages
-from broker.identity.models import Identity, IdentityPool, login_key, new_resource_id
+from broker.identity.models import (
+    MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
+    Identity,
+    IdentityPool,
+    login_key,
+    new_resource_id,
+)
 from broker.identity.ports import IdentityStore, LinkOutcome
 
 
@@ -32,20 +39,29 @@ class DeveloperLogin:
 
 
 def developer_user_of(pool: IdentityPool, logins: Mapping[str, str]) -> tuple[str, str]:
-    """Check Logins against the pool's providers (rule 2); return (D, u)."""
+    """Check Logins against the pool's providers (rule 2); return (D, u).
+
+    A pool without D refuses before any key is looked at; public-provider logins beside D
+    are refused like Logins without D (decision). u is capped at the length the other
+    developer operations accept, and never echoed.
+    """
+    developer = pool.config.developer_provider_name
+    if developer is None:
+        raise NotAuthorizedException(messages.NO_DEVELOPER_PROVIDER)
     known = pool.provider_names()
     for provider in logins:
         if provider not in known:
             raise NotAuthorizedException(messages.NOT_A_PROVIDER)
-    developer = pool.config.developer_provider_name
-    if developer is None or developer not in logins:
+    if set(logins) != {developer}:
         raise NotAuthorizedException(messages.NO_DEVELOPER_PROVIDER)
-    for provider in logins:
-        if provider != developer:
-            raise NotAuthorizedException(
-                messages.UNVERIFIABLE_PROVIDER.format(provider=provider, developer=developer)
+    user_id = logins[developer]
+    if len(user_id) > MAX_DEVELOPER_USER_IDENTIFIER_LENGTH:
+        raise InvalidParameterException(
+            messages.DEVELOPER_USER_TOO_LONG.format(
+                developer=developer, limit=MAX_DEVELOPER_USER_IDENTIFIER_LENGTH
             )
-    return developer, logins[developer]
+        )
+    return developer, user_id
 
 
 def resolve_developer_login(

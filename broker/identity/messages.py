@@ -3,14 +3,18 @@
 POOL_NOT_FOUND = "IdentityPool '{pool_id}' not found."
 IDENTITY_NOT_FOUND = "Identity '{identity_id}' not found."
 POOL_LIMIT = "You have reached the limit of {limit} identity pools for this broker."
+POOL_KEPT_CHANGING = (
+    "Identity pool '{pool_id}' was changed by other requests while this one applied; "
+    "retry the request."
+)
 PROVIDER_IMMUTABLE = (
     "DeveloperProviderName of identity pool '{pool_id}' is '{current}' and cannot be changed."
 )
 NOT_A_PROVIDER = "Token is not from a supported provider of this identity pool."
 NO_DEVELOPER_PROVIDER = "This identity pool does not support the specified developer provider"
-UNVERIFIABLE_PROVIDER = (
-    "Logins from provider '{provider}' cannot be verified by this broker; "
-    "send only the developer provider '{developer}'."
+DEVELOPER_USER_TOO_LONG = (
+    "The developer user identifier under '{developer}' in Logins must be at most "
+    "{limit} characters long."
 )
 FORBIDDEN = "Access to Identity '{identity_id}' is forbidden."
 ALREADY_REGISTERED = (

@@ -45,18 +45,24 @@ def describe_pool(store: IdentityStore, pool_id: str) -> IdentityPool:
 
 def update_pool(store: IdentityStore, pool_id: str, config: PoolConfig) -> IdentityPool:
     """UpdateIdentityPool takes the whole pool: members left out take their defaults,
-    except DeveloperProviderName, which stays and, once set, never changes (decision)."""
+    except DeveloperProviderName, which stays and, once set, never changes (decision).
+
+    The store compare-and-sets the record, calling ``keep_developer`` on the record it
+    replaces, so two racing updates cannot both set a different DeveloperProviderName."""
     check_tag_count(config.tags)
-    current = describe_pool(store, pool_id)
-    developer = current.config.developer_provider_name
-    if config.developer_provider_name is None:
-        config = replace(config, developer_provider_name=developer)
-    elif developer is not None and config.developer_provider_name != developer:
-        raise InvalidParameterException(
-            messages.PROVIDER_IMMUTABLE.format(pool_id=pool_id, current=developer)
-        )
-    updated = store.replace_pool_config(pool_id, config)
-    if updated is None:  # deleted between the read and the write
+
+    def keep_developer(current: PoolConfig) -> PoolConfig:
+        developer = current.developer_provider_name
+        if config.developer_provider_name is None:
+            return replace(config, developer_provider_name=developer)
+        if developer is not None and config.developer_provider_name != developer:
+            raise InvalidParameterException(
+                messages.PROVIDER_IMMUTABLE.format(pool_id=pool_id, current=developer)
+            )
+        return config
+
+    updated = store.change_pool_config(pool_id, keep_developer)
+    if updated is None:
         raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
     return updated
 

@@ -9,13 +9,14 @@ the consistency checker (``broker.store.checker``) reports.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, cast
 
-import redis
-
+from broker.errors import ConcurrentModificationException
+from broker.identity import messages
 from broker.identity.models import IdentityPool, Page, PoolConfig, PoolRoles, PrincipalTagMap
-from broker.identity.ports import TagChange
+from broker.identity.ports import ConfigChange, TagChange
 from broker.store import keys, scripts
 from broker.store.script_runner import ScriptRunner
 
@@ -23,8 +24,8 @@ from broker.store.script_runner import ScriptRunner
 INDEX_DELETE_BATCH = 1000
 #: Keys examined per SCAN call (and unlinked per call) when sweeping a deleted pool.
 SWEEP_SCAN_COUNT = 1000
-#: How often a tag change retries when the pool record changed under it.
-TAG_CHANGE_ATTEMPTS = 20
+#: How often a pool change (an update, a tag change) retries when the record changed under it.
+POOL_CHANGE_ATTEMPTS = 20
 
 
 class PoolStore(ScriptRunner):
@@ -42,31 +43,40 @@ class PoolStore(ScriptRunner):
         raw = self.redis.get(keys.PoolKeys.of(pool_id).pool)
         return None if raw is None else decode_pool(pool_id, str(raw))
 
-    def replace_pool_config(self, pool_id: str, config: PoolConfig) -> IdentityPool | None:
-        current = self.get_pool(pool_id)
-        if current is None:
-            return None
-        updated = IdentityPool(id=pool_id, config=config, created=current.created)
-        written = self.redis.set(keys.PoolKeys.of(pool_id).pool, encode_pool(updated), xx=True)
-        return updated if written else None
+    def change_pool_config(self, pool_id: str, change: ConfigChange) -> IdentityPool | None:
+        """UpdateIdentityPool's write, compare-and-set like a tag change: the rule in
+        ``change`` (DeveloperProviderName never changes once set) always sees the record
+        it replaces."""
+        return self._swap_pool(
+            pool_id, lambda current: replace(current, config=change(current.config))
+        )
 
     def change_pool_tags(self, pool_id: str, change: TagChange) -> IdentityPool | None:
+        return self._swap_pool(
+            pool_id,
+            lambda current: replace(
+                current, config=replace(current.config, tags=dict(change(current.config.tags)))
+            ),
+        )
+
+    def _swap_pool(
+        self, pool_id: str, change: Callable[[IdentityPool], IdentityPool]
+    ) -> IdentityPool | None:
         """Read, change and compare-and-set the pool record: a concurrent update or deletion
-        of the pool makes the write fail and the change start again from a fresh read."""
+        of the pool makes the write fail and the change start again from a fresh read.
+        None when the pool does not exist (or was deleted meanwhile)."""
         key = keys.PoolKeys.of(pool_id).pool
-        for _ in range(TAG_CHANGE_ATTEMPTS):
+        for _ in range(POOL_CHANGE_ATTEMPTS):
             raw = self.redis.get(key)
             if raw is None:
                 return None
-            current = decode_pool(pool_id, str(raw))
-            config = replace(current.config, tags=dict(change(current.config.tags)))
-            updated = replace(current, config=config)
+            updated = change(decode_pool(pool_id, str(raw)))
             swapped = int(self._run(scripts.SWAP_POOL, [key], [str(raw), encode_pool(updated)]))
             if swapped == 1:
                 return updated
             if swapped < 0:
                 return None
-        raise redis.RedisError("the identity pool kept changing during a tag change")
+        raise ConcurrentModificationException(messages.POOL_KEPT_CHANGING.format(pool_id=pool_id))
 
     def delete_pool(self, pool_id: str) -> bool:
         """Delete the pool's keys in one script, then the index entries naming it, then any

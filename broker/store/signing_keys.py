@@ -69,7 +69,7 @@ class RedisSigningKeys:
 
 
 class RedisPagingSecret:
-    """The NextToken HMAC secret: created once in Redis, shared by every process."""
+    """The secret NextToken keys derive from: created once in Redis, shared by every process."""
 
     def __init__(self, connector: RedisConnector) -> None:
         self._connector = connector

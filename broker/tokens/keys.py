@@ -9,6 +9,7 @@ The kid is the key's RFC 7638 thumbprint (contract section 6, decision).
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -149,6 +150,7 @@ class KeyRing:
         self._keys: KeySet | None = None
         self._jwks: dict[str, Any] = {"keys": []}
         self._loaded_at = 0.0
+        self._refreshed_at = -math.inf  # the last reload refresh() asked for
         self._lock = threading.Lock()
 
     def _keyset(self) -> KeySet:
@@ -177,6 +179,18 @@ class KeyRing:
     def published(self) -> tuple[SigningKey, ...]:
         """Every key a token still valid may carry: what ``broker.tokens.verify`` accepts."""
         return self._keyset().published
+
+    def refresh(self, min_interval: float = 1.0) -> tuple[SigningKey, ...]:
+        """Reload now and return the published keys, for a token whose kid this process does
+        not know (another process may just have rotated it in); at most once per
+        ``min_interval`` seconds per process, since such tokens arrive on unsigned requests
+        and must not each cost a read of the key source."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._refreshed_at >= min_interval:
+                self._refreshed_at = now
+                self._loaded_at = -math.inf  # due: published() reloads
+        return self.published()
 
     def jwks(self) -> dict[str, Any]:
         self._keyset()

@@ -17,4 +17,6 @@ class TokenSigner:
     def sign(self, claims: Mapping[str, Any]) -> str:
         key = self._keyring.current()
         header = {"kid": key.kid, "typ": "JWS", "alg": ALGORITHM}
-        return jwt.encode(header, dict(claims), key.key, algorithms=[ALGORITHM])
+        # default_type=None: joserfc would otherwise put its own "typ" first, and the
+        # header must be exactly kid, typ, alg in that order (AWS's shape).
+        return jwt.encode(header, dict(claims), key.key, algorithms=[ALGORITHM], default_type=None)

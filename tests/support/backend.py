@@ -124,16 +124,24 @@ def bearer(token: str) -> dict[str, str]:
 
 # --- a JWKS on 127.0.0.1 -----------------------------------------------------------------
 class JwksServer:
-    """Serves ``document`` at ``/jwks.json`` from a thread; counts the GETs."""
+    """Serves ``document`` at ``/jwks.json`` from a thread; counts the GETs. With
+    ``redirect`` set, answers every GET with a 302 to that URL instead."""
 
     def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
         self.hits = 0
+        self.redirect: str | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 server.hits += 1
+                if server.redirect is not None:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = json.dumps(server.document).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

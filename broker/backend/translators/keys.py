@@ -4,7 +4,8 @@ Why this shape (RFC 8725 section 3.1, "perform algorithm verification"): the key
 the algorithm family, never the token. A resolver answers ``key_for(kid, alg)`` only with a
 key whose type fits ``alg``: an HMAC secret serves HS* alone, a public key never serves
 HS*, so an HS256 token "signed" with the RSA public key as its secret finds no key. The
-token's ``jku``, ``x5u`` and ``jwk`` headers are never followed (RFC 8725 section 3.10).
+token's ``jku``, ``x5u`` and ``jwk`` headers are never followed (RFC 8725 section 3.10), nor
+is a redirect from the configured JWKS URL (https, or http to a loopback host only).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import json
 import logging
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import IO, Any, Final, NoReturn, Protocol
 
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
@@ -110,10 +112,27 @@ class _Published:
     key: Key
 
 
+class RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """The JWKS comes from the configured URL itself: a redirect (to plain http, to another
+    host) fails the fetch instead of being followed."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> NoReturn:
+        raise urllib.error.HTTPError(req.full_url, code, "JWKS redirect refused", headers, fp)
+
+
 def fetch_jwks(url: str, timeout: float) -> list[dict[str, Any]]:
     """GET the JWKS document (RFC 7517 section 5); its ``keys`` member, unparsed."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - http(s) checked by config
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - https (or loopback http) checked by config
+    opener = urllib.request.build_opener(RefuseRedirects)
+    with opener.open(request, timeout=timeout) as response:
         body = response.read(MAX_JWKS_BYTES + 1)
     if len(body) > MAX_JWKS_BYTES:
         raise ValueError(f"JWKS larger than {MAX_JWKS_BYTES} bytes")
