@@ -17,6 +17,7 @@ from flask.cli import AppGroup
 from broker.store.checker import check_store
 from broker.tokens.keys import RedisKeySource
 from broker.web import services
+from broker.wellknown import JWKS_MAX_AGE
 
 broker = AppGroup("broker", help="Operate on the identity broker's Redis data.")
 
@@ -50,10 +51,28 @@ def _redis_keys() -> RedisKeySource:
 
 
 @broker.command("rotate-key")
-def rotate_key() -> None:
-    """Generate a new signing key and make it current (sealed when a KEK is set)."""
-    old, new = _redis_keys().rotate()
-    click.echo(f"signing key {new} is now current" + (f"; {old} retired" if old else ""))
+@click.option(
+    "--now",
+    "immediately",
+    is_flag=True,
+    help="Sign with the new key at once (for a compromised key): verifiers holding a cached "
+    "JWKS reject new tokens until they refetch it.",
+)
+def rotate_key(immediately: bool) -> None:
+    """Generate a new signing key (sealed when a KEK is set). It is published at once and
+    starts signing once every cached copy of the JWKS has expired, unless --now."""
+    svc = services()
+    delay = 0.0 if immediately else JWKS_MAX_AGE + svc.settings.keys.refresh_seconds
+    signing, new = _redis_keys().rotate(activate_after=delay)
+    if immediately:
+        click.echo(
+            f"signing key {new} is now current" + (f"; {signing} retired" if signing else "")
+        )
+    else:
+        click.echo(
+            f"signing key {new} is published and starts signing in {delay:.0f} s; "
+            f"{signing} signs until then"
+        )
 
 
 @broker.command("keys")
@@ -64,4 +83,4 @@ def list_keys() -> None:
     click.echo(f"{current} current")
     for key in keyring.published():
         if key.kid != current:
-            click.echo(f"{key.kid} retired, still published")
+            click.echo(f"{key.kid} published, not signing (staged or retired)")

@@ -17,6 +17,9 @@ from broker.web import services
 bp = Blueprint("wellknown", __name__, url_prefix="/.well-known")
 
 JWKS_PATH = "/.well-known/jwks_uri"  # AWS's own path; jwks.json is an alias
+#: How long verifiers may cache the JWKS; a staged key is published at least this long
+#: (plus the workers' refresh interval) before it signs (``broker rotate-key``).
+JWKS_MAX_AGE = 300
 CLAIMS = ["sub", "aud", "amr", "iss", "iat", "exp", POOL_ARN_CLAIM, TAGS_CLAIM]
 
 
@@ -44,5 +47,5 @@ def openid_configuration() -> Response:
 def jwks() -> Response:
     response = jsonify(services().keyring.jwks())
     response.cache_control.public = True
-    response.cache_control.max_age = 300
+    response.cache_control.max_age = JWKS_MAX_AGE
     return response

@@ -254,11 +254,14 @@ def test_the_rotate_key_command_switches_the_current_key() -> None:
             return result.stdout
 
         first = run("keys").split()[0]
-        rotated = run("rotate-key")
+        staged = run("rotate-key")
+        assert f"{first} signs until then" in staged
+        assert run("keys").splitlines()[0] == f"{first} current"  # staged: not signing yet
+        rotated = run("rotate-key", "--now")
         second = run("keys").splitlines()
         assert f"{first} retired" in rotated
         assert second[0].endswith(" current") and not second[0].startswith(first)
-        assert second[1] == f"{first} retired, still published"
+        assert f"{first} published, not signing (staged or retired)" in second
         assert "PRIVATE" not in rotated + "".join(second)
 
 
@@ -298,3 +301,40 @@ def test_an_unknown_kid_reloads_the_ring_at_most_once_a_second() -> None:
         assert newer_kid in {k.kid for k in ring.refresh()}
         assert source.loads == 3
         assert ring.current().kid == newer_kid
+
+
+def test_a_staged_key_is_published_before_it_signs() -> None:
+    """Verifiers cache the JWKS for JWKS_MAX_AGE: a rotated-in key must be in it before
+    any token carries it."""
+    from broker.wellknown import JWKS_MAX_AGE
+
+    clock = Clock()
+    with RedisServer() as redis_server:
+        app = create_app(settings_for(redis_server.url), clock=clock)
+        client = app.test_client()
+        pool = call(
+            client,
+            clock,
+            "CreateIdentityPool",
+            {
+                "IdentityPoolName": "stage",
+                "AllowUnauthenticatedIdentities": False,
+                "DeveloperProviderName": PROVIDER,
+            },
+        )["IdentityPoolId"]
+
+        def token() -> str:
+            body = {"IdentityPoolId": pool, "Logins": {PROVIDER: "u"}}
+            return str(call(client, clock, "GetOpenIdTokenForDeveloperIdentity", body)["Token"])
+
+        source = RedisKeySource(RedisSigningKeys(RedisConnector(redis_server.url, 2.0)), clock)
+        signing, staged = source.rotate(activate_after=JWKS_MAX_AGE + 10)
+        published = {k["kid"] for k in client.get("/.well-known/jwks_uri").get_json()["keys"]}
+        assert published == {signing, staged}
+        assert kid_of(token()) == signing  # not yet
+
+        clock.now += JWKS_MAX_AGE + 11
+        assert kid_of(token()) == staged  # promoted by whichever worker saw it due first
+        published = {k["kid"] for k in client.get("/.well-known/jwks_uri").get_json()["keys"]}
+        assert published == {signing, staged}  # the old key stays for its tokens
+        assert redis_server.client().get("ib:{signing}:current") == staged

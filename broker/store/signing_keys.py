@@ -8,20 +8,17 @@ rotation script may touch them together.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
 
 from broker.store import keys, scripts
 from broker.store.client import RedisConnector
+from broker.tokens.keys import StoredKeySet
 
 RETIRED = keys.SIGNING_KEYS.replace(":keys", ":retired")
+#: Hash: kid -> the time a staged key starts signing (published before it signs).
+PENDING = keys.SIGNING_KEYS.replace(":keys", ":pending")
 
-# KEYS: keys hash, current kid, retired hash
-# ARGV: new kid, new record, now, prune keys retired before this time
-ROTATE_SIGNING_KEY = """
-local old = redis.call('GET', KEYS[2])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[1])
-if old and old ~= ARGV[1] then redis.call('HSET', KEYS[3], old, ARGV[3]) end
+# Drops keys retired before ARGV[4] (their tokens have all expired). KEYS[1], KEYS[3] as below.
+_PRUNE = """
 local retired = redis.call('HGETALL', KEYS[3])
 for i = 1, #retired, 2 do
   if tonumber(retired[i + 1]) < tonumber(ARGV[4]) then
@@ -29,7 +26,41 @@ for i = 1, #retired, 2 do
     redis.call('HDEL', KEYS[3], retired[i])
   end
 end
-return old
+"""
+
+# KEYS: keys hash, current kid, retired hash
+# ARGV: new kid, new record, now, prune keys retired before this time
+ROTATE_SIGNING_KEY = (
+    """
+local old = redis.call('GET', KEYS[2])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1])
+if old and old ~= ARGV[1] then redis.call('HSET', KEYS[3], old, ARGV[3]) end
+"""
+    + _PRUNE
+    + "return old"
+)
+
+# KEYS: keys hash, current kid, retired hash, pending hash
+# ARGV: new kid, new record, activation time, prune keys retired before this time
+STAGE_SIGNING_KEY = (
+    """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+"""
+    + _PRUNE
+    + "return redis.call('GET', KEYS[2])"
+)
+
+# KEYS: keys hash, current kid, retired hash, pending hash   ARGV: kid, now
+# Idempotent: every worker may find the key due; only the first promotes it.
+PROMOTE_SIGNING_KEY = """
+if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 then return 0 end
+local old = redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[2], ARGV[1])
+if old and old ~= ARGV[1] then redis.call('HSET', KEYS[3], old, ARGV[2]) end
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 1
 """
 
 
@@ -37,13 +68,19 @@ class RedisSigningKeys:
     def __init__(self, connector: RedisConnector) -> None:
         self._connector = connector
 
-    def load_keys(self) -> tuple[str | None, Mapping[str, str], Mapping[str, float]]:
+    def load_keys(self) -> StoredKeySet:
         pipe = self._connector.client().pipeline(transaction=False)
         pipe.get(keys.SIGNING_CURRENT)
         pipe.hgetall(keys.SIGNING_KEYS)
         pipe.hgetall(RETIRED)
-        current, records, retired = pipe.execute()
-        return current, records, {kid: float(at) for kid, at in retired.items()}
+        pipe.hgetall(PENDING)
+        current, records, retired, pending = pipe.execute()
+        return StoredKeySet(
+            current=current,
+            records=records,
+            retired={kid: float(at) for kid, at in retired.items()},
+            pending={kid: float(at) for kid, at in pending.items()},
+        )
 
     def ensure_key(self, kid: str, record: str) -> tuple[str, str]:
         """Store the candidate unless a current key exists; return the current one."""
@@ -66,6 +103,34 @@ class RedisSigningKeys:
             repr(prune_before),
         )
         return str(old) if old else None
+
+    def stage(self, kid: str, record: str, activate_at: float, prune_before: float) -> str | None:
+        current = self._connector.client().eval(
+            STAGE_SIGNING_KEY,
+            4,
+            keys.SIGNING_KEYS,
+            keys.SIGNING_CURRENT,
+            RETIRED,
+            PENDING,
+            kid,
+            record,
+            repr(activate_at),
+            repr(prune_before),
+        )
+        return str(current) if current else None
+
+    def promote(self, kid: str, now: float) -> bool:
+        promoted = self._connector.client().eval(
+            PROMOTE_SIGNING_KEY,
+            4,
+            keys.SIGNING_KEYS,
+            keys.SIGNING_CURRENT,
+            RETIRED,
+            PENDING,
+            kid,
+            repr(now),
+        )
+        return bool(promoted)
 
 
 class RedisPagingSecret:

@@ -81,19 +81,37 @@ class FileKeySource:
         return self._keys
 
 
+@dataclass(frozen=True)
+class StoredKeySet:
+    """What storage holds: the signing kid, every key's record, when retired keys stopped
+    signing, and when staged keys start signing."""
+
+    current: str | None
+    records: Mapping[str, str]
+    retired: Mapping[str, float]
+    pending: Mapping[str, float]
+
+
 class StoredKeys(Protocol):
     """The storage side of generated keys (implemented in ``broker.store.signing_keys``)."""
 
-    def load_keys(self) -> tuple[str | None, Mapping[str, str], Mapping[str, float]]: ...
+    def load_keys(self) -> StoredKeySet: ...
     def ensure_key(self, kid: str, record: str) -> tuple[str, str]: ...
     def rotate(self, kid: str, record: str, now: float, prune_before: float) -> str | None: ...
+    def stage(
+        self, kid: str, record: str, activate_at: float, prune_before: float
+    ) -> str | None: ...
+    def promote(self, kid: str, now: float) -> bool: ...
 
 
 class RedisKeySource:
     """Keys kept in Redis: generated once, shared by every worker and process.
 
-    A rotated-out key stays published for ``retention`` seconds after it stopped signing
-    (the longest token lifetime plus clock skew), then leaves the JWKS (contract §6).
+    A rotation normally stages the new key: it is published at once and starts signing only
+    after ``activate_after`` seconds (at least the JWKS cache lifetime), so a verifier that
+    cached the JWKS knows it before it sees a token with it. The rotated-out key stays
+    published for ``retention`` seconds after it stopped signing (the longest token
+    lifetime plus clock skew), then leaves the JWKS (contract §6).
     """
 
     def __init__(
@@ -114,12 +132,18 @@ class RedisKeySource:
         return json.dumps({**fields, "created": self._clock()})
 
     def load(self) -> KeySet:
-        current, records, retired = self._stored.load_keys()
+        stored = self._stored.load_keys()
+        now = self._clock()
+        due = [k for k, at in stored.pending.items() if at <= now and k in stored.records]
+        if due:  # a staged key's time has come: whichever worker sees it first promotes it
+            self._stored.promote(max(due, key=lambda k: stored.pending[k]), now)
+            stored = self._stored.load_keys()
+        current, records = stored.current, dict(stored.records)
         if current is None or current not in records:
             candidate = SigningKey.generate()
             current, raw = self._stored.ensure_key(candidate.kid, self.new_record(candidate))
-            records = {**records, current: raw}
-        now = self._clock()
+            records[current] = raw
+        retired = stored.retired
         live = [
             kid
             for kid in sorted(records)
@@ -131,12 +155,16 @@ class RedisKeySource:
                 self._parsed[kid] = SigningKey.from_pem(pem)
         return KeySet(current=self._parsed[current], published=tuple(self._parsed[k] for k in live))
 
-    def rotate(self) -> tuple[str | None, str]:
-        """Make a new key the signing key; prune keys retired longer than the retention."""
+    def rotate(self, activate_after: float = 0.0) -> tuple[str | None, str]:
+        """A new key: signing now (``activate_after`` 0) or staged to sign after that many
+        seconds. Keys retired longer than the retention are pruned. Returns the kid signing
+        now (or until the new key activates) and the new kid."""
         key = SigningKey.generate()
         now = self._clock()
-        old = self._stored.rotate(key.kid, self.new_record(key), now, now - self._retention)
-        return old, key.kid
+        record, prune_before = self.new_record(key), now - self._retention
+        if activate_after <= 0:
+            return self._stored.rotate(key.kid, record, now, prune_before), key.kid
+        return self._stored.stage(key.kid, record, now + activate_after, prune_before), key.kid
 
 
 class KeyRing:
