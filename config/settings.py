@@ -18,6 +18,7 @@ from config.backend import BackendSettings
 from config.errors import ConfigError as ConfigError  # re-exported: callers import it here
 from config.keys import KeySettings
 from config.limits import RateLimitSettings
+from config.upstream import UpstreamSettings
 
 DEV_ACCESS_KEY_ID = "AKIDBROKERDEV"
 DEV_SECRET_ACCESS_KEY = "broker-development-secret-loopback-only"  # noqa: S105 - documented dev key
@@ -50,6 +51,8 @@ class Settings:
     keys: KeySettings = field(default_factory=KeySettings)
     #: Optional rate limits; see ``config/limits.py``.
     limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    #: Upstream mode (tokens from a real Cognito pool); see ``config/upstream.py``.
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -80,6 +83,7 @@ class Settings:
         if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
             raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
         key_file = environ.get("BROKER_SIGNING_KEY_FILE", "").strip() or None
+        upstream = UpstreamSettings.from_env(environ)
         return cls(
             redis_url=redis_url,
             credentials=credentials,
@@ -92,9 +96,10 @@ class Settings:
             max_pools=_int(environ, "BROKER_MAX_POOLS", DEFAULT_MAX_POOLS, 1),
             redis_timeout=_float(environ, "BROKER_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT),
             dev_credentials=dev,
-            backend=BackendSettings.from_env(environ),
+            backend=BackendSettings.from_env(upstream.door_environ(environ)),
             keys=KeySettings.from_env(environ),
             limits=RateLimitSettings.from_env(environ),
+            upstream=upstream,
         )
 
 

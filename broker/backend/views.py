@@ -28,6 +28,7 @@ from broker.errors import BrokerError, StoreUnavailable, ValidationException
 from broker.services import Services
 from broker.store.backend_pool import RedisPoolNames
 from broker.store.token_cache import RedisTokenCache
+from broker.upstream.tokens import UpstreamTokens
 from broker.web import EXTENSION
 
 log = logging.getLogger("broker.backend")
@@ -51,7 +52,7 @@ class BackendDoor:
     """The door's parts, built once per app (per gunicorn worker)."""
 
     translator: SessionTranslator | None
-    tokens: BackendTokens
+    tokens: BackendTokens | UpstreamTokens  # upstream mode: from AWS (docs/upstream.md)
     pools: PoolResolver
     max_body_bytes: int
 
@@ -77,7 +78,7 @@ class BackendDoor:
         )
         return cls(
             translator=build_translator(settings.backend, svc.clock),
-            tokens=tokens,
+            tokens=UpstreamTokens.from_services(svc) if settings.upstream.enabled else tokens,
             pools=pools,
             max_body_bytes=settings.max_body_bytes,
         )
@@ -90,7 +91,9 @@ def _build_door(state: BlueprintSetupState) -> None:
     door = BackendDoor.build(svc)
     app.extensions[DOOR_EXTENSION] = door
     backend = svc.settings.backend
-    if backend.pool_id is not None or backend.pool_name is not None:
+    if isinstance(door.tokens, UpstreamTokens):  # the pool is at AWS, not in the local store
+        door.tokens.warm()
+    elif backend.pool_id is not None or backend.pool_name is not None:
         try:  # create the named pool now; a failure is retried on the first request
             pool = door.pools.current()
             log.info(

@@ -1,0 +1,23 @@
+"""Metrics of upstream mode, summed over gunicorn workers like ``broker.metrics``'s (the
+multiprocess collector reads every counter defined in the process, wherever it is)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+CALLS = Counter(
+    "broker_upstream_calls_total",
+    "Attempts at upstream GetOpenIdTokenForDeveloperIdentity, by outcome "
+    "(success, throttled, unavailable, refused, misconfigured).",
+    ["outcome"],
+)
+SHED = Counter(
+    "broker_upstream_shed_total",
+    "Upstream calls not made, by reason (breaker_open, quota).",
+    ["reason"],
+)
+STALE = Counter(
+    "broker_upstream_stale_tokens_total",
+    "Still-valid cached tokens served past the reuse threshold because upstream was "
+    "throttling or unavailable.",
+)
