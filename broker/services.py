@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from broker.identity.developer import DeveloperProviders
 from broker.identity.models import pool_arn
 from broker.paging import PageTokens
 from broker.ratelimit import RateLimiter
@@ -31,6 +32,7 @@ class Services:
     signer: TokenSigner
     pages: PageTokens
     limits: RateLimiter
+    providers: DeveloperProviders
     clock: Clock
 
     @classmethod
@@ -55,6 +57,7 @@ class Services:
             keyring=keyring,
             signer=TokenSigner(keyring),
             pages=PageTokens(RedisPagingSecret(connector)),
+            providers=DeveloperProviders(),
             limits=RateLimiter(settings.limits, RedisRateCounter(connector), clock),
             clock=clock,
         )

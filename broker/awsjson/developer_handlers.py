@@ -20,6 +20,7 @@ def get_open_id_token_for_developer_identity(svc: Services, p: dict[str, Any]) -
         identity_id=p.get("identity_id"),
         region=svc.settings.region,
         now=now,
+        providers=svc.providers,
     )
     svc.limits.check_identity(resolved.identity.id)
     claims = developer_claims(

@@ -20,7 +20,7 @@ from broker.backend.pool import BackendPool, PoolResolver
 from broker.backend.schemas import TokenRequest
 from broker.backend.translators.session import Session
 from broker.errors import ResourceNotFoundException, ValidationException
-from broker.identity.developer import DeveloperLogin, resolve_developer_login
+from broker.identity.developer import DeveloperLogin, DeveloperProviders, resolve_developer_login
 from broker.identity.ports import IdentityStore
 from broker.store.token_cache import CachedToken
 from broker.tokens.claims import developer_claims
@@ -69,7 +69,9 @@ class BackendTokens:
         pool_arn: Callable[[str], str],
         clock: Callable[[], float],
         limit_identity: Callable[[str], None] = lambda identity_id: None,
+        providers: DeveloperProviders | None = None,
     ) -> None:
+        self._providers = providers
         self._limit_identity = limit_identity
         self._store = store
         self._signer = signer
@@ -138,4 +140,5 @@ class BackendTokens:
             identity_id=None,
             region=self._region,
             now=self._clock(),
+            providers=self._providers,
         )

@@ -75,6 +75,7 @@ class BackendDoor:
             pool_arn=svc.pool_arn,
             clock=svc.clock,
             limit_identity=svc.limits.check_identity,
+            providers=svc.providers,
         )
         return cls(
             translator=build_translator(settings.backend, svc.clock),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from broker.errors import (
     DeveloperUserAlreadyRegisteredException,
+    InternalErrorException,
     InvalidParameterException,
     NotAuthorizedException,
     ResourceNotFoundException,
@@ -31,11 +32,38 @@ from broker.identity.ports import IdentityStore, LinkOutcome
 class DeveloperLogin:
     """The identity a developer user id resolved to, and whether it was just created."""
 
-    pool: IdentityPool
+    pool_id: str
     identity: Identity
     provider: str
     user_id: str
     created: bool
+
+
+class DeveloperProviders:
+    """Pool id -> its DeveloperProviderName, remembered by each process once set.
+
+    The name never changes once set (contract §4, decision) and pool ids are never reused,
+    so for the common call, whose Logins hold only the developer login, the rules of step 2
+    are decided without reading the pool; the store's script still checks that the pool
+    exists. Bounded: when full, it simply forgets everything and starts again.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._known: dict[str, str] = {}
+
+    def get(self, pool_id: str) -> str | None:
+        return self._known.get(pool_id)
+
+    def remember(self, pool: IdentityPool) -> None:
+        developer = pool.config.developer_provider_name
+        if developer is not None:
+            if len(self._known) >= self._capacity:
+                self._known.clear()
+            self._known[pool.id] = developer
+
+    def forget(self, pool_id: str) -> None:
+        self._known.pop(pool_id, None)
 
 
 def developer_user_of(pool: IdentityPool, logins: Mapping[str, str]) -> tuple[str, str]:
@@ -54,14 +82,17 @@ def developer_user_of(pool: IdentityPool, logins: Mapping[str, str]) -> tuple[st
             raise NotAuthorizedException(messages.NOT_A_PROVIDER)
     if set(logins) != {developer}:
         raise NotAuthorizedException(messages.NO_DEVELOPER_PROVIDER)
-    user_id = logins[developer]
+    return developer, _checked_user(developer, logins[developer])
+
+
+def _checked_user(developer: str, user_id: str) -> str:
     if len(user_id) > MAX_DEVELOPER_USER_IDENTIFIER_LENGTH:
         raise InvalidParameterException(
             messages.DEVELOPER_USER_TOO_LONG.format(
                 developer=developer, limit=MAX_DEVELOPER_USER_IDENTIFIER_LENGTH
             )
         )
-    return developer, user_id
+    return user_id
 
 
 def resolve_developer_login(
@@ -72,20 +103,30 @@ def resolve_developer_login(
     identity_id: str | None,
     region: str,
     now: float,
+    providers: DeveloperProviders | None = None,
 ) -> DeveloperLogin:
-    pool = store.get_pool(pool_id)
-    if pool is None:
-        raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
-    provider, user_id = developer_user_of(pool, logins)
+    known = providers.get(pool_id) if providers is not None else None
+    if known is not None and len(logins) == 1 and known in logins:
+        provider, user_id = known, _checked_user(known, logins[known])
+    else:
+        pool = store.get_pool(pool_id)
+        if pool is None:
+            raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
+        if providers is not None:
+            providers.remember(pool)
+        provider, user_id = developer_user_of(pool, logins)
     key = login_key(provider, user_id)
     if identity_id is None:
         outcome, identity = store.resolve_login(pool_id, key, new_resource_id(region), now)
     else:
         outcome, identity = store.link_login(pool_id, identity_id, key, now)
+    if outcome is LinkOutcome.NO_POOL and providers is not None:
+        providers.forget(pool_id)
     _raise_for(outcome, pool_id=pool_id, identity_id=identity_id or "", identity=identity)
-    assert identity is not None  # every success outcome carries the identity
+    if identity is None:  # every success outcome carries the identity
+        raise InternalErrorException(f"the store answered {outcome.value} without an identity")
     return DeveloperLogin(
-        pool=pool,
+        pool_id=pool_id,
         identity=identity,
         provider=provider,
         user_id=user_id,
