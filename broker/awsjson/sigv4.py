@@ -87,7 +87,7 @@ def verify_request(
     if now.tzinfo is None:
         raise ValueError("now must be a timezone-aware datetime")
     lowered = _lower_headers(headers)
-    authorization = lowered.get("authorization", "")
+    authorization = _authorization(headers)
     if not authorization:
         raise MissingAuthenticationTokenException(MISSING_AUTHENTICATION)
     credential, signed_names, signature = _parse_authorization(authorization)
@@ -160,6 +160,15 @@ def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return lowered
 
 
+def _authorization(headers: Mapping[str, str]) -> str:
+    """The Authorization header as sent, trimmed of HTTP's own whitespace (space and tab)
+    only. Not Trimall: ``str.split()`` also takes a no-break space or a control character
+    for a separator, which would let a changed header pass for the one that was signed."""
+    return ",".join(
+        value.strip(" \t") for name, value in headers.items() if name.lower() == "authorization"
+    )
+
+
 def _parse_authorization(value: str) -> tuple[list[str], list[str], str]:
     """Split ``AWS4-HMAC-SHA256 Credential=.., SignedHeaders=.., Signature=..`` (any order)."""
     algorithm, _, rest = value.partition(" ")
@@ -168,8 +177,8 @@ def _parse_authorization(value: str) -> tuple[list[str], list[str], str]:
             f"Authorization header must use the '{ALGORITHM}' algorithm."
         )
     params: dict[str, str] = {}
-    for part in rest.split(",") if rest.strip() else ():
-        key, equals, param = part.strip().partition("=")
+    for part in rest.split(",") if rest.strip(" ") else ():
+        key, equals, param = part.strip(" ").partition("=")
         if not equals:
             raise IncompleteSignatureException(
                 "Authorization header contains an element that is not a key=value pair."

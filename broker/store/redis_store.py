@@ -34,9 +34,18 @@ class RedisStore(PoolStore):
             [login, new_identity_id, repr(now)],
         )
         outcome, identity = _outcome(LinkOutcome, pool_id, answer)
-        if outcome is LinkOutcome.CREATED:
-            self.redis.hset(keys.IDENTITY_INDEX, new_identity_id, pool_id)
+        if identity is not None and _index_pending(answer[2]):
+            self._index_created(pool_id, identity.id)
         return outcome, identity
+
+    def _index_created(self, pool_id: str, identity_id: str) -> None:
+        """Write the identity index entry of an identity RESOLVE_LOGIN created, and only
+        once that succeeded clear the record's "index pending" mark. A process or Redis
+        that fails before the end leaves the mark, and the next call resolving the login
+        (the client's retry) finishes the job: the login's identity is always found
+        through the index too (DescribeIdentity, GetOpenIdToken, DeleteIdentities)."""
+        self.redis.hset(keys.IDENTITY_INDEX, identity_id, pool_id)
+        self._run(scripts.CONFIRM_INDEXED, [keys.PoolKeys.of(pool_id).identities], [identity_id])
 
     def link_login(
         self, pool_id: str, identity_id: str, login: str, now: float
@@ -146,6 +155,11 @@ def _outcome(
     if len(answer) < 3:
         return outcome, None
     return outcome, decode_identity(pool_id, answer[1], answer[2])
+
+
+def _index_pending(raw: str) -> bool:
+    """The record carries RESOLVE_LOGIN's "index pending" mark (``"p": 1``)."""
+    return '"p":' in raw and json.loads(raw).get("p") == 1
 
 
 def decode_identity(pool_id: str, identity_id: str, raw: str) -> Identity:

@@ -1,9 +1,11 @@
 """Lua scripts: each is one atomic step over keys of a single hash slot.
 
 Identity records are JSON: ``{"c": created, "m": modified, "d": 0|1, "l": [logins],
-"s": sequence}``; cjson writes an empty list as ``{}``, which ``#`` and ``ipairs`` read as
-empty. Scripts that decide something answer a status word first (the names of the outcome
-enums in ``broker.identity.ports``), then the identity id and its record.
+"s": sequence}``, plus ``"p": 1`` while the identity index entry of an identity that
+RESOLVE_LOGIN created is not yet known to be written (``RedisStore.resolve_login``); cjson
+writes an empty list as ``{}``, which ``#`` and ``ipairs`` read as empty. Scripts that
+decide something answer a status word first (the names of the outcome enums in
+``broker.identity.ports``), then the identity id and its record.
 """
 
 # KEYS: pool, logins, identities, order, sequence   ARGV: login, new identity id, now
@@ -19,11 +21,23 @@ if owner then
 end
 local now = tonumber(ARGV[3])
 local seq = redis.call('INCR', KEYS[5])
-local rec = cjson.encode({c = now, m = now, d = 0, l = {ARGV[1]}, s = seq})
+local rec = cjson.encode({c = now, m = now, d = 0, l = {ARGV[1]}, s = seq, p = 1})
 redis.call('HSET', KEYS[3], ARGV[2], rec)
 redis.call('ZADD', KEYS[4], seq, ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return {'CREATED', ARGV[2], rec}
+"""
+
+# KEYS: identities   ARGV: identity id
+# Clears the "index pending" mark once the identity index entry is written.
+CONFIRM_INDEXED = """
+local rec = redis.call('HGET', KEYS[1], ARGV[1])
+if not rec then return 0 end
+local r = cjson.decode(rec)
+if r.p == nil then return 0 end
+r.p = nil
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(r))
+return 1
 """
 
 # KEYS: pool, logins, identities   ARGV: login, identity id, now
