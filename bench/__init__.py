@@ -1,0 +1,1 @@
+"""Benchmark harness for Identity Broker's token path: ``bench/run`` or ``python -m bench``."""
