@@ -9,7 +9,12 @@ maps the same classes to its own small set of codes. Statuses follow contract se
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Final
+
+#: The message of an unexpected fault, at either door: never the exception's own text.
+INTERNAL_MESSAGE: Final = "An internal error occurred. The request id identifies it in the logs."
+#: The message when Redis does not answer in time, at either door.
+STORE_UNAVAILABLE_MESSAGE: Final = "The identity store is unavailable; retry shortly."
 
 
 class BrokerError(Exception):

@@ -15,15 +15,18 @@ from werkzeug.exceptions import HTTPException
 from broker import cli, health, instrumentation, logs, metrics, wellknown
 from broker.awsjson import views as awsjson
 from broker.backend import views as backend
-from broker.errors import BrokerError, InternalErrorException, SerializationException
+from broker.errors import (
+    INTERNAL_MESSAGE,
+    STORE_UNAVAILABLE_MESSAGE,
+    BrokerError,
+    InternalErrorException,
+    SerializationException,
+)
 from broker.services import Clock, Services
 from broker.web import EXTENSION
 from config.settings import DEV_ACCESS_KEY_ID, Settings
 
 log = logging.getLogger("broker")
-
-INTERNAL_ERROR = "An internal error occurred. The request id identifies it in the logs."
-STORE_UNAVAILABLE = "The identity store is unavailable; retry shortly."
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> Flask:
@@ -80,7 +83,7 @@ def _register_error_renderers(app: Flask) -> None:
     def _store_error(err: redis.RedisError) -> Response:
         metrics.REDIS_ERRORS.inc()
         log.error("redis error: %s", type(err).__name__)
-        return _render(InternalErrorException(STORE_UNAVAILABLE))
+        return _render(InternalErrorException(STORE_UNAVAILABLE_MESSAGE))
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException) -> Response:
@@ -93,7 +96,7 @@ def _register_error_renderers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Response:
         log.exception("unexpected error")
-        return _render(InternalErrorException(INTERNAL_ERROR))
+        return _render(InternalErrorException(INTERNAL_MESSAGE))
 
 
 def _http_error(err: HTTPException) -> BrokerError:

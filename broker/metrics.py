@@ -56,6 +56,16 @@ def observe_request(door: str, operation: str, outcome: str, seconds: float) -> 
     LATENCY.labels(door, operation).observe(seconds)
 
 
+def count_token(door: str, *, new_identity: bool, cached: bool = False) -> None:
+    """One token served by a front door: signed now, or (backend door) from the cache."""
+    if new_identity:
+        IDENTITIES_CREATED.labels("developer").inc()
+    if cached:
+        TOKEN_CACHE_HITS.labels(door).inc()
+    else:
+        TOKENS_ISSUED.labels(door).inc()
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
     if os.environ.get(MULTIPROC_ENV):

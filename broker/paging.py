@@ -14,7 +14,6 @@ skipped or returned twice.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import os
@@ -25,20 +24,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from broker.b64 import b64decode, b64encode
 from broker.errors import InvalidParameterException
 
 INVALID_TOKEN = "The NextToken is invalid or belongs to another listing."  # noqa: S105
 KEY_LABEL = b"identity-broker NextToken AES-256-GCM v1"  # HKDF info: this key, this use
 NONCE_BYTES = 12
 TAG_BYTES = 16
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _associated_data(kind: str, scope: str) -> bytes:
@@ -60,7 +52,7 @@ class PageTokens:
         nonce = os.urandom(NONCE_BYTES)
         plaintext = json.dumps(after, separators=(",", ":")).encode()
         sealed = self._cipher().encrypt(nonce, plaintext, _associated_data(kind, scope))
-        return _b64(nonce + sealed)
+        return b64encode(nonce + sealed)
 
     def decode(self, token: str, kind: str, scope: str) -> int:
         """The position of a numeric listing (a creation sequence number)."""
@@ -78,8 +70,8 @@ class PageTokens:
 
     def _decode(self, token: str, kind: str, scope: str) -> object:
         try:
-            raw = _unb64(token)
-            if len(raw) < NONCE_BYTES + TAG_BYTES or _b64(raw) != token:  # one spelling only
+            raw = b64decode(token)
+            if len(raw) < NONCE_BYTES + TAG_BYTES or b64encode(raw) != token:  # one spelling only
                 raise InvalidParameterException(INVALID_TOKEN)
             nonce, sealed = raw[:NONCE_BYTES], raw[NONCE_BYTES:]
             plaintext = self._cipher().decrypt(nonce, sealed, _associated_data(kind, scope))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from broker.identity.developer import DeveloperProviders
 from broker.identity.models import pool_arn
@@ -14,6 +15,7 @@ from broker.store.client import RedisConnector
 from broker.store.rate_limits import RedisRateCounter
 from broker.store.redis_store import RedisStore
 from broker.store.signing_keys import RedisPagingSecret, RedisSigningKeys
+from broker.tokens.issuing import TokenIssuer
 from broker.tokens.keys import FileKeySource, KeyRing, KeySource, RedisKeySource
 from broker.tokens.sealing import KeySealer
 from broker.tokens.signer import TokenSigner
@@ -30,6 +32,7 @@ class Services:
     key_source: KeySource
     keyring: KeyRing
     signer: TokenSigner
+    tokens: TokenIssuer  # claims + signature, for both front doors
     pages: PageTokens
     limits: RateLimiter
     providers: DeveloperProviders
@@ -49,13 +52,16 @@ class Services:
                 settings.keys.retention_seconds,
             )
         keyring = KeyRing(source, settings.keys.refresh_seconds)
+        signer = TokenSigner(keyring)
+        arn = partial(pool_arn, settings.region, settings.account_id)
         return cls(
             settings=settings,
             connector=connector,
             store=RedisStore(connector),
             key_source=source,
             keyring=keyring,
-            signer=TokenSigner(keyring),
+            signer=signer,
+            tokens=TokenIssuer(signer, issuer=settings.issuer, pool_arn=arn),
             pages=PageTokens(RedisPagingSecret(connector)),
             providers=DeveloperProviders(),
             limits=RateLimiter(settings.limits, RedisRateCounter(connector), clock),

@@ -14,25 +14,33 @@ than the chosen one is refused, so a typo in the mode is never silently ignored.
 from __future__ import annotations
 
 import ipaddress
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
+from broker.model_limits import DEVELOPER_PROVIDER_NAME_PATTERN as PROVIDER_PATTERN
+from broker.model_limits import MAX_ID_LENGTH as MAX_POOL_ID_LENGTH
+from broker.model_limits import (  # the service model's limits (constraints.md)
+    MAX_POOL_NAME_LENGTH,
+    MAX_TAG_KEY_LENGTH,
+    POOL_ID_PATTERN,
+    POOL_NAME_PATTERN,
+)
+from broker.model_limits import MAX_PROVIDER_NAME_LENGTH as MAX_PROVIDER_LENGTH
+from config.env import (
+    BETWEEN_0_AND_60_SECONDS,
+    matches,
+    read_choice,
+    read_float,
+    read_int,
+    required,
+    text,
+)
 from config.errors import ConfigError
 
 AUTH_MODES: Final = ("jwt", "cookie", "api_key")
 
-# The service model's limits (constraints.md); tests check they equal broker.awsjson.schemas.
-POOL_ID_PATTERN: Final = r"[\w-]+:[0-9a-f-]+"
-MAX_POOL_ID_LENGTH: Final = 55
-POOL_NAME_PATTERN: Final = r"[\w\s+=,.@-]+"
-MAX_POOL_NAME_LENGTH: Final = 128
-PROVIDER_PATTERN: Final = r"[\w._-]+"
-MAX_PROVIDER_LENGTH: Final = 128
-MAX_TAG_KEY_LENGTH: Final = 128
 
 #: RFC 7518 section 3.2: an HMAC key at least as long as the hash output (HS256: 32 bytes).
 MIN_HS_SECRET_LENGTH: Final = 32
@@ -126,11 +134,11 @@ class BackendSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> BackendSettings:
-        auth = _get(environ, "BROKER_BACKEND_AUTH").lower() or None
-        if auth is not None and auth not in AUTH_MODES:
-            raise ConfigError(f"BROKER_BACKEND_AUTH must be one of {', '.join(AUTH_MODES)}")
+        auth = read_choice(
+            environ, "BROKER_BACKEND_AUTH", AUTH_MODES, None, "{name} must be one of {choices}"
+        )
         for mode, names in _MODE_VARS.items():
-            stray = [name for name in names if _get(environ, name)]
+            stray = [name for name in names if text(environ, name)]
             if stray and mode != auth:
                 raise ConfigError(
                     f"{stray[0]} is set but BROKER_BACKEND_AUTH is not {mode!r}; "
@@ -142,7 +150,16 @@ class BackendSettings:
                 "BROKER_BACKEND_AUTH is set but no pool is: set BROKER_BACKEND_POOL_ID, or "
                 "BROKER_BACKEND_POOL_NAME and BROKER_BACKEND_DEVELOPER_PROVIDER"
             )
-        share = _fraction(environ, "BROKER_BACKEND_CACHE_MIN_REMAINING")
+        # The share of a token's lifetime that must be left for the cache to hand it out;
+        # 1 turns the cache off (no token is ever fresh enough).
+        share = read_float(
+            environ,
+            "BROKER_BACKEND_CACHE_MIN_REMAINING",
+            DEFAULT_CACHE_MIN_REMAINING,
+            high=1,
+            invalid="{name} must be a fraction such as 0.5, got {raw!r}",
+            bounds="{name} must be above 0 and at most 1, got {raw!r}",
+        )
         return cls(
             auth=auth,
             pool_id=pool_id,
@@ -155,25 +172,17 @@ class BackendSettings:
         )
 
 
-def _get(environ: Mapping[str, str], name: str) -> str:
-    return environ.get(name, "").strip()
-
-
-def _matches(pattern: str, value: str, maximum: int) -> bool:
-    return 1 <= len(value) <= maximum and re.fullmatch(pattern, value) is not None
-
-
 def _pool(environ: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
-    pool_id = _get(environ, "BROKER_BACKEND_POOL_ID") or None
-    name = _get(environ, "BROKER_BACKEND_POOL_NAME") or None
-    provider = _get(environ, "BROKER_BACKEND_DEVELOPER_PROVIDER") or None
+    pool_id = text(environ, "BROKER_BACKEND_POOL_ID") or None
+    name = text(environ, "BROKER_BACKEND_POOL_NAME") or None
+    provider = text(environ, "BROKER_BACKEND_DEVELOPER_PROVIDER") or None
     if pool_id is not None:
         if name is not None or provider is not None:
             raise ConfigError(
                 "BROKER_BACKEND_POOL_ID excludes BROKER_BACKEND_POOL_NAME and "
                 "BROKER_BACKEND_DEVELOPER_PROVIDER (the pool's own provider is used)"
             )
-        if not _matches(POOL_ID_PATTERN, pool_id, MAX_POOL_ID_LENGTH):
+        if not matches(POOL_ID_PATTERN, pool_id, MAX_POOL_ID_LENGTH):
             raise ConfigError(
                 f"BROKER_BACKEND_POOL_ID must look like us-east-1:<uuid>, got {pool_id!r}"
             )
@@ -182,12 +191,12 @@ def _pool(environ: Mapping[str, str]) -> tuple[str | None, str | None, str | Non
         raise ConfigError(
             "BROKER_BACKEND_POOL_NAME and BROKER_BACKEND_DEVELOPER_PROVIDER go together"
         )
-    if name is not None and not _matches(POOL_NAME_PATTERN, name, MAX_POOL_NAME_LENGTH):
+    if name is not None and not matches(POOL_NAME_PATTERN, name, MAX_POOL_NAME_LENGTH):
         raise ConfigError(
             f"BROKER_BACKEND_POOL_NAME must match {POOL_NAME_PATTERN} "
             f"(1..{MAX_POOL_NAME_LENGTH} characters), got {name!r}"
         )
-    if provider is not None and not _matches(PROVIDER_PATTERN, provider, MAX_PROVIDER_LENGTH):
+    if provider is not None and not matches(PROVIDER_PATTERN, provider, MAX_PROVIDER_LENGTH):
         raise ConfigError(
             f"BROKER_BACKEND_DEVELOPER_PROVIDER must match {PROVIDER_PATTERN} "
             f"(1..{MAX_PROVIDER_LENGTH} characters), got {provider!r}"
@@ -196,9 +205,9 @@ def _pool(environ: Mapping[str, str]) -> tuple[str | None, str | None, str | Non
 
 
 def _jwt(environ: Mapping[str, str]) -> JwtSettings:
-    secret = _get(environ, "BROKER_BACKEND_JWT_HS_SECRET") or None
-    key_file = _get(environ, "BROKER_BACKEND_JWT_PUBLIC_KEY_FILE") or None
-    jwks_url = _get(environ, "BROKER_BACKEND_JWT_JWKS_URL") or None
+    secret = text(environ, "BROKER_BACKEND_JWT_HS_SECRET") or None
+    key_file = text(environ, "BROKER_BACKEND_JWT_PUBLIC_KEY_FILE") or None
+    jwks_url = text(environ, "BROKER_BACKEND_JWT_JWKS_URL") or None
     sources = [s for s in (secret, key_file, jwks_url) if s is not None]
     if len(sources) != 1:
         raise ConfigError(
@@ -221,25 +230,37 @@ def _jwt(environ: Mapping[str, str]) -> JwtSettings:
     family = HMAC_ALGORITHMS if secret is not None else ASYMMETRIC_ALGORITHMS
     default = "HS256" if secret is not None else "RS256"
     return JwtSettings(
-        issuer=_required(environ, "BROKER_BACKEND_JWT_ISSUER", "the expected 'iss' claim"),
-        audience=_required(environ, "BROKER_BACKEND_JWT_AUDIENCE", "the expected 'aud' claim"),
+        issuer=required(environ, "BROKER_BACKEND_JWT_ISSUER", "the expected 'iss' claim"),
+        audience=required(environ, "BROKER_BACKEND_JWT_AUDIENCE", "the expected 'aud' claim"),
         algorithms=_algorithms(environ, family, default),
         hs_secret=secret,
         public_key_file=key_file,
         jwks_url=jwks_url,
-        leeway=_int(environ, "BROKER_BACKEND_JWT_LEEWAY", DEFAULT_LEEWAY, 0, MAX_LEEWAY),
-        user_claim=_get(environ, "BROKER_BACKEND_JWT_USER_CLAIM") or DEFAULT_USER_CLAIM,
-        tag_claims=_tag_map(environ, "BROKER_BACKEND_JWT_TAG_CLAIMS"),
-        jwks_timeout=_seconds(environ, "BROKER_BACKEND_JWT_JWKS_TIMEOUT", DEFAULT_JWKS_TIMEOUT),
-        jwks_cache_seconds=_int(
-            environ, "BROKER_BACKEND_JWT_JWKS_CACHE_SECONDS", DEFAULT_JWKS_CACHE_SECONDS, 1, 86400
+        leeway=read_int(
+            environ, "BROKER_BACKEND_JWT_LEEWAY", DEFAULT_LEEWAY, low=0, high=MAX_LEEWAY
         ),
-        jwks_min_refetch_seconds=_int(
+        user_claim=text(environ, "BROKER_BACKEND_JWT_USER_CLAIM") or DEFAULT_USER_CLAIM,
+        tag_claims=_tag_map(environ, "BROKER_BACKEND_JWT_TAG_CLAIMS"),
+        jwks_timeout=read_float(
+            environ,
+            "BROKER_BACKEND_JWT_JWKS_TIMEOUT",
+            DEFAULT_JWKS_TIMEOUT,
+            high=60,
+            bounds=BETWEEN_0_AND_60_SECONDS,
+        ),
+        jwks_cache_seconds=read_int(
+            environ,
+            "BROKER_BACKEND_JWT_JWKS_CACHE_SECONDS",
+            DEFAULT_JWKS_CACHE_SECONDS,
+            low=1,
+            high=86400,
+        ),
+        jwks_min_refetch_seconds=read_int(
             environ,
             "BROKER_BACKEND_JWT_JWKS_MIN_REFETCH_SECONDS",
             DEFAULT_JWKS_MIN_REFETCH_SECONDS,
-            0,
-            3600,
+            low=0,
+            high=3600,
         ),
     )
 
@@ -275,7 +296,7 @@ def _algorithms(
     environ: Mapping[str, str], family: tuple[str, ...], default: str
 ) -> tuple[str, ...]:
     name = "BROKER_BACKEND_JWT_ALGORITHMS"
-    raw = _get(environ, name) or default
+    raw = text(environ, name) or default
     algorithms = tuple(dict.fromkeys(a.strip() for a in raw.split(",") if a.strip()))
     for alg in algorithms:
         if alg.lower() == "none":
@@ -293,24 +314,26 @@ def _algorithms(
 
 
 def _cookie(environ: Mapping[str, str]) -> CookieSettings:
-    secret = _required(environ, "BROKER_BACKEND_COOKIE_SECRET", "the backend's Flask SECRET_KEY")
+    secret = required(environ, "BROKER_BACKEND_COOKIE_SECRET", "the backend's Flask SECRET_KEY")
     if len(secret) < MIN_COOKIE_SECRET_LENGTH:
         raise ConfigError(
             f"BROKER_BACKEND_COOKIE_SECRET must be at least {MIN_COOKIE_SECRET_LENGTH} characters"
         )
     return CookieSettings(
         secret=secret,
-        salt=_get(environ, "BROKER_BACKEND_COOKIE_SALT") or DEFAULT_COOKIE_SALT,
-        name=_get(environ, "BROKER_BACKEND_COOKIE_NAME") or DEFAULT_COOKIE_NAME,
-        user_key=_get(environ, "BROKER_BACKEND_COOKIE_USER_KEY") or DEFAULT_COOKIE_USER_KEY,
-        max_age=_int(environ, "BROKER_BACKEND_COOKIE_MAX_AGE", DEFAULT_COOKIE_MAX_AGE, 1, 10**9),
+        salt=text(environ, "BROKER_BACKEND_COOKIE_SALT") or DEFAULT_COOKIE_SALT,
+        name=text(environ, "BROKER_BACKEND_COOKIE_NAME") or DEFAULT_COOKIE_NAME,
+        user_key=text(environ, "BROKER_BACKEND_COOKIE_USER_KEY") or DEFAULT_COOKIE_USER_KEY,
+        max_age=read_int(
+            environ, "BROKER_BACKEND_COOKIE_MAX_AGE", DEFAULT_COOKIE_MAX_AGE, low=1, high=10**9
+        ),
         tag_keys=_tag_map(environ, "BROKER_BACKEND_COOKIE_TAG_KEYS"),
     )
 
 
 def _api_keys(environ: Mapping[str, str]) -> tuple[str, ...]:
     name = "BROKER_BACKEND_API_KEYS"
-    keys = tuple(k.strip() for k in _get(environ, name).split(",") if k.strip())
+    keys = tuple(k.strip() for k in text(environ, name).split(",") if k.strip())
     if not keys:
         raise ConfigError(f"BROKER_BACKEND_AUTH=api_key needs {name} (comma-separated keys)")
     for index, key in enumerate(keys, 1):
@@ -325,7 +348,7 @@ def _api_keys(environ: Mapping[str, str]) -> tuple[str, ...]:
 def _tag_map(environ: Mapping[str, str], name: str) -> dict[str, str]:
     """``source:tag,source2:tag2`` -> {source: tag}; the tag is a principal tag key."""
     result: dict[str, str] = {}
-    raw = _get(environ, name)
+    raw = text(environ, name)
     for item in (i.strip() for i in raw.split(",") if i.strip()):
         source, sep, tag = (part.strip() for part in item.partition(":"))
         if not sep or not source or not tag:
@@ -338,51 +361,3 @@ def _tag_map(environ: Mapping[str, str], name: str) -> dict[str, str]:
             raise ConfigError(f"{name}: tag {tag!r} is named twice")
         result[source] = tag
     return result
-
-
-def _required(environ: Mapping[str, str], name: str, what: str) -> str:
-    value = _get(environ, name)
-    if not value:
-        raise ConfigError(f"{name} is required ({what})")
-    return value
-
-
-def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = _get(environ, name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = _get(environ, name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not math.isfinite(value) or not 0 < value <= 60:
-        raise ConfigError(f"{name} must be between 0 and 60 seconds, got {raw!r}")
-    return value
-
-
-def _fraction(environ: Mapping[str, str], name: str) -> float:
-    """The share of a token's lifetime that must be left for the cache to hand it out;
-    1 turns the cache off (no token is ever fresh enough)."""
-    raw = _get(environ, name)
-    if not raw:
-        return DEFAULT_CACHE_MIN_REMAINING
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a fraction such as 0.5, got {raw!r}") from None
-    if not math.isfinite(value) or not 0 < value <= 1:
-        raise ConfigError(f"{name} must be above 0 and at most 1, got {raw!r}")
-    return value

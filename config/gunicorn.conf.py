@@ -34,6 +34,11 @@ import os
 import sys
 from typing import Any, NoReturn
 
+# Gunicorn puts its working directory (the project root) on sys.path before it loads this
+# file, as it must for ``logger_class`` and ``wsgi:app`` below.
+from config.env import read_choice, read_int
+from config.errors import ConfigError
+
 MAX_WORKERS = 256
 MAX_SECONDS = 3600
 
@@ -46,16 +51,10 @@ def _fail(message: str) -> NoReturn:
 
 
 def _int_env(name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
     try:
-        value = int(raw)
-    except ValueError:
-        _fail(f"{name} must be a whole number, got {raw!r}")
-    if not minimum <= value <= maximum:
-        _fail(f"{name} must be between {minimum} and {maximum}, got {value}")
-    return value
+        return read_int(os.environ, name, default, low=minimum, high=maximum)
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 def _default_workers() -> int:
@@ -84,10 +83,12 @@ def _control_socket() -> str | None:
 
 
 def _access_log() -> str | None:
-    raw = os.environ.get("BROKER_ACCESS_LOG", "").strip().lower() or "on"
-    if raw not in ("on", "off"):
-        _fail(f"BROKER_ACCESS_LOG must be 'on' or 'off', got {raw!r}")
-    return "-" if raw == "on" else None
+    invalid = "{name} must be 'on' or 'off', got {raw!r}"
+    try:
+        switch = read_choice(os.environ, "BROKER_ACCESS_LOG", ("on", "off"), "on", invalid)
+    except ConfigError as exc:
+        _fail(str(exc))
+    return "-" if switch == "on" else None
 
 
 bind = [_bind()]
@@ -124,7 +125,7 @@ def on_starting(server: object) -> None:
     Only the pure settings function runs here; the app itself (and its Redis pool) is still
     built in each worker after the fork (preload_app is False).
     """
-    from config.settings import ConfigError, Settings
+    from config.settings import Settings
 
     try:
         Settings.from_env(os.environ)

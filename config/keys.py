@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from broker.model_limits import MAX_TOKEN_DURATION
+from config.env import read_float, read_int, text
 from config.errors import ConfigError
 
 KEK_BYTES: Final = 32
 DEFAULT_REFRESH_SECONDS: Final = 10.0
 #: The longest TokenDuration (contract section 5) plus the clock skew a verifier may allow:
 #: a retired key stays published this long, so every token it signed has expired by then.
-MAX_TOKEN_LIFETIME: Final = 86400
 CLOCK_SKEW: Final = 300
-DEFAULT_RETENTION_SECONDS: Final = MAX_TOKEN_LIFETIME + CLOCK_SKEW
+DEFAULT_RETENTION_SECONDS: Final = MAX_TOKEN_DURATION + CLOCK_SKEW
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,17 @@ class KeySettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> KeySettings:
         return cls(
-            encryption_key=_kek(environ.get("BROKER_KEY_ENCRYPTION_KEY", "").strip()),
-            refresh_seconds=_refresh(environ.get("BROKER_KEY_REFRESH_SECONDS", "").strip()),
-            retention_seconds=_retention(environ.get("BROKER_KEY_RETENTION_SECONDS", "").strip()),
+            encryption_key=_kek(text(environ, "BROKER_KEY_ENCRYPTION_KEY")),
+            refresh_seconds=read_float(
+                environ,
+                "BROKER_KEY_REFRESH_SECONDS",
+                DEFAULT_REFRESH_SECONDS,
+                high=3600,
+                zero=True,
+                invalid="{name} must be a number, got {raw!r}",
+                bounds="{name} must be 0 to 3600, got {raw!r}",
+            ),
+            retention_seconds=_retention(environ),
         )
 
 
@@ -64,30 +72,17 @@ def _kek(raw: str) -> bytes | None:
     return decoded
 
 
-def _refresh(raw: str) -> float:
-    if not raw:
-        return DEFAULT_REFRESH_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"BROKER_KEY_REFRESH_SECONDS must be a number, got {raw!r}") from None
-    if not math.isfinite(value) or not 0 <= value <= 3600:
-        raise ConfigError(f"BROKER_KEY_REFRESH_SECONDS must be 0 to 3600, got {raw!r}")
-    return value
-
-
-def _retention(raw: str) -> int:
-    if not raw:
-        return DEFAULT_RETENTION_SECONDS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(
-            f"BROKER_KEY_RETENTION_SECONDS must be whole seconds, got {raw!r}"
-        ) from None
+def _retention(environ: Mapping[str, str]) -> int:
+    name = "BROKER_KEY_RETENTION_SECONDS"
+    value = read_int(
+        environ,
+        name,
+        DEFAULT_RETENTION_SECONDS,
+        invalid="{name} must be whole seconds, got {raw!r}",
+    )
     if value < DEFAULT_RETENTION_SECONDS:
         raise ConfigError(
-            f"BROKER_KEY_RETENTION_SECONDS must be at least {DEFAULT_RETENTION_SECONDS} "
+            f"{name} must be at least {DEFAULT_RETENTION_SECONDS} "
             "(the longest token lifetime plus clock skew), or tokens would outlive their key"
         )
     return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from config.errors import ConfigError
+from config.env import read_int, text
 
 MAX_RATE = 1_000_000
 
@@ -29,13 +29,7 @@ class RateLimitSettings:
 
 
 def _rate(environ: Mapping[str, str], name: str) -> int | None:
-    raw = environ.get(name, "").strip()
-    if not raw or raw.lower() == "off":
+    if text(environ, name).lower() == "off":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be requests per second (a whole number) or off") from None
-    if not 1 <= value <= MAX_RATE:
-        raise ConfigError(f"{name} must be between 1 and {MAX_RATE}, got {value}")
-    return value
+    invalid = "{name} must be requests per second (a whole number) or off"
+    return read_int(environ, name, None, low=1, high=MAX_RATE, invalid=invalid)

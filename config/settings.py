@@ -9,12 +9,12 @@ is the documented development key pair, accepted only while the service listens 
 from __future__ import annotations
 
 import ipaddress
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from config.backend import BackendSettings
+from config.env import BETWEEN_0_AND_60_SECONDS, read_float, read_int
 from config.errors import ConfigError as ConfigError  # re-exported: callers import it here
 from config.keys import KeySettings
 from config.limits import RateLimitSettings
@@ -92,9 +92,17 @@ class Settings:
             issuer=issuer,
             signing_key_file=key_file,
             bind=bind,
-            max_body_bytes=_int(environ, "BROKER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024),
-            max_pools=_int(environ, "BROKER_MAX_POOLS", DEFAULT_MAX_POOLS, 1),
-            redis_timeout=_float(environ, "BROKER_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT),
+            max_body_bytes=read_int(
+                environ, "BROKER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, low=1024
+            ),
+            max_pools=read_int(environ, "BROKER_MAX_POOLS", DEFAULT_MAX_POOLS, low=1),
+            redis_timeout=read_float(
+                environ,
+                "BROKER_REDIS_TIMEOUT",
+                DEFAULT_REDIS_TIMEOUT,
+                high=60,
+                bounds=BETWEEN_0_AND_60_SECONDS,
+            ),
             dev_credentials=dev,
             backend=BackendSettings.from_env(upstream.door_environ(environ)),
             keys=KeySettings.from_env(environ),
@@ -136,29 +144,3 @@ def _parse_credentials(raw: str) -> dict[str, str]:
             raise ConfigError(f"BROKER_CREDENTIALS: the secret of {key_id} is under 16 characters")
         pairs[key_id] = secret
     return pairs
-
-
-def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _float(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not math.isfinite(value) or not 0 < value <= 60:
-        raise ConfigError(f"{name} must be between 0 and 60 seconds, got {raw!r}")
-    return value

@@ -14,22 +14,22 @@ When ``BROKER_UPSTREAM`` is unset (or ``off``) the mode is off, and any other
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
+from broker.model_limits import DEVELOPER_PROVIDER_NAME_PATTERN as PROVIDER_PATTERN
+from broker.model_limits import MAX_ID_LENGTH as MAX_POOL_ID_LENGTH
+from broker.model_limits import MAX_PROVIDER_NAME_LENGTH as MAX_PROVIDER_LENGTH
+from broker.model_limits import POOL_ID_PATTERN  # the service model's (constraints.md)
+from config.env import matches, read_choice, read_float, read_int, required, text
 from config.errors import ConfigError
 
 MODES: Final = ("aws",)
+WITH_UPSTREAM: Final = " with BROKER_UPSTREAM=aws"  # in "... is required with ..."
 
-# The service model's limits (constraints.md), as config/backend.py names them.
-POOL_ID_PATTERN: Final = r"[\w-]+:[0-9a-f-]+"
-MAX_POOL_ID_LENGTH: Final = 55
-PROVIDER_PATTERN: Final = r"[\w._-]+"
-MAX_PROVIDER_LENGTH: Final = 128
 REGION_PATTERN: Final = r"[a-z]{2}(-[a-z]+)+-\d+"
 
 DEFAULT_DEADLINE: Final = 3.0
@@ -86,32 +86,41 @@ class UpstreamSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> UpstreamSettings:
-        raw_mode = _get(environ, "BROKER_UPSTREAM").lower()
-        if raw_mode in ("", "off"):
-            stray = [name for name in VARIABLES if _get(environ, name)]
+        mode = read_choice(
+            environ,
+            "BROKER_UPSTREAM",
+            (*MODES, "off"),
+            "off",
+            "{name} must be aws or off, got {raw!r}",
+        )
+        if mode == "off":
+            stray = [name for name in VARIABLES if text(environ, name)]
             if stray:
                 raise ConfigError(
                     f"{stray[0]} is set but BROKER_UPSTREAM is not; "
                     "set BROKER_UPSTREAM=aws or unset it"
                 )
             return cls()
-        if raw_mode not in MODES:
-            raise ConfigError(f"BROKER_UPSTREAM must be aws or off, got {raw_mode!r}")
-        pool_id = _required(environ, "BROKER_UPSTREAM_POOL_ID", "the Cognito identity pool id")
-        if not _matches(POOL_ID_PATTERN, pool_id, MAX_POOL_ID_LENGTH):
+        pool_id = required(
+            environ, "BROKER_UPSTREAM_POOL_ID", "the Cognito identity pool id", WITH_UPSTREAM
+        )
+        if not matches(POOL_ID_PATTERN, pool_id, MAX_POOL_ID_LENGTH):
             raise ConfigError(
                 f"BROKER_UPSTREAM_POOL_ID must look like us-east-1:<uuid>, got {pool_id!r}"
             )
-        provider = _required(
-            environ, "BROKER_UPSTREAM_DEVELOPER_PROVIDER", "the pool's DeveloperProviderName"
+        provider = required(
+            environ,
+            "BROKER_UPSTREAM_DEVELOPER_PROVIDER",
+            "the pool's DeveloperProviderName",
+            WITH_UPSTREAM,
         )
-        if not _matches(PROVIDER_PATTERN, provider, MAX_PROVIDER_LENGTH):
+        if not matches(PROVIDER_PATTERN, provider, MAX_PROVIDER_LENGTH):
             raise ConfigError(
                 f"BROKER_UPSTREAM_DEVELOPER_PROVIDER must match {PROVIDER_PATTERN} "
                 f"(1..{MAX_PROVIDER_LENGTH} characters), got {provider!r}"
             )
         pool_region = pool_id.partition(":")[0]
-        region = _get(environ, "BROKER_UPSTREAM_REGION") or pool_region
+        region = text(environ, "BROKER_UPSTREAM_REGION") or pool_region
         if re.fullmatch(REGION_PATTERN, region) is None:
             raise ConfigError(f"BROKER_UPSTREAM_REGION must look like us-east-1, got {region!r}")
         if region != pool_region:
@@ -119,25 +128,23 @@ class UpstreamSettings:
                 f"BROKER_UPSTREAM_REGION is {region!r} but BROKER_UPSTREAM_POOL_ID is a pool "
                 f"of {pool_region!r} (a pool id starts with its region)"
             )
-        endpoint = _get(environ, "BROKER_UPSTREAM_ENDPOINT_URL") or None
+        endpoint = text(environ, "BROKER_UPSTREAM_ENDPOINT_URL") or None
         if endpoint is not None:
             parts = urlsplit(endpoint)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
                 raise ConfigError(
                     f"BROKER_UPSTREAM_ENDPOINT_URL must be an http(s) URL, got {endpoint!r}"
                 )
-        deadline = _seconds(environ, "BROKER_UPSTREAM_DEADLINE", DEFAULT_DEADLINE, MAX_SECONDS)
-        connect = _seconds(
-            environ, "BROKER_UPSTREAM_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, MAX_SECONDS
-        )
-        read = _seconds(environ, "BROKER_UPSTREAM_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, MAX_SECONDS)
+        deadline = _seconds(environ, "BROKER_UPSTREAM_DEADLINE", DEFAULT_DEADLINE)
+        connect = _seconds(environ, "BROKER_UPSTREAM_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
+        read = _seconds(environ, "BROKER_UPSTREAM_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)
         if connect + read > deadline:
             raise ConfigError(
                 "BROKER_UPSTREAM_CONNECT_TIMEOUT plus BROKER_UPSTREAM_READ_TIMEOUT "
                 f"({connect + read:g} s) must fit in BROKER_UPSTREAM_DEADLINE ({deadline:g} s)"
             )
         return cls(
-            mode=raw_mode,
+            mode=mode,
             pool_id=pool_id,
             developer_provider=provider,
             region=region,
@@ -145,13 +152,15 @@ class UpstreamSettings:
             deadline=deadline,
             connect_timeout=connect,
             read_timeout=read,
-            max_rate=_int(environ, "BROKER_UPSTREAM_MAX_RATE", DEFAULT_MAX_RATE, 1, MAX_RATE),
-            breaker_failures=_int(
+            max_rate=read_int(
+                environ, "BROKER_UPSTREAM_MAX_RATE", DEFAULT_MAX_RATE, low=1, high=MAX_RATE
+            ),
+            breaker_failures=read_int(
                 environ,
                 "BROKER_UPSTREAM_BREAKER_FAILURES",
                 DEFAULT_BREAKER_FAILURES,
-                1,
-                MAX_BREAKER_FAILURES,
+                low=1,
+                high=MAX_BREAKER_FAILURES,
             ),
             breaker_cooldown=_seconds(
                 environ,
@@ -171,12 +180,12 @@ class UpstreamSettings:
         if not self.enabled:
             return environ
         for name in LOCAL_POOL_VARIABLES:
-            if _get(environ, name):
+            if text(environ, name):
                 raise ConfigError(
                     f"{name} does not apply with BROKER_UPSTREAM=aws: the door's pool is "
                     "BROKER_UPSTREAM_POOL_ID (with BROKER_UPSTREAM_DEVELOPER_PROVIDER)"
                 )
-        if not _get(environ, "BROKER_BACKEND_AUTH"):
+        if not text(environ, "BROKER_BACKEND_AUTH"):
             raise ConfigError(
                 "BROKER_UPSTREAM=aws serves the backend door: set BROKER_BACKEND_AUTH "
                 "(jwt, cookie or api_key) and its variables (docs/backend.md)"
@@ -184,42 +193,8 @@ class UpstreamSettings:
         return {**environ, "BROKER_BACKEND_POOL_ID": self.pool_id}
 
 
-def _get(environ: Mapping[str, str], name: str) -> str:
-    return environ.get(name, "").strip()
-
-
-def _matches(pattern: str, value: str, maximum: int) -> bool:
-    return 1 <= len(value) <= maximum and re.fullmatch(pattern, value) is not None
-
-
-def _required(environ: Mapping[str, str], name: str, what: str) -> str:
-    value = _get(environ, name)
-    if not value:
-        raise ConfigError(f"{name} is required with BROKER_UPSTREAM=aws ({what})")
-    return value
-
-
-def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = _get(environ, name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _seconds(environ: Mapping[str, str], name: str, default: float, high: float) -> float:
-    raw = _get(environ, name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not math.isfinite(value) or not 0 < value <= high:
-        raise ConfigError(f"{name} must be above 0 and at most {high:g} seconds, got {raw!r}")
-    return value
+def _seconds(
+    environ: Mapping[str, str], name: str, default: float, high: float = MAX_SECONDS
+) -> float:
+    bounds = "{name} must be above 0 and at most {high:g} seconds, got {raw!r}"
+    return read_float(environ, name, default, high=high, bounds=bounds)

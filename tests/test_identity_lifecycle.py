@@ -327,6 +327,31 @@ def test_unlink_one_of_two_logins_keeps_the_other(cognito: Any, pool_id: str) ->
     unlink(cognito, pool_id, identity, "one")
     assert lookup(cognito, pool_id, IdentityId=identity)["DeveloperUserIdentifierList"] == ["two"]
     assert identity_of(cognito, pool_id, "two") == identity
+    enabled = [i["IdentityId"] for i in list_all(cognito, pool_id, HideDisabled=True)]
+    assert identity in enabled
+
+
+def test_unlinking_the_last_login_disables_the_identity(cognito: Any, pool_id: str) -> None:
+    """Contract section 7 (AWS: remove every login and the identity becomes inaccessible):
+    the identity is disabled in the unlink's own step, so it is hidden by HideDisabled and
+    refuses every further access, as the source of a merge does."""
+    identity = identity_of(cognito, pool_id, "last")
+    kept = identity_of(cognito, pool_id, "stays")
+    before = cognito.describe_identity(IdentityId=identity)["LastModifiedDate"]
+    unlink(cognito, pool_id, identity, "last")
+    described = cognito.describe_identity(IdentityId=identity)
+    assert "Logins" not in described and described["LastModifiedDate"] >= before
+    assert [i["IdentityId"] for i in list_all(cognito, pool_id)] == [identity, kept]
+    assert [i["IdentityId"] for i in list_all(cognito, pool_id, HideDisabled=True)] == [kept]
+    forbidden = ("NotAuthorizedException", 400, f"Access to Identity '{identity}' is forbidden.")
+    for user in ("last", "someone-new"):
+        with pytest.raises(ClientError) as exc:
+            developer_token(cognito, pool_id, user, IdentityId=identity)
+        assert error_of(exc) == forbidden
+    identity_of(cognito, pool_id, "someone-new")  # linking to no identity still works
+    with pytest.raises(ClientError) as exc:
+        unlink(cognito, pool_id, identity, "someone-new")
+    assert error_of(exc) == forbidden
 
 
 def test_unlink_errors(cognito: Any, pool_id: str) -> None:

@@ -1,9 +1,10 @@
 """A randomized stateful test of the developer identity lifecycle (contract sections 5 and 7).
 
-Hypothesis runs long sequences of create, link, merge, unlink, delete and lookup against
-the LIVE service (the session's gunicorn, three workers) and against a small model kept
-here. After every step the pool's listing must equal the model and the consistency
-checker must find nothing in the pool.
+Hypothesis runs long sequences of create, link, merge, unlink, delete, lookup and
+unauthenticated GetOpenIdToken against the LIVE service (the session's gunicorn, three
+workers) and against a small model kept here. An identity whose last login is unlinked
+is disabled, as the source of a merge is. After every step the pool's listing must equal
+the model and the consistency checker must find nothing in the pool.
 """
 
 from __future__ import annotations
@@ -198,6 +199,23 @@ class IdentityMachine(RuleBasedStateMachine):
             assert code == "ok"
             self.users[identity].discard(user)
             del self.owner[user]
+            if not self.users[identity]:  # no login left: inaccessible (contract section 7)
+                self.disabled.add(identity)
+
+    @precondition(lambda self: self.ever)
+    @rule(data=st.data())
+    def unauthenticated_token(self, data: st.DataObject) -> None:
+        """GetOpenIdToken with the IdentityId alone: only an identity that never had a
+        login (the pool allows unauthenticated identities) gets a token."""
+        identity = self._some_identity(data)
+        code, response = outcome(self.public.get_open_id_token, IdentityId=identity)
+        if identity not in self.users:
+            assert code == "ResourceNotFoundException"
+        elif identity in self.disabled or self.users[identity]:
+            assert code == "NotAuthorizedException"  # forbidden, or Logins don't match
+        else:
+            assert code == "ok"
+            assert subject_of(response["Token"]) == identity
 
     @precondition(lambda self: self.ever)
     @rule(data=st.data())

@@ -25,6 +25,7 @@ from broker.errors import BrokerError, ConcurrentModificationException
 from broker.store.client import RedisConnector
 from broker.store.pool_store import POOL_CHANGE_ATTEMPTS
 from broker.store.redis_store import RedisStore
+from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key
 
 ACCOUNT = "000000000000"
 ROLE = "arn:aws:iam::000000000000:role/{}"
@@ -143,6 +144,83 @@ def test_principal_tag_map_errors(cognito: Any, pool: dict[str, Any]) -> None:
         assert error_of(exc)[:2] == ("ResourceNotFoundException", 400)
 
 
+class RacedStore(RedisStore):
+    """A store whose first read of the pool record is followed at once by ``rival`` (another
+    request's change), between the rule's check and its write."""
+
+    def __init__(self, url: str, pool_id: str, rival: Any) -> None:
+        super().__init__(RedisConnector(url, 2.0))
+        self._pool_key = f"ib:{{{pool_id}}}:pool"
+        self._rival = rival
+
+    @property
+    def redis(self) -> Any:
+        client = super().redis
+        store = self
+
+        class Raced:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(client, name)
+
+            def get(self, key: str) -> Any:
+                value = client.get(key)
+                if key == store._pool_key and store._rival is not None:
+                    rival, store._rival = store._rival, None
+                    rival()
+                return value
+
+        return Raced()
+
+
+def test_a_tag_map_is_not_written_for_a_provider_removed_meanwhile(
+    cognito: Any, redis_server: RedisServer
+) -> None:
+    """SetPrincipalTagAttributeMap checks the provider against the pool and writes in one
+    step: an UpdateIdentityPool removing the provider between the check and the write makes
+    the write fail and the check run again, which refuses it."""
+    from broker.identity import pool_settings
+    from broker.identity.models import PrincipalTagMap
+
+    pool_id = cognito.create_identity_pool(
+        IdentityPoolName="raced",
+        AllowUnauthenticatedIdentities=False,
+        DeveloperProviderName=DEVELOPER_PROVIDER,
+        SupportedLoginProviders={"graph.facebook.com": "1234"},
+    )["IdentityPoolId"]
+    try:
+
+        def remove_facebook() -> None:
+            cognito.update_identity_pool(
+                IdentityPoolId=pool_id,
+                IdentityPoolName="raced",
+                AllowUnauthenticatedIdentities=False,
+            )
+
+        store = RacedStore(redis_server.url, pool_id, remove_facebook)
+        tag_map = PrincipalTagMap(principal_tags={"team": "custom:team"})
+        with pytest.raises(BrokerError) as caught:
+            pool_settings.set_principal_tag_map(store, pool_id, "graph.facebook.com", tag_map)
+        assert (caught.value.error_type, caught.value.message) == (
+            "InvalidParameterException",
+            f"'graph.facebook.com' is not an identity provider of identity pool '{pool_id}'.",
+        )
+        with redis_server.client() as client:
+            assert client.hget(f"ib:{{{pool_id}}}:principal-tags", "graph.facebook.com") is None
+        # a change that keeps the provider only makes the write start again, and succeed
+        store = RacedStore(
+            redis_server.url,
+            pool_id,
+            lambda: cognito.tag_resource(ResourceArn=arn_of(pool_id), Tags={"k": "v"}),
+        )
+        pool_settings.set_principal_tag_map(store, pool_id, DEVELOPER_PROVIDER, tag_map)
+        got = cognito.get_principal_tag_attribute_map(
+            IdentityPoolId=pool_id, IdentityProviderName=DEVELOPER_PROVIDER
+        )
+        assert got["PrincipalTags"] == {"team": "custom:team"}
+    finally:
+        cognito.delete_identity_pool(IdentityPoolId=pool_id)
+
+
 # --- TagResource, UntagResource, ListTagsForResource -------------------------------------
 def test_tags_are_the_pool_tags(cognito: Any) -> None:
     pool_id = cognito.create_identity_pool(
@@ -245,7 +323,11 @@ def test_delete_identity_pool_leaves_no_key_of_the_pool(
     with redis_server.client() as client:
         assert_consistent(client, pool_id)
         assert len(list(client.scan_iter(match=f"*{pool_id}*"))) >= 7
-        client.set(f"ib:{{{pool_id}}}:token-cache:abc", "{}")  # another door's key, same tag
+        # the backend door's token cache for the pool: an entry, its counter, a lock
+        cache = RedisTokenCache(RedisConnector(redis_server.url, 2.0))
+        entry = entry_key(pool_id, "abc")
+        cache.put(pool_id, entry, CachedToken("t", 1, 2), 900, None)
+        client.set(f"{entry}:lock", "holder", px=60_000)
 
         cognito.delete_identity_pool(IdentityPoolId=pool_id)
 

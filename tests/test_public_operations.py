@@ -223,8 +223,51 @@ def test_after_unlink_old_tokens_no_longer_refresh(
     )
     with pytest.raises(ClientError) as exc:
         public.get_open_id_token(IdentityId=issued["IdentityId"], Logins={COGNITO: issued["Token"]})
-    assert error_of(exc)[:2] == ("NotAuthorizedException", 400)
-    assert "Logins don't match" in error_of(exc)[2]
+    assert error_of(exc) == (  # its last login went: the identity is disabled (contract §7)
+        "NotAuthorizedException",
+        400,
+        f"Access to Identity '{issued['IdentityId']}' is forbidden.",
+    )
+
+
+def test_an_identity_whose_last_login_was_unlinked_is_inaccessible(
+    public: Any, cognito: Any, open_pool: str
+) -> None:
+    """AWS: an identity stripped of every login becomes inaccessible. In a pool that allows
+    unauthenticated identities it must not pass for one: no token with its id as sub
+    (which would carry the former user's identity), and no new user linked to it."""
+    emptied = developer_token(cognito, open_pool, "former")["IdentityId"]
+    upgraded = public.get_id(IdentityPoolId=open_pool)["IdentityId"]
+    developer_token(cognito, open_pool, "upgrader", IdentityId=upgraded)
+    never_linked = public.get_id(IdentityPoolId=open_pool)["IdentityId"]
+    for identity, user in ((emptied, "former"), (upgraded, "upgrader")):
+        cognito.unlink_developer_identity(
+            IdentityId=identity,
+            IdentityPoolId=open_pool,
+            DeveloperProviderName=DEVELOPER_PROVIDER,
+            DeveloperUserIdentifier=user,
+        )
+    for identity in (emptied, upgraded):
+        forbidden = (
+            "NotAuthorizedException",
+            400,
+            f"Access to Identity '{identity}' is forbidden.",
+        )
+        with pytest.raises(ClientError) as exc:
+            public.get_open_id_token(IdentityId=identity)
+        assert error_of(exc) == forbidden
+        with pytest.raises(ClientError) as exc:
+            developer_token(cognito, open_pool, "newcomer", IdentityId=identity)
+        assert error_of(exc) == forbidden
+        with pytest.raises(ClientError) as exc:
+            public.unlink_identity(IdentityId=identity, Logins={}, LoginsToRemove=["x"])
+        assert error_of(exc) == forbidden
+    hidden = cognito.list_identities(IdentityPoolId=open_pool, MaxResults=10, HideDisabled=True)
+    assert [i["IdentityId"] for i in hidden["Identities"]] == [never_linked]
+    # an identity that never had a login is unauthenticated, as before
+    token = public.get_open_id_token(IdentityId=never_linked)["Token"]
+    assert jwt.decode(token, options={"verify_signature": False})["sub"] == never_linked
+    assert developer_token(cognito, open_pool, "newcomer", IdentityId=never_linked)
 
 
 def test_the_source_of_a_merge_is_forbidden(

@@ -7,7 +7,7 @@ from typing import Any
 from broker import metrics
 from broker.identity.developer import resolve_developer_login
 from broker.services import Services
-from broker.tokens.claims import DEFAULT_TOKEN_DURATION, developer_claims
+from broker.tokens.claims import DEFAULT_TOKEN_DURATION
 
 
 def get_open_id_token_for_developer_identity(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
@@ -23,10 +23,8 @@ def get_open_id_token_for_developer_identity(svc: Services, p: dict[str, Any]) -
         providers=svc.providers,
     )
     svc.limits.check_identity(resolved.identity.id)
-    claims = developer_claims(
-        issuer=svc.settings.issuer,
+    token = svc.tokens.developer(
         pool_id=pool_id,
-        pool_arn=svc.pool_arn(pool_id),
         identity_id=resolved.identity.id,
         provider=resolved.provider,
         user_id=resolved.user_id,
@@ -34,8 +32,5 @@ def get_open_id_token_for_developer_identity(svc: Services, p: dict[str, Any]) -
         duration=p.get("token_duration", DEFAULT_TOKEN_DURATION),
         principal_tags=p.get("principal_tags"),
     )
-    token = svc.signer.sign(claims)
-    if resolved.created:
-        metrics.IDENTITIES_CREATED.labels("developer").inc()
-    metrics.TOKENS_ISSUED.labels("aws").inc()
+    metrics.count_token("aws", new_identity=resolved.created)
     return {"IdentityId": resolved.identity.id, "Token": token}

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.awsjson.schemas import MAX_RESULTS
 from broker.identity import lifecycle, lookup
 from broker.identity.models import Identity
+from broker.model_limits import MAX_RESULTS
 from broker.services import Services
 
 #: NextToken kinds: a token of one listing is refused by every other.

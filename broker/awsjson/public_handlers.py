@@ -8,12 +8,7 @@ from typing import Any
 
 from broker.identity import public
 from broker.services import Services
-from broker.tokens.claims import (
-    OPEN_ID_TOKEN_DURATION,
-    developer_claims,
-    principal_tags_of,
-    unauthenticated_claims,
-)
+from broker.tokens.claims import OPEN_ID_TOKEN_DURATION, principal_tags_of
 from broker.tokens.verify import UnknownSigningKey, verify_token
 
 
@@ -59,19 +54,13 @@ def get_open_id_token(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
     now = int(svc.clock())
     pool_id = access.pool.id
     if access.login is None:
-        claims = unauthenticated_claims(
-            issuer=svc.settings.issuer,
-            pool_id=pool_id,
-            pool_arn=svc.pool_arn(pool_id),
-            identity_id=access.identity.id,
-            issued_at=now,
+        token = svc.tokens.unauthenticated(
+            pool_id=pool_id, identity_id=access.identity.id, issued_at=now
         )
     else:
         provider, user_id = access.login
-        claims = developer_claims(
-            issuer=svc.settings.issuer,
+        token = svc.tokens.developer(
             pool_id=pool_id,
-            pool_arn=svc.pool_arn(pool_id),
             identity_id=access.identity.id,
             provider=provider,
             user_id=user_id,
@@ -79,7 +68,7 @@ def get_open_id_token(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
             duration=OPEN_ID_TOKEN_DURATION,
             principal_tags=principal_tags_of(access.presented),
         )
-    return {"IdentityId": access.identity.id, "Token": svc.signer.sign(claims)}
+    return {"IdentityId": access.identity.id, "Token": token}
 
 
 def unlink_identity(svc: Services, p: dict[str, Any]) -> dict[str, Any]:

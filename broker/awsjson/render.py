@@ -10,6 +10,7 @@ from flask import Response
 from broker.errors import BrokerError
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
+MAX_HEADER_MESSAGE = 1024  # x-amzn-ErrorMessage is cut here
 
 
 def success(output: dict[str, Any], request_id: str) -> Response:
@@ -24,11 +25,12 @@ def error(err: BrokerError, request_id: str) -> Response:
     response = Response(body, status=err.status, content_type=CONTENT_TYPE)
     response.headers["x-amzn-RequestId"] = request_id
     response.headers["x-amzn-ErrorType"] = f"{err.error_type}:"
-    response.headers["x-amzn-ErrorMessage"] = _header_safe(err.message)
+    # Header values must be printable ASCII on one line; the body keeps the full text.
+    response.headers["x-amzn-ErrorMessage"] = printable(err.message, MAX_HEADER_MESSAGE)
     return response
 
 
-def _header_safe(text: str) -> str:
-    """Header values must be printable ASCII on one line; the body keeps the full text."""
-    cleaned = "".join(c if " " <= c <= "~" else "?" for c in text)
-    return cleaned[:1024]
+def printable(text: str, limit: int) -> str:
+    """At most ``limit`` characters of ``text``, each outside printable ASCII as ``?``: fit
+    for a header value, or for echoing a client's header in a message."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text[:limit])

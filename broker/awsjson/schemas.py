@@ -4,13 +4,14 @@ Why: the contract (section 1) validates every request at the edge, so the core o
 receives clean values. Every constraint below is botocore's service model
 ``cognito-identity/2014-06-30/service-2.json`` (tabulated in ``constraints.md``), and the
 table at the bottom reads like that document: one entry per operation, members in model
-order. The strict fields and AWS's wording live in ``broker.awsjson.validation``.
+order. The strict fields are ``broker.awsjson.fields``; AWS's wording is
+``broker.awsjson.validation``.
 
 Top-level members load under snake_case keys (``OpenIdConnectProviderARNs`` ->
 ``open_id_connect_provider_arns``); nested structures (CognitoIdentityProvider,
 RoleMapping, RulesConfiguration, MappingRule) stay plain dicts with their AWS member names,
-because they are stored and echoed back verbatim. The patterns and limits are named
-constants that other modules import.
+because they are stored and echoed back verbatim. The patterns and limits are
+``broker.model_limits``, re-exported here.
 """
 
 from __future__ import annotations
@@ -24,63 +25,63 @@ from typing import Any, Final
 
 from marshmallow import EXCLUDE, Schema, fields
 
-from broker.awsjson.validation import (
-    NOT_NULL,
+from broker.awsjson.fields import (
     StrictBoolean,
-    StrictField,
     StrictInteger,
     StrictList,
     StrictMap,
     StrictString,
-    Violation,
-    camel_case,
-    type_error,
+    StrictStruct,
 )
-from broker.identity.models import (  # the core's limit, checked at the edge too
-    MAX_DEVELOPER_USER_IDENTIFIER_LENGTH as MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
+from broker.model_limits import (
+    ACCOUNT_ID_PATTERN,
+    AMBIGUOUS_ROLE_RESOLUTIONS,
+    CLAIM_PATTERN,
+    COGNITO_CLIENT_ID_PATTERN,
+    COGNITO_PROVIDER_NAME_PATTERN,
+    DEVELOPER_PROVIDER_NAME_PATTERN,
+    IDENTITY_ID_PATTERN,
+    MAPPING_RULE_MATCH_TYPES,
+    MAX_ACCOUNT_ID_LENGTH,
+    MAX_ARN_LENGTH,
+    MAX_CLAIM_LENGTH,
+    MAX_CLAIM_VALUE_LENGTH,
+    MAX_COGNITO_PROVIDER_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_IDENTITIES_TO_DELETE,
+    MAX_LOGIN_VALUE_LENGTH,
+    MAX_LOGINS,
+    MAX_MAPPING_RULES,
+    MAX_NEXT_TOKEN_LENGTH,
+    MAX_POOL_NAME_LENGTH,
+    MAX_PRINCIPAL_TAGS,
+    MAX_PROVIDER_ID_LENGTH,
+    MAX_PROVIDER_NAME_LENGTH,
+    MAX_RESULTS,
+    MAX_ROLE_MAPPINGS,
+    MAX_ROLE_TYPE_LENGTH,
+    MAX_ROLES,
+    MAX_SUPPORTED_LOGIN_PROVIDERS,
+    MAX_TAG_KEY_LENGTH,
+    MAX_TOKEN_DURATION,
+    MIN_ARN_LENGTH,
+    MIN_RESULTS,
+    MIN_TOKEN_DURATION,
+    NEXT_TOKEN_PATTERN,
+    POOL_ID_PATTERN,
+    POOL_NAME_PATTERN,
+    PROVIDER_ID_PATTERN,
+    ROLE_MAPPING_TYPES,
+    ROLE_TYPE_PATTERN,
 )
 
-# --- patterns and limits of the service model (constraints.md) ---------------------------
-POOL_ID_PATTERN: Final = r"[\w-]+:[0-9a-f-]+"
-IDENTITY_ID_PATTERN: Final = r"[\w-]+:[0-9a-f-]+"
-MAX_ID_LENGTH: Final = 55
-POOL_NAME_PATTERN: Final = r"[\w\s+=,.@-]+"
-MAX_POOL_NAME_LENGTH: Final = 128
-DEVELOPER_PROVIDER_NAME_PATTERN: Final = r"[\w._-]+"
-MAX_PROVIDER_NAME_LENGTH: Final = 128  # IdentityProviderName, DeveloperProviderName
-PROVIDER_ID_PATTERN: Final = r"[\w.;_/-]+"  # SupportedLoginProviders values
-MAX_PROVIDER_ID_LENGTH: Final = 128
-COGNITO_PROVIDER_NAME_PATTERN: Final = r"[\w._:/-]+"
-COGNITO_CLIENT_ID_PATTERN: Final = r"[\w_]+"
-MAX_COGNITO_PROVIDER_LENGTH: Final = 128  # CognitoIdentityProvider ProviderName, ClientId
-ACCOUNT_ID_PATTERN: Final = r"\d+"
-MAX_ACCOUNT_ID_LENGTH: Final = 15
-NEXT_TOKEN_PATTERN: Final = r"[\S]+"  # noqa: S105 - a pattern, not a secret
-MAX_NEXT_TOKEN_LENGTH: Final = 65535
-ROLE_TYPE_PATTERN: Final = r"(un)?authenticated"  # the keys of Roles
-MAX_ROLE_TYPE_LENGTH: Final = 128
-CLAIM_PATTERN: Final = r"[\p{L}\p{M}\p{S}\p{N}\p{P}]+"
-MAX_CLAIM_LENGTH: Final = 64
-MAX_CLAIM_VALUE_LENGTH: Final = 128
-MIN_TOKEN_DURATION: Final = 1
-MAX_TOKEN_DURATION: Final = 86400
-MIN_RESULTS: Final = 1
-MAX_RESULTS: Final = 60
-MAX_LOGINS: Final = 10
-MAX_LOGIN_VALUE_LENGTH: Final = 50000
-MAX_IDENTITIES_TO_DELETE: Final = 60
-MAX_SUPPORTED_LOGIN_PROVIDERS: Final = 10
-MAX_PRINCIPAL_TAGS: Final = 50
-MAX_TAG_KEY_LENGTH: Final = 128
-MAX_TAG_VALUE_LENGTH: Final = 256  # PrincipalTagValue (min 1) and TagValueType (min 0)
-MIN_ARN_LENGTH: Final = 20
-MAX_ARN_LENGTH: Final = 2048
-MAX_ROLES: Final = 2
-MAX_ROLE_MAPPINGS: Final = 10
-MAX_MAPPING_RULES: Final = 400
-ROLE_MAPPING_TYPES: Final = ("Token", "Rules")
-AMBIGUOUS_ROLE_RESOLUTIONS: Final = ("AuthenticatedRole", "Deny")
-MAPPING_RULE_MATCH_TYPES: Final = ("Equals", "Contains", "StartsWith", "NotEqual")
+# Re-exported (``X as X``): broker.backend.translators.session imports these two from here.
+from broker.model_limits import (
+    MAX_DEVELOPER_USER_IDENTIFIER_LENGTH as MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
+)
+from broker.model_limits import MAX_TAG_VALUE_LENGTH as MAX_TAG_VALUE_LENGTH
+
+# Smithy's integer widths.
 INT32_BITS: Final = 32  # Smithy "integer"
 INT64_BITS: Final = 64  # Smithy "long"
 
@@ -112,39 +113,6 @@ list_of = StrictList  # list_of(member, min=1, max=60, required=True)
 map_of = StrictMap  # map_of(keys, values, max=10, required=True)
 integer = partial(StrictInteger, bits=INT32_BITS)  # integer(min=1, max=60)
 long = partial(StrictInteger, bits=INT64_BITS)
-
-
-class StrictStruct(StrictField):
-    """A nested structure; loads to a plain dict of its present members, AWS names kept."""
-
-    nested = True
-
-    def __init__(self, members: dict[str, StrictField], *, required: bool = False) -> None:
-        sensitive = any(field.sensitive for field in members.values())
-        super().__init__(required=required, sensitive=sensitive)
-        self.members = members
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> dict[str, Any]:
-        if type(value) is not dict:
-            raise type_error(attr, "an object", value)
-        result: dict[str, Any] = {}
-        for name, field in self.members.items():
-            item = value.get(name)
-            if item is not None:
-                result[name] = field._deserialize(item, f"{attr}.{name}", data)
-        return result
-
-    def violations(self, value: Any, suffix: str) -> list[Violation]:
-        found: list[Violation] = []
-        for name, field in self.members.items():
-            path = f"{suffix}.{camel_case(name)}"
-            item = value.get(name)
-            if item is None:
-                if field.required:
-                    found.append(Violation(path, NOT_NULL, None, field.sensitive))
-            else:
-                found.extend(field.violations(item, path))
-        return found
 
 
 structure = StrictStruct  # structure({"Type": string(enum=..., required=True), ...})

@@ -9,44 +9,29 @@ the wrong JSON type, with ``SerializationException``, and every constraint viola
     constraint: Member must have value less than or equal to 86400; Value null at
     'identityPoolId' failed to satisfy constraint: Member must not be null
 
-This module holds the strict marshmallow fields the schemas are declared with
-(``broker.awsjson.schemas``, from botocore's cognito-identity 2014-06-30 model) and the
-one entry point, :func:`load_request`. Paths are lower camel case: ``<list>.<i>.member``
-(1-based) for list members, ``<list>.<i>.member.<child>`` for members of a structure in a
-list, ``<map>.<key>.member.<child>`` for a structure that is a map value. Sensitive members
-(Logins values, developer user ids, tokens) are never echoed: ``Value at '<path>' ...``.
-JSON null means absent; unknown members are ignored, as AWS does.
+This module holds the one entry point, :func:`load_request`, and AWS's wording; the
+schemas are ``broker.awsjson.schemas`` (from botocore's cognito-identity 2014-06-30
+model), declared with the strict fields of ``broker.awsjson.fields``, which also define
+the violation paths. Sensitive members (Logins values, developer user ids, tokens) are
+never echoed: ``Value at '<path>' ...``. JSON null means absent; unknown members are
+ignored, as AWS does.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple
+from typing import Any, Final
 
-from marshmallow import ValidationError, fields
-from marshmallow.constants import missing
+from marshmallow import Schema, ValidationError
 
-from broker.errors import SerializationException, UnknownOperationException, ValidationException
+from broker.awsjson.fields import StrictField, Violation, camel_case
+from broker.awsjson.schemas import OPERATIONS, SCHEMAS
+from broker.errors import SerializationException, ValidationException
+from broker.jsonbody import NotAJsonObject, NotJson, parse_object
 
-if TYPE_CHECKING:
-    from marshmallow import Schema
+# OPERATIONS (the operation names that have a schema) and StrictField are re-exported.
+__all__ = ["OPERATIONS", "StrictField", "load_request"]
 
-__all__ = ["load_request"]  # and OPERATIONS, see __getattr__
-
-NOT_NULL: Final = "Member must not be null"
 MAX_ECHO_LENGTH: Final = 256  # longer echoed values are cut here and end with "..."
-MAX_LABEL_KEY_LENGTH: Final = 128  # map keys quoted in paths and messages are cut here
-_JSON_TYPE_NAMES: Final[dict[type, str]] = {
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    str: "string",
-    list: "array",
-    dict: "object",
-}
 
 
 def load_request(operation: str, body: bytes) -> dict[str, Any]:
@@ -54,10 +39,9 @@ def load_request(operation: str, body: bytes) -> dict[str, Any]:
 
     Raises SerializationException (not a JSON object, wrong member type) or
     ValidationException (all constraint violations at once). Absent members are absent.
+    ``operation`` is one of the dispatch table's, each of which has a schema.
     """
-    schema = _schemas().get(operation)
-    if schema is None:
-        raise UnknownOperationException(f"No request schema for operation {operation!r}")
+    schema = SCHEMAS[operation]
     data = _parse(body)
     try:
         result: dict[str, Any] = schema.load(data)
@@ -66,59 +50,28 @@ def load_request(operation: str, body: bytes) -> dict[str, Any]:
     return result
 
 
-@functools.cache
-def _schemas() -> Mapping[str, Schema]:
-    # Imported on first use: the schemas are declared with this module's fields.
-    from broker.awsjson.schemas import SCHEMAS
-
-    return SCHEMAS
-
-
-def __getattr__(name: str) -> Any:
-    """``OPERATIONS`` (the operation names that have a schema) lives in ``schemas``."""
-    if name == "OPERATIONS":
-        from broker.awsjson.schemas import OPERATIONS
-
-        return OPERATIONS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # --- the body ----------------------------------------------------------------------------
 def _parse(body: bytes) -> dict[str, Any]:
-    if not body:
-        return {}  # botocore sends {} for no parameters; an empty body means the same
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError as exc:
+        return parse_object(body)
+    except NotJson as exc:
+        raise SerializationException(f"Request body is {exc}") from None
+    except NotAJsonObject as exc:
         raise SerializationException(
-            f"Request body is not valid UTF-8: invalid byte at offset {exc.start}"
+            f"Request body must be a JSON object, not {exc.type_name}"
         ) from None
-    except json.JSONDecodeError as exc:
-        raise SerializationException(f"Request body is not valid JSON: {exc}") from None
-    except ValueError:  # an integer beyond Python's digit limit
-        raise SerializationException("Request body is not valid JSON: number too long") from None
-    except RecursionError:
-        raise SerializationException("Request body is not valid JSON: nested too deeply") from None
-    if type(data) is not dict:
-        raise SerializationException(f"Request body must be a JSON object, not {_type_name(data)}")
-    return data
-
-
-def _reject_constant(name: str) -> Any:
-    raise SerializationException(f"Request body is not valid JSON: {name} is not a JSON number")
 
 
 # --- AWS's wording -----------------------------------------------------------------------
 def _validation_exception(schema: Schema, messages: Any) -> ValidationException:
+    """Every violation, in the schema's member order (every field is a StrictField, so
+    every message is a :class:`Violation`)."""
     found = [
         _sentence(key, violation)
         for name, field in schema.load_fields.items()
         for key in [field.data_key or name]
-        for violation in (messages.get(key, ()) if isinstance(messages, dict) else ())
-        if isinstance(violation, Violation)
+        for violation in messages.get(key, ())
     ]
-    if not found:  # unreachable while every schema field is a strict field
-        found = ["Value at 'request' failed to satisfy constraint: Member must be valid"]
     noun = "error" if len(found) == 1 else "errors"
     return ValidationException(f"{len(found)} validation {noun} detected: " + "; ".join(found))
 
@@ -151,250 +104,3 @@ def _echo(value: Any) -> str | None:
     if type(value) is dict and all(type(item) is str for item in value.values()):
         return "{" + ", ".join(f"{key}={item}" for key, item in value.items()) + "}"
     return None
-
-
-def camel_case(name: str) -> str:
-    """AWS member name -> the lower camel case AWS uses in violation paths."""
-    return name[:1].lower() + name[1:]
-
-
-def _type_name(value: Any) -> str:
-    return _JSON_TYPE_NAMES.get(type(value), "null")
-
-
-def type_error(label: str | None, expected: str, value: Any) -> SerializationException:
-    return SerializationException(
-        f"Value for '{label}' must be {expected}, not {_type_name(value)}"
-    )
-
-
-def _entry_label(label: str | None, key: str) -> str:
-    return f"{label}[{json.dumps(key[:MAX_LABEL_KEY_LENGTH])}]"
-
-
-# --- strict fields -----------------------------------------------------------------------
-class Violation(NamedTuple):
-    """One failed constraint, before it is worded.
-
-    ``suffix`` is the path below the top-level member (``""``, ``".1.member"``,
-    ``".<key>.member.type"``); ``value`` is the offending value, None when null or absent.
-    """
-
-    suffix: str
-    constraint: str
-    value: Any
-    sensitive: bool
-
-
-Check = tuple[str, Callable[[Any], bool]]  # (AWS's phrase, predicate true when satisfied)
-
-
-def length_checks(low: int | None, high: int | None) -> list[Check]:
-    checks: list[Check] = []
-    if high is not None:
-        phrase = f"Member must have length less than or equal to {high}"
-        checks.append((phrase, lambda value: len(value) <= high))
-    if low is not None:
-        phrase = f"Member must have length greater than or equal to {low}"
-        checks.append((phrase, lambda value: len(value) >= low))
-    return checks
-
-
-class StrictField(fields.Field[Any]):
-    """A field that accepts exactly one JSON type and reports constraint violations.
-
-    ``_deserialize`` checks the JSON type (raising SerializationException at once);
-    ``violations`` then checks the constraints, which ``deserialize`` raises together.
-    """
-
-    nested: ClassVar[bool] = False  # True: violations carry their own member paths
-
-    def __init__(self, checks: Sequence[Check] = (), *, required: bool, sensitive: bool) -> None:
-        super().__init__(required=required)
-        self.checks = tuple(checks)
-        self.sensitive = sensitive
-
-    def deserialize(
-        self,
-        value: Any,
-        attr: str | None = None,
-        data: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        if value is None or value is missing:  # JSON null is an absent member
-            if self.required:
-                raise ValidationError([Violation("", NOT_NULL, None, self.sensitive)])
-            return missing
-        result = self._deserialize(value, attr or self.name, data)
-        found = self.violations(result, "")
-        if found:
-            raise ValidationError(found)
-        return result
-
-    def phrases(self) -> list[str]:
-        """Every declared constraint, as AWS lists them in ``Map ... constraint: [...]``."""
-        return [phrase for phrase, _ in self.checks]
-
-    def failed(self, value: Any) -> list[str]:
-        return [phrase for phrase, ok in self.checks if not ok(value)]
-
-    def violations(self, value: Any, suffix: str) -> list[Violation]:
-        return [Violation(suffix, phrase, value, self.sensitive) for phrase in self.failed(value)]
-
-
-class StrictString(StrictField):
-    """A string; ``pattern`` is matched whole with Java's ASCII ``\\w \\d \\s`` classes."""
-
-    def __init__(
-        self,
-        *,
-        min: int | None = None,
-        max: int | None = None,
-        pattern: str | None = None,
-        matcher: Callable[[str], bool] | None = None,
-        enum: Sequence[str] = (),
-        required: bool = False,
-        sensitive: bool = False,
-    ) -> None:
-        checks = length_checks(min, max)
-        if pattern is not None:
-            if matcher is None:
-                full_match = re.compile(pattern, re.ASCII).fullmatch
-                matcher = lambda value: full_match(value) is not None  # noqa: E731
-            checks.append((f"Member must satisfy regular expression pattern: {pattern}", matcher))
-        if enum:
-            phrase = f"Member must satisfy enum value set: [{', '.join(enum)}]"
-            checks.append((phrase, frozenset(enum).__contains__))
-        super().__init__(checks, required=required, sensitive=sensitive)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> str:
-        if type(value) is not str:
-            raise type_error(attr, "a string", value)
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
-                raise SerializationException(f"Value for '{attr}' is not valid Unicode") from None
-        return value
-
-
-class StrictInteger(StrictField):
-    """A Smithy integer (32 bits) or long (64 bits): never a boolean, never 1.0 or 1.5."""
-
-    def __init__(self, *, min: int, max: int, bits: int, required: bool = False) -> None:
-        checks: list[Check] = [
-            (f"Member must have value less than or equal to {max}", lambda value: value <= max),
-            (f"Member must have value greater than or equal to {min}", lambda value: value >= min),
-        ]
-        super().__init__(checks, required=required, sensitive=False)
-        self.bound = 1 << (bits - 1)
-        self.bits = bits
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> int:
-        if type(value) is not int:
-            raise type_error(attr, "an integer", value)
-        if not -self.bound <= value < self.bound:
-            raise SerializationException(f"Value for '{attr}' does not fit in {self.bits} bits")
-        return value
-
-
-class StrictBoolean(StrictField):
-    def __init__(self, *, required: bool = False) -> None:
-        super().__init__(required=required, sensitive=False)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> bool:
-        if type(value) is not bool:
-            raise type_error(attr, "a boolean", value)
-        return value
-
-
-class StrictList(StrictField):
-    """A JSON array; member ``i`` (1-based) is reported at ``<list>.<i>.member``."""
-
-    def __init__(
-        self,
-        member: StrictField,
-        *,
-        min: int | None = None,
-        max: int | None = None,
-        required: bool = False,
-    ) -> None:
-        super().__init__(length_checks(min, max), required=required, sensitive=member.sensitive)
-        self.member = member
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> list[Any]:
-        if type(value) is not list:
-            raise type_error(attr, "an array", value)
-        member = self.member
-        return [
-            None if item is None else member._deserialize(item, f"{attr}[{index}]", data)
-            for index, item in enumerate(value)
-        ]
-
-    def violations(self, value: Any, suffix: str) -> list[Violation]:
-        found = super().violations(value, suffix)
-        for index, item in enumerate(value, start=1):
-            path = f"{suffix}.{index}.member"
-            if item is None:
-                found.append(Violation(path, NOT_NULL, None, self.sensitive))
-            else:
-                found.extend(self.member.violations(item, path))
-        return found
-
-
-class StrictMap(StrictField):
-    """A JSON object with user keys, reported at the map's own path as AWS does.
-
-    Any bad key gives one ``Map keys must satisfy constraint: [...]`` listing every
-    declared constraint of the key shape; likewise any bad (or null) scalar value gives
-    one ``Map value ...``. A structure value reports at ``<map>.<key>.member.<child>``
-    (our choice: AWS documents no such path). A sensitive value shape makes the whole
-    map sensitive.
-    """
-
-    def __init__(
-        self,
-        keys: StrictString,
-        values: StrictField,
-        *,
-        max: int | None = None,
-        required: bool = False,
-    ) -> None:
-        sensitive = keys.sensitive or values.sensitive
-        super().__init__(length_checks(None, max), required=required, sensitive=sensitive)
-        self.keys = keys
-        self.values = values
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> dict[str, Any]:
-        if type(value) is not dict:
-            raise type_error(attr, "an object", value)
-        keys, values = self.keys, self.values
-        result: dict[str, Any] = {}
-        for key, item in value.items():
-            label = _entry_label(attr, key)
-            keys._deserialize(key, label, data)
-            result[key] = None if item is None else values._deserialize(item, label, data)
-        return result
-
-    def violations(self, value: Any, suffix: str) -> list[Violation]:
-        found = super().violations(value, suffix)
-        if any(self.keys.failed(key) for key in value):
-            found.append(self._bracket(value, suffix, "Map keys", self.keys.phrases()))
-        if self.values.nested:
-            for key, item in value.items():
-                path = f"{suffix}.{key[:MAX_LABEL_KEY_LENGTH]}.member"
-                if item is None:
-                    found.append(Violation(path, NOT_NULL, None, self.sensitive))
-                else:
-                    found.extend(self.values.violations(item, path))
-            return found
-        nulls = any(item is None for item in value.values())
-        bad = any(item is not None and self.values.failed(item) for item in value.values())
-        if nulls or bad:
-            phrases = ([NOT_NULL] if nulls else []) + (self.values.phrases() if bad else [])
-            found.append(self._bracket(value, suffix, "Map value", phrases))
-        return found
-
-    def _bracket(self, value: Any, suffix: str, what: str, phrases: list[str]) -> Violation:
-        constraint = f"{what} must satisfy constraint: [{', '.join(phrases)}]"
-        return Violation(suffix, constraint, value, self.sensitive)

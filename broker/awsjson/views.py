@@ -18,7 +18,7 @@ from broker.errors import (
     SerializationException,
     UnknownOperationException,
 )
-from broker.web import services
+from broker.web import read_body, services
 
 bp = Blueprint("awsjson", __name__)
 
@@ -30,6 +30,7 @@ MISSING_TARGET = (
 UNKNOWN_TARGET = "Unknown operation in the X-Amz-Target header: '{target}'."
 BAD_CONTENT_TYPE = "Content-Type must be application/x-amz-json-1.1 or application/json."
 BODY_TOO_LARGE = "Request body exceeds the limit of {limit} bytes."
+MAX_ECHOED_TARGET = 128  # characters of an unknown X-Amz-Target quoted back
 
 
 @bp.post("/")
@@ -37,7 +38,8 @@ def dispatch() -> Response:
     svc = services()
     name, operation = _operation()
     g.operation = name
-    body = _read_body(svc.settings.max_body_bytes)
+    limit = svc.settings.max_body_bytes
+    body = read_body(limit, lambda: RequestTooLargeException(BODY_TOO_LARGE.format(limit=limit)))
     _check_content_type()
     headers = dict(request.headers)
     if operation.signed or sigv4.has_authorization(headers):
@@ -64,28 +66,16 @@ def _operation() -> tuple[str, Operation]:
     prefix, _, name = target.partition(".")
     operation = OPERATIONS.get(name) if prefix == TARGET_PREFIX else None
     if operation is None:
-        raise UnknownOperationException(UNKNOWN_TARGET.format(target=_printable(target)))
+        raise UnknownOperationException(
+            UNKNOWN_TARGET.format(target=render.printable(target, MAX_ECHOED_TARGET))
+        )
     return name, operation
-
-
-def _read_body(limit: int) -> bytes:
-    length = request.content_length
-    if length is not None and length > limit:
-        raise RequestTooLargeException(BODY_TOO_LARGE.format(limit=limit))
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
-        raise RequestTooLargeException(BODY_TOO_LARGE.format(limit=limit))
-    return body
 
 
 def _check_content_type() -> None:
     mimetype = request.mimetype
     if mimetype and mimetype not in ACCEPTED_CONTENT_TYPES:
         raise SerializationException(BAD_CONTENT_TYPE)
-
-
-def _printable(text: str, limit: int = 128) -> str:
-    return "".join(c if " " <= c <= "~" else "?" for c in text[:limit])
 
 
 def render_error(err: BrokerError) -> Response:

@@ -67,8 +67,6 @@ CODE_OF: Final[MappingProxyType[type[errors.BrokerError], str]] = MappingProxyTy
     }
 )
 
-INTERNAL_MESSAGE: Final = "An internal error occurred. The request id identifies it in the logs."
-
 
 def code_of(err: errors.BrokerError) -> str:
     for cls in type(err).__mro__:
@@ -83,7 +81,7 @@ def render_error(err: errors.BrokerError) -> Response:
     code = code_of(err)
     g.error_type = code  # the metrics' outcome label for this door: the envelope's code
     known = any(cls in CODE_OF for cls in type(err).__mro__)
-    message = err.message if known else INTERNAL_MESSAGE
+    message = err.message if known else errors.INTERNAL_MESSAGE
     response = _json({"success": False, "error": {"code": code, "message": message}})
     response.status_code = STATUS_OF[code]
     if isinstance(err, SessionRejected) and err.challenge:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from broker.awsjson.schemas import (
+from broker.backend.envelope import STATUS_OF
+from broker.backend.translators.api_key import HEADER as API_KEY_HEADER
+from broker.model_limits import (
     IDENTITY_ID_PATTERN,
     MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
     MAX_PRINCIPAL_TAGS,
@@ -20,8 +22,6 @@ from broker.awsjson.schemas import (
     MAX_TOKEN_DURATION,
     MIN_TOKEN_DURATION,
 )
-from broker.backend.envelope import STATUS_OF
-from broker.backend.translators.api_key import HEADER as API_KEY_HEADER
 from broker.tokens.claims import DEFAULT_TOKEN_DURATION
 from config.backend import DEFAULT_COOKIE_NAME, BackendSettings
 

@@ -42,6 +42,10 @@ OTHER_DEVELOPER: Final = (
     "Identity pool {pool_id} (named {name!r}) has developer provider {actual!r}, not the "
     "configured BROKER_BACKEND_DEVELOPER_PROVIDER {wanted!r}."
 )
+NO_POOL_SETTINGS: Final = (
+    "The backend door needs BROKER_BACKEND_POOL_ID, or BROKER_BACKEND_POOL_NAME together "
+    "with BROKER_BACKEND_DEVELOPER_PROVIDER."
+)
 UNSETTLED: Final = "The backend door's identity pool is being created; retry shortly."
 
 
@@ -96,7 +100,8 @@ class PoolResolver:
     def _ensure_named(self) -> BackendPool:
         name = self._backend.pool_name
         wanted = self._backend.developer_provider
-        assert name is not None and wanted is not None  # config.backend sets both or neither
+        if name is None or wanted is None:  # config.backend sets both or neither
+            raise BackendNotConfigured(NO_POOL_SETTINGS)
         deadline = time.monotonic() + SETTLE_SECONDS
         while time.monotonic() < deadline:
             value = self._names.get(name)

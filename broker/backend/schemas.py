@@ -1,6 +1,6 @@
 """The body of ``POST /v1/token``, validated at the edge with marshmallow.
 
-Every limit is the AWS contract's own (``broker.awsjson.schemas``: TokenDuration 1..86400,
+Every limit is the AWS contract's own (``broker.model_limits``: TokenDuration 1..86400,
 at most 50 PrincipalTags with keys of 1..128 and values of 1..256 characters), so a token
 from this door could equally have come from GetOpenIdTokenForDeveloperIdentity. The body is
 optional; unknown members are refused (a typo must not silently fall back to a default).
@@ -16,7 +16,9 @@ from typing import Any, Final
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from broker.awsjson.schemas import (
+from broker.errors import ValidationException
+from broker.jsonbody import NotAJsonObject, NotJson, parse_object
+from broker.model_limits import (
     MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
     MAX_PRINCIPAL_TAGS,
     MAX_TAG_KEY_LENGTH,
@@ -24,7 +26,6 @@ from broker.awsjson.schemas import (
     MAX_TOKEN_DURATION,
     MIN_TOKEN_DURATION,
 )
-from broker.errors import ValidationException
 from broker.tokens.claims import DEFAULT_TOKEN_DURATION
 
 USER_ID_ONLY_TRUSTED: Final = (
@@ -101,23 +102,17 @@ def load_token_request(body: bytes, *, trusted: bool) -> TokenRequest:
 
 
 def _parse(body: bytes) -> dict[str, Any]:
-    if not body:  # no body at all; whitespace alone is not JSON
-        return {}
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = parse_object(body)  # no body at all is {}; whitespace alone is not JSON
+    except NotJson:
         raise ValidationException("The request body is not valid UTF-8 JSON.") from None
-    if type(data) is not dict:
-        raise ValidationException("The request body must be a JSON object.")
+    except NotAJsonObject:
+        raise ValidationException("The request body must be a JSON object.") from None
     try:  # an escaped unpaired surrogate ("\\ud800") parses, but no token can carry it
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise ValidationException("The request body holds an unpaired UTF-16 surrogate.") from None
     return data
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _describe(messages: Any, path: str = "") -> str:

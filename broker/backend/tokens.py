@@ -2,7 +2,7 @@
 
 Why it composes the same parts as the AWS door (``broker.awsjson.developer_handlers``):
 the session's user becomes the login ``{D: u}`` of the pool's developer provider D, resolved
-by ``resolve_developer_login`` and signed with ``developer_claims``, so a token from
+by ``resolve_developer_login`` and signed by ``broker.tokens.issuing``, so a token from
 ``POST /v1/token`` has the same ``sub`` and the same claims as
 GetOpenIdTokenForDeveloperIdentity gives for that user. Only the cache is added.
 """
@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from broker.awsjson.schemas import MAX_PRINCIPAL_TAGS
 from broker.backend.cache import CoalescingTokenCache, cache_key
 from broker.backend.errors import TagRefused
 from broker.backend.pool import BackendPool, PoolResolver
@@ -22,9 +21,9 @@ from broker.backend.translators.session import Session
 from broker.errors import ResourceNotFoundException, ValidationException
 from broker.identity.developer import DeveloperLogin, DeveloperProviders, resolve_developer_login
 from broker.identity.ports import IdentityStore
+from broker.model_limits import MAX_PRINCIPAL_TAGS
 from broker.store.token_cache import CachedToken
-from broker.tokens.claims import developer_claims
-from broker.tokens.signer import TokenSigner
+from broker.tokens.issuing import TokenIssuer
 
 TAG_FROM_SESSION: Final = (
     "principal_tags.{tag}: this tag comes from the session and cannot be set in the body."
@@ -61,12 +60,10 @@ class BackendTokens:
         self,
         *,
         store: IdentityStore,
-        signer: TokenSigner,
+        tokens: TokenIssuer,
         pools: PoolResolver,
         cache: CoalescingTokenCache,
-        issuer: str,
         region: str,
-        pool_arn: Callable[[str], str],
         clock: Callable[[], float],
         limit_identity: Callable[[str], None] = lambda identity_id: None,
         providers: DeveloperProviders | None = None,
@@ -74,12 +71,10 @@ class BackendTokens:
         self._providers = providers
         self._limit_identity = limit_identity
         self._store = store
-        self._signer = signer
+        self._tokens = tokens
         self._pools = pools
         self._cache = cache
-        self._issuer = issuer
         self._region = region
-        self._pool_arn = pool_arn
         self._clock = clock
 
     def issue(self, session: Session, request: TokenRequest) -> IssuedToken:
@@ -98,7 +93,7 @@ class BackendTokens:
             login = self._resolve(pool, user_id)
         self._limit_identity(login.identity.id)  # TooManyRequests -> RATE_LIMITED
         key = cache_key(
-            issuer=self._issuer,
+            issuer=self._tokens.issuer,
             pool_id=pool.id,
             identity_id=login.identity.id,
             provider=login.provider,
@@ -109,10 +104,8 @@ class BackendTokens:
 
         def sign() -> CachedToken:
             now = int(self._clock())
-            claims = developer_claims(
-                issuer=self._issuer,
+            token = self._tokens.developer(
                 pool_id=pool.id,
-                pool_arn=self._pool_arn(pool.id),
                 identity_id=login.identity.id,
                 provider=login.provider,
                 user_id=login.user_id,
@@ -120,7 +113,7 @@ class BackendTokens:
                 duration=request.token_duration,
                 principal_tags=tags,
             )
-            return CachedToken(self._signer.sign(claims), now, now + request.token_duration)
+            return CachedToken(token, now, now + request.token_duration)
 
         token, cached = self._cache.get_or_sign(key, sign)
         return IssuedToken(

@@ -24,12 +24,17 @@ from broker.backend.pool import PoolResolver
 from broker.backend.schemas import load_token_request
 from broker.backend.tokens import BackendTokens
 from broker.backend.translators import Credentials, SessionTranslator, build_translator
-from broker.errors import BrokerError, StoreUnavailable, ValidationException
+from broker.errors import (
+    STORE_UNAVAILABLE_MESSAGE,
+    BrokerError,
+    StoreUnavailable,
+    ValidationException,
+)
 from broker.services import Services
 from broker.store.backend_pool import RedisPoolNames
 from broker.store.token_cache import RedisTokenCache
 from broker.upstream.tokens import UpstreamTokens
-from broker.web import EXTENSION
+from broker.web import EXTENSION, read_body
 
 log = logging.getLogger("broker.backend")
 
@@ -42,7 +47,6 @@ NOT_CONFIGURED: Final = (
     "The backend door is not configured: set BROKER_BACKEND_AUTH (jwt, cookie or api_key) "
     "and its variables (docs/backend.md)."
 )
-STORE_UNAVAILABLE: Final = "The identity store is unavailable; retry shortly."
 BODY_TOO_LARGE: Final = "The request body exceeds the limit of {limit} bytes."
 NOT_JSON: Final = "Content-Type must be application/json."
 
@@ -67,12 +71,10 @@ class BackendDoor:
         )
         tokens = BackendTokens(
             store=svc.store,
-            signer=svc.signer,
+            tokens=svc.tokens,
             pools=pools,
             cache=cache,
-            issuer=settings.issuer,
             region=settings.region,
-            pool_arn=svc.pool_arn,
             clock=svc.clock,
             limit_identity=svc.limits.check_identity,
             providers=svc.providers,
@@ -124,13 +126,8 @@ def issue_token() -> Response:
     except redis.RedisError as exc:
         metrics.REDIS_ERRORS.inc()
         log.error("backend door: redis error: %s", type(exc).__name__)
-        raise StoreUnavailable(STORE_UNAVAILABLE) from None
-    if issued.new_identity:
-        metrics.IDENTITIES_CREATED.labels("developer").inc()
-    if issued.cached:
-        metrics.TOKEN_CACHE_HITS.labels(METRICS_DOOR).inc()
-    else:
-        metrics.TOKENS_ISSUED.labels(METRICS_DOOR).inc()
+        raise StoreUnavailable(STORE_UNAVAILABLE_MESSAGE) from None
+    metrics.count_token(METRICS_DOOR, new_identity=issued.new_identity, cached=issued.cached)
     return envelope.success(
         {
             "identity_id": issued.identity_id,
@@ -149,12 +146,7 @@ def openapi_document() -> Response:
 
 
 def _read_body(limit: int) -> bytes:
-    length = request.content_length
-    if length is not None and length > limit:
-        raise ValidationException(BODY_TOO_LARGE.format(limit=limit))
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
-        raise ValidationException(BODY_TOO_LARGE.format(limit=limit))
+    body = read_body(limit, lambda: ValidationException(BODY_TOO_LARGE.format(limit=limit)))
     if body and request.mimetype != "application/json":
         raise ValidationException(NOT_JSON)
     return body

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from broker.errors import (
-    DeveloperUserAlreadyRegisteredException,
     InternalErrorException,
     InvalidParameterException,
     NotAuthorizedException,
@@ -25,6 +24,7 @@ from broker.identity.models import (
     login_key,
     new_resource_id,
 )
+from broker.identity.outcomes import LINK_ERRORS, raise_for
 from broker.identity.ports import IdentityStore, LinkOutcome
 
 
@@ -122,7 +122,13 @@ def resolve_developer_login(
         outcome, identity = store.link_login(pool_id, identity_id, key, now)
     if outcome is LinkOutcome.NO_POOL and providers is not None:
         providers.forget(pool_id)
-    _raise_for(outcome, pool_id=pool_id, identity_id=identity_id or "", identity=identity)
+    raise_for(
+        LINK_ERRORS,
+        outcome,
+        pool_id=pool_id,
+        # DISABLED names the identity the store found (the login's owner, or the one given)
+        identity_id=identity.id if identity is not None else identity_id,
+    )
     if identity is None:  # every success outcome carries the identity
         raise InternalErrorException(f"the store answered {outcome.value} without an identity")
     return DeveloperLogin(
@@ -132,24 +138,3 @@ def resolve_developer_login(
         user_id=user_id,
         created=outcome is LinkOutcome.CREATED,
     )
-
-
-def _raise_for(
-    outcome: LinkOutcome, *, pool_id: str, identity_id: str, identity: Identity | None
-) -> None:
-    if outcome in (LinkOutcome.CREATED, LinkOutcome.EXISTING, LinkOutcome.LINKED):
-        return
-    if outcome is LinkOutcome.NO_POOL:
-        raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
-    if outcome is LinkOutcome.NO_IDENTITY:
-        raise ResourceNotFoundException(messages.IDENTITY_NOT_FOUND.format(identity_id=identity_id))
-    if outcome is LinkOutcome.DISABLED:
-        forbidden = identity.id if identity is not None else identity_id
-        raise NotAuthorizedException(messages.FORBIDDEN.format(identity_id=forbidden))
-    if outcome is LinkOutcome.OTHER_OWNER:
-        raise DeveloperUserAlreadyRegisteredException(
-            messages.ALREADY_REGISTERED.format(pool_id=pool_id)
-        )
-    if outcome is LinkOutcome.HAS_OTHER_LOGINS:
-        raise NotAuthorizedException(messages.LOGINS_DONT_MATCH)
-    raise AssertionError(f"unhandled outcome {outcome}")  # pragma: no cover

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broker.errors import (
-    NotAuthorizedException,
-    ResourceConflictException,
-    ResourceNotFoundException,
-)
+from broker.errors import InternalErrorException, NotAuthorizedException
 from broker.identity import messages
 from broker.identity.lookup import developer_provider_of
 from broker.identity.models import Identity, login_key
+from broker.identity.outcomes import MERGE_ERRORS, UNLINK_ERRORS, raise_for
 from broker.identity.pools import describe_pool
-from broker.identity.ports import IdentityStore, MergeOutcome, UnlinkOutcome
+from broker.identity.ports import IdentityStore
 
 #: Linked logins one identity may hold; a merge that would pass it is refused (decision).
 MAX_LINKED_LOGINS = 20
@@ -49,25 +46,16 @@ def merge_developer_identities(
         MAX_LINKED_LOGINS,
         now,
     )
-    if outcome in (MergeOutcome.MERGED, MergeOutcome.UNCHANGED):
-        assert identity is not None
-        return identity
-    if outcome is MergeOutcome.NO_POOL:
-        raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
-    if outcome is MergeOutcome.NO_SOURCE:
-        raise ResourceNotFoundException(messages.MERGE_SOURCE_NOT_FOUND.format(pool_id=pool_id))
-    if outcome is MergeOutcome.NO_DESTINATION:
-        raise ResourceNotFoundException(
-            messages.MERGE_DESTINATION_NOT_FOUND.format(pool_id=pool_id)
-        )
-    assert identity is not None
-    if outcome is MergeOutcome.DISABLED:
-        raise NotAuthorizedException(messages.FORBIDDEN.format(identity_id=identity.id))
-    if outcome is MergeOutcome.TOO_MANY:
-        raise ResourceConflictException(
-            messages.TOO_MANY_LOGINS.format(identity_id=identity.id, limit=MAX_LINKED_LOGINS)
-        )
-    raise AssertionError(f"unhandled outcome {outcome}")  # pragma: no cover
+    raise_for(
+        MERGE_ERRORS,
+        outcome,
+        pool_id=pool_id,
+        identity_id=None if identity is None else identity.id,
+        limit=MAX_LINKED_LOGINS,
+    )
+    if identity is None:  # every success outcome carries the destination
+        raise InternalErrorException(f"the store answered {outcome.name} without an identity")
+    return identity
 
 
 def unlink_developer_identity(
@@ -80,21 +68,13 @@ def unlink_developer_identity(
     now: float,
 ) -> None:
     """Remove the login D:u from the identity, so that u is a new user next time. An
-    identity left without logins stays (it holds no login an authenticated call could
-    present); u linked elsewhere or nowhere -> ResourceConflictException (decision)."""
+    identity left without logins becomes disabled in the same step: AWS makes a Cognito
+    identity stripped of every login inaccessible (contract section 7), so no unsigned
+    GetOpenIdToken may act for it and no new user may be linked to it. u linked elsewhere
+    or nowhere -> ResourceConflictException (decision)."""
     developer = _require_developer(store, pool_id, provider)
     outcome, _ = store.unlink_login(pool_id, identity_id, login_key(developer, user_id), now)
-    if outcome is UnlinkOutcome.UNLINKED:
-        return
-    if outcome is UnlinkOutcome.NO_POOL:
-        raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
-    if outcome is UnlinkOutcome.NO_IDENTITY:
-        raise ResourceNotFoundException(messages.IDENTITY_NOT_FOUND.format(identity_id=identity_id))
-    if outcome is UnlinkOutcome.DISABLED:
-        raise NotAuthorizedException(messages.FORBIDDEN.format(identity_id=identity_id))
-    if outcome is UnlinkOutcome.NOT_LINKED:
-        raise ResourceConflictException(messages.NOT_LINKED.format(identity_id=identity_id))
-    raise AssertionError(f"unhandled outcome {outcome}")  # pragma: no cover
+    raise_for(UNLINK_ERRORS, outcome, pool_id=pool_id, identity_id=identity_id)
 
 
 def delete_identities(store: IdentityStore, identity_ids: Sequence[str]) -> list[str]:

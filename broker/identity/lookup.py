@@ -39,26 +39,31 @@ def find_developer_identity(
     store: IdentityStore, *, pool_id: str, identity_id: str | None, user_id: str | None
 ) -> tuple[str, Identity]:
     """LookupDeveloperIdentity's identity: the one named, or the one the user id is linked
-    to; both given must agree (ResourceConflictException). Returns (D, identity)."""
-    if identity_id is None and user_id is None:
-        raise InvalidParameterException(messages.LOOKUP_NEEDS_ONE)
-    developer = developer_provider_of(describe_pool(store, pool_id))
+    to; both given must agree (ResourceConflictException). Returns (D, identity). Neither
+    given is refused before the pool is read."""
     if identity_id is not None:
-        identity = store.find_identity(pool_id, identity_id)
-        if identity is None:
+        developer = developer_provider_of(describe_pool(store, pool_id))
+        return developer, _named_identity(store, pool_id, developer, identity_id, user_id)
+    if user_id is not None:
+        developer = developer_provider_of(describe_pool(store, pool_id))
+        found = store.lookup_login(pool_id, login_key(developer, user_id))
+        if found is None:
             raise ResourceNotFoundException(
-                messages.IDENTITY_NOT_FOUND.format(identity_id=identity_id)
+                messages.DEVELOPER_USER_NOT_FOUND.format(pool_id=pool_id)
             )
-        if user_id is not None and login_key(developer, user_id) not in identity.logins:
-            raise ResourceConflictException(
-                messages.LOOKUP_MISMATCH.format(identity_id=identity_id)
-            )
-        return developer, identity
-    assert user_id is not None
-    found = store.lookup_login(pool_id, login_key(developer, user_id))
-    if found is None:
-        raise ResourceNotFoundException(messages.DEVELOPER_USER_NOT_FOUND.format(pool_id=pool_id))
-    return developer, found
+        return developer, found
+    raise InvalidParameterException(messages.LOOKUP_NEEDS_ONE)
+
+
+def _named_identity(
+    store: IdentityStore, pool_id: str, developer: str, identity_id: str, user_id: str | None
+) -> Identity:
+    identity = store.find_identity(pool_id, identity_id)
+    if identity is None:
+        raise ResourceNotFoundException(messages.IDENTITY_NOT_FOUND.format(identity_id=identity_id))
+    if user_id is not None and login_key(developer, user_id) not in identity.logins:
+        raise ResourceConflictException(messages.LOOKUP_MISMATCH.format(identity_id=identity_id))
+    return identity
 
 
 def page_user_ids(

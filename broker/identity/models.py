@@ -21,10 +21,6 @@ def new_resource_id(region: str) -> str:
     return f"{region}:{uuid.uuid4()}"
 
 
-def region_of(resource_id: str) -> str:
-    return resource_id.partition(":")[0]
-
-
 def pool_arn(region: str, account_id: str, pool_id: str) -> str:
     return f"arn:aws:cognito-identity:{region}:{account_id}:identitypool/{pool_id}"
 

@@ -57,16 +57,24 @@ def _require_provider(pool: IdentityPool, provider: str) -> None:
 def set_principal_tag_map(
     store: IdentityStore, pool_id: str, provider: str, tag_map: PrincipalTagMap
 ) -> PrincipalTagMap:
-    _require_provider(describe_pool(store, pool_id), provider)
-    if not store.set_principal_tag_map(pool_id, provider, tag_map):
+    """The provider check and the write are one step: the store writes only while the pool
+    record is the one ``_require_provider`` accepted (an update removing the provider in
+    between makes the check run again, and refuse)."""
+    if not store.set_principal_tag_map(
+        pool_id, provider, tag_map, lambda pool: _require_provider(pool, provider)
+    ):
         raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
     return tag_map
 
 
 def get_principal_tag_map(store: IdentityStore, pool_id: str, provider: str) -> PrincipalTagMap:
-    """A provider never mapped answers UseDefaults false and no tags (decision)."""
-    _require_provider(describe_pool(store, pool_id), provider)
-    return store.get_principal_tag_map(pool_id, provider) or PrincipalTagMap()
+    """A provider never mapped answers UseDefaults false and no tags (decision). The pool
+    and the map are read together, so the check applies to the map returned."""
+    pool, tag_map = store.get_principal_tag_map(pool_id, provider)
+    if pool is None:
+        raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
+    _require_provider(pool, provider)
+    return tag_map or PrincipalTagMap()
 
 
 # --- tags --------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ class MergeOutcome(enum.Enum):
 class UnlinkOutcome(enum.Enum):
     """Answers of :meth:`IdentityStore.unlink_login`."""
 
-    UNLINKED = "UNLINKED"
+    UNLINKED = "UNLINKED"  # removed; an identity left without logins is now disabled
     NO_POOL = "NO_POOL"
     NO_IDENTITY = "NO_IDENTITY"
     DISABLED = "DISABLED"
@@ -60,6 +60,9 @@ class UnlinkOutcome(enum.Enum):
 TagChange = Callable[[Mapping[str, str]], Mapping[str, str]]
 #: Turns a pool's configuration into the one to store; may raise to refuse the change.
 ConfigChange = Callable[[PoolConfig], PoolConfig]
+#: Decides whether a write guarded by the pool may happen; raises to refuse it. The store
+#: writes only while the pool is still the one the check saw (compare-and-set).
+PoolCheck = Callable[[IdentityPool], None]
 
 
 class IdentityStore(Protocol):
@@ -76,9 +79,11 @@ class IdentityStore(Protocol):
     def set_pool_roles(self, pool_id: str, roles: PoolRoles) -> bool: ...
     def get_pool_roles(self, pool_id: str) -> PoolRoles | None: ...
     def set_principal_tag_map(
-        self, pool_id: str, provider: str, tag_map: PrincipalTagMap
+        self, pool_id: str, provider: str, tag_map: PrincipalTagMap, check: PoolCheck
     ) -> bool: ...
-    def get_principal_tag_map(self, pool_id: str, provider: str) -> PrincipalTagMap | None: ...
+    def get_principal_tag_map(
+        self, pool_id: str, provider: str
+    ) -> tuple[IdentityPool | None, PrincipalTagMap | None]: ...
 
     # identities and logins
     def resolve_login(

@@ -88,7 +88,9 @@ def authenticate(
     An identity holding logins must be proven by a valid broker token whose sub is the
     identity, whose aud is its pool and whose developer login is still linked to it; an
     identity without logins needs nothing (or its own unauthenticated token) and a pool
-    that allows unauthenticated identities. A disabled identity is forbidden.
+    that allows unauthenticated identities. A disabled identity is forbidden: the source of
+    a merge, and an identity whose last login was unlinked (the store disables it then, so
+    an identity without logins that is still enabled never had one).
     """
     identity = store.get_identity(identity_id)
     pool = None if identity is None else store.get_pool(identity.pool_id)

@@ -11,12 +11,10 @@ compare-and-set scripts on that one key.
 from __future__ import annotations
 
 import secrets
-from typing import Any, Final
+from typing import Final
 
-import redis
-
-from broker.store.client import RedisConnector
 from broker.store.keys import PREFIX
+from broker.store.script_runner import DELETE_IF_EQUAL, ScriptRunner
 
 #: Cannot be a pool id (``<region>:<uuid>``): it holds a '~'.
 PENDING_PREFIX: Final = "~pending~"
@@ -24,11 +22,6 @@ PENDING_PREFIX: Final = "~pending~"
 # KEYS: name key   ARGV: expected value, new value
 SWAP: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
-return 0
-"""
-# KEYS: name key   ARGV: expected value
-FORGET: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -41,35 +34,21 @@ def is_pending(value: str) -> bool:
     return value.startswith(PENDING_PREFIX)
 
 
-class RedisPoolNames:
-    def __init__(self, connector: RedisConnector) -> None:
-        self._connector = connector
-        self._scripts: dict[str, Any] = {}
-        self._client: redis.Redis | None = None
-
-    def _script(self, source: str) -> Any:
-        client = self._connector.client()
-        if client is not self._client:
-            self._scripts = {}
-            self._client = client
-        if source not in self._scripts:
-            self._scripts[source] = client.register_script(source)
-        return self._scripts[source]
-
+class RedisPoolNames(ScriptRunner):
     def get(self, name: str) -> str | None:
-        value = self._connector.client().get(name_key(name))
+        value = self.redis.get(name_key(name))
         return None if value is None else str(value)
 
     def claim(self, name: str, ttl_ms: int) -> str | None:
         """Become the one process that creates the pool: the pending marker, or None."""
         marker = PENDING_PREFIX + secrets.token_hex(8)
-        taken = self._connector.client().set(name_key(name), marker, nx=True, px=ttl_ms)
+        taken = self.redis.set(name_key(name), marker, nx=True, px=ttl_ms)
         return marker if taken else None
 
     def publish(self, name: str, marker: str, pool_id: str) -> bool:
         """Swap this process's pending marker for the pool id (no expiry from now on)."""
-        return bool(self._script(SWAP)(keys=[name_key(name)], args=[marker, pool_id]))
+        return bool(self._run(SWAP, [name_key(name)], [marker, pool_id]))
 
     def forget(self, name: str, value: str) -> bool:
         """Drop the name if it still holds ``value`` (a marker, or a deleted pool's id)."""
-        return bool(self._script(FORGET)(keys=[name_key(name)], args=[value]))
+        return bool(self._run(DELETE_IF_EQUAL, [name_key(name)], [value]))

@@ -3,7 +3,8 @@
 What the store promises (``keys``, ``scripts``): a login names an identity that exists and
 lists it; an identity lists only logins that name it; a disabled identity holds no logins;
 every identity has an order entry and an identity index entry and nothing else does; every
-pool is in the pool index; no index entry and no key outlives its pool. Lua scripts keep the
+pool is in the pool index; no index entry and no key outlives its pool (a deleted pool's
+tombstones, left by an interrupted DeleteIdentityPool, included). Lua scripts keep the
 keys of one pool agreeing; the two indexes live in other hash slots and are written just
 before or after, so a crash between the steps shows up here.
 
@@ -142,8 +143,12 @@ class _PoolWalk:
         self.report.problems.append(Problem(self.pool_id, kind, key, detail))
 
     def deleted(self, present: set[str], indexed: bool) -> None:
+        tombstones = set(self.keys.tombstones)
         for key in sorted(present):
-            self.problem(KEY_OF_DELETED_POOL, key, f"pool {self.pool_id} does not exist")
+            detail = f"pool {self.pool_id} does not exist"
+            if key in tombstones:
+                detail += "; its deletion was interrupted (DeleteIdentityPool again finishes it)"
+            self.problem(KEY_OF_DELETED_POOL, key, detail)
         if indexed:
             self.problem(INDEX_OF_DELETED_POOL, keys.POOL_INDEX, self.pool_id)
         for identity_id in sorted(self.named):

@@ -55,20 +55,25 @@ class PoolKeys:
             principal_tags=f"{tag}:principal-tags",
         )
 
-    def pattern(self) -> str:
-        """A SCAN pattern matching every key with the pool's hash tag, these and any other
-        (pool ids hold no glob characters: ``[\\w-]+:[0-9a-f-]+``)."""
-        return self.pool.removesuffix(":pool") + ":*"
+    @property
+    def tombstones(self) -> tuple[str, str, str]:
+        """Where DELETE_POOL moves the logins, identities and order of a deleted pool, in the
+        pool's hash slot, for ``PoolStore`` to clean in bounded steps."""
+        tag = self.pool.removesuffix(":pool")
+        return (f"{tag}:deleted:logins", f"{tag}:deleted:identities", f"{tag}:deleted:order")
 
-    def all(self) -> list[str]:
-        """Every key of the pool, the pool record first and the identities third: the order
-        ``scripts.DELETE_POOL`` relies on. DeleteIdentityPool removes exactly these."""
+    def deletion(self) -> list[str]:
+        """The keys ``scripts.DELETE_POOL`` takes, in its order: the pool record, the small
+        keys it deletes, the keys that grow with the pool, and their tombstones. These are
+        every key of the pool's data; the backend door's token cache shares the hash tag
+        (``broker.store.token_cache``) and is cleaned separately."""
         return [
             self.pool,
-            self.logins,
-            self.identities,
-            self.order,
             self.sequence,
             self.roles,
             self.principal_tags,
+            self.logins,
+            self.identities,
+            self.order,
+            *self.tombstones,
         ]

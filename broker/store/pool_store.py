@@ -2,8 +2,9 @@
 
 Creating and deleting a pool also touch the broker-wide pool index (and, for a deletion,
 the identity index), which live in other hash slots; those steps are ordered so that a crash
-between them leaves only index entries without a pool, which listings and lookups skip and
-the consistency checker (``broker.store.checker``) reports.
+between them leaves only index entries without a pool (and, for a deletion, the pool's
+tombstones), which listings and lookups skip, the consistency checker
+(``broker.store.checker``) reports, and a repeated deletion cleans.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from typing import Any, cast
 from broker.errors import ConcurrentModificationException
 from broker.identity import messages
 from broker.identity.models import IdentityPool, Page, PoolConfig, PoolRoles, PrincipalTagMap
-from broker.identity.ports import ConfigChange, TagChange
+from broker.identity.ports import ConfigChange, PoolCheck, TagChange
 from broker.store import keys, scripts
 from broker.store.script_runner import ScriptRunner
+from broker.store.token_cache import entry_key, signed_counter_key
 
-#: How many identity index entries one HDEL removes when a pool is deleted.
-INDEX_DELETE_BATCH = 1000
-#: Keys examined per SCAN call (and unlinked per call) when sweeping a deleted pool.
-SWEEP_SCAN_COUNT = 1000
+#: When a pool is deleted: identities read per HSCAN (and index entries removed per HDEL),
+#: and keys examined per SCAN of the token cache. Bounds the cost of every call.
+DELETION_BATCH = 1000
 #: How often a pool change (an update, a tag change) retries when the record changed under it.
 POOL_CHANGE_ATTEMPTS = 20
 
@@ -79,28 +80,54 @@ class PoolStore(ScriptRunner):
         raise ConcurrentModificationException(messages.POOL_KEPT_CHANGING.format(pool_id=pool_id))
 
     def delete_pool(self, pool_id: str) -> bool:
-        """Delete the pool's keys in one script, then the index entries naming it, then any
-        other key carrying its hash tag (a front door's cache, say): DeleteIdentityPool
-        leaves nothing of the pool behind (contract section 4)."""
-        identity_ids = self._run(scripts.DELETE_POOL, keys.PoolKeys.of(pool_id).all())
-        if identity_ids is None:
-            return False
-        ids = cast(list[str], identity_ids)
-        for start in range(0, len(ids), INDEX_DELETE_BATCH):
-            self.redis.hdel(keys.IDENTITY_INDEX, *ids[start : start + INDEX_DELETE_BATCH])
-        self.redis.zrem(keys.POOL_INDEX, pool_id)
-        self._sweep(keys.PoolKeys.of(pool_id).pattern())
-        return True
+        """DeleteIdentityPool leaves nothing of the pool behind (contract section 4), and no
+        Redis call it makes grows with the pool: one O(1) script removes the pool and moves
+        its data to tombstones, then ``_finish_deletion`` cleans them in bounded batches.
 
-    def _sweep(self, pattern: str) -> None:
+        A deletion interrupted after the script (a worker killed, Redis unreachable) leaves
+        tombstones, which the checker reports; DeleteIdentityPool again answers that the pool
+        is gone and finishes the cleanup on the way."""
+        deleted = bool(self._run(scripts.DELETE_POOL, keys.PoolKeys.of(pool_id).deletion()))
+        self._finish_deletion(pool_id)
+        return deleted
+
+    def _finish_deletion(self, pool_id: str) -> None:
+        """Clean up after DELETE_POOL; idempotent, and a few O(1) calls when nothing is left.
+
+        The identity index entries are found by HSCAN of the identities tombstone, at most
+        ``DELETION_BATCH`` per step, and removed with one HDEL per step; the tombstones then
+        go with UNLINK (freed off Redis's main thread); then the pool index entry."""
+        k = keys.PoolKeys.of(pool_id)
+        logins, identities, order = k.tombstones
+        cursor = 0
+        while True:
+            cursor, batch = self.redis.hscan(identities, cursor, count=DELETION_BATCH)
+            if batch:
+                self.redis.hdel(keys.IDENTITY_INDEX, *batch)
+            if cursor == 0:
+                break
+        self.redis.unlink(logins, identities, order)
+        self.redis.zrem(keys.POOL_INDEX, pool_id)
+        self._forget_token_cache(pool_id)
+
+    def _forget_token_cache(self, pool_id: str) -> None:
+        """Remove the backend door's token cache of the pool (``broker.store.token_cache``):
+        entries and locks named ``ib:{<pool>}:token-cache:*``, next to a counter of the
+        tokens the door cached for the pool, written with every entry and kept a day after
+        the last (longer than any entry lives). Without that counter the door holds nothing
+        of the pool and nothing is scanned; with it, a SCAN matching only the cache's prefix
+        finds the entries, ``DELETION_BATCH`` keys examined per call. The entries would
+        expire on their own; they go now so that no key outlives the pool."""
+        counter = signed_counter_key(pool_id)
+        if not self.redis.exists(counter):
+            return
         batch: list[str] = []
-        for key in self.redis.scan_iter(match=pattern, count=SWEEP_SCAN_COUNT):
+        for key in self.redis.scan_iter(match=entry_key(pool_id, "*"), count=DELETION_BATCH):
             batch.append(str(key))
-            if len(batch) >= SWEEP_SCAN_COUNT:
+            if len(batch) >= DELETION_BATCH:
                 self.redis.unlink(*batch)
                 batch = []
-        if batch:
-            self.redis.unlink(*batch)
+        self.redis.unlink(counter, *batch)
 
     def list_pools(self, after: int | None, limit: int) -> Page:
         low = f"({after}" if after is not None else "-inf"
@@ -137,19 +164,47 @@ class PoolStore(ScriptRunner):
         r = json.loads(str(raw))
         return PoolRoles(roles=r["roles"], role_mappings=r["role_mappings"])
 
-    def set_principal_tag_map(self, pool_id: str, provider: str, tag_map: PrincipalTagMap) -> bool:
+    def set_principal_tag_map(
+        self, pool_id: str, provider: str, tag_map: PrincipalTagMap, check: PoolCheck
+    ) -> bool:
+        """Write the map if ``check`` accepts the pool, compare-and-set on the pool record:
+        the write happens only while the record is the one checked, so an update removing
+        the provider meanwhile makes the check run again on the new record."""
         k = keys.PoolKeys.of(pool_id)
         value = _json(
             {"use_defaults": tag_map.use_defaults, "principal_tags": dict(tag_map.principal_tags)}
         )
-        return bool(self._run(scripts.HSET_IF_POOL, [k.pool, k.principal_tags], [provider, value]))
+        for _ in range(POOL_CHANGE_ATTEMPTS):
+            raw = self.redis.get(k.pool)
+            if raw is None:
+                return False
+            check(decode_pool(pool_id, str(raw)))
+            written = int(
+                self._run(
+                    scripts.HSET_IF_POOL_IS, [k.pool, k.principal_tags], [str(raw), provider, value]
+                )
+            )
+            if written != 0:
+                return written == 1
+        raise ConcurrentModificationException(messages.POOL_KEPT_CHANGING.format(pool_id=pool_id))
 
-    def get_principal_tag_map(self, pool_id: str, provider: str) -> PrincipalTagMap | None:
-        raw = self.redis.hget(keys.PoolKeys.of(pool_id).principal_tags, provider)
-        if raw is None:
-            return None
-        r = json.loads(str(raw))
-        return PrincipalTagMap(use_defaults=r["use_defaults"], principal_tags=r["principal_tags"])
+    def get_principal_tag_map(
+        self, pool_id: str, provider: str
+    ) -> tuple[IdentityPool | None, PrincipalTagMap | None]:
+        """The pool and the provider's map, read together (one MULTI/EXEC in the pool's
+        slot), so the provider check and the map it guards come from one moment."""
+        k = keys.PoolKeys.of(pool_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.get(k.pool)
+        pipe.hget(k.principal_tags, provider)
+        raw_pool, raw_map = pipe.execute()
+        pool = None if raw_pool is None else decode_pool(pool_id, str(raw_pool))
+        if raw_map is None:
+            return pool, None
+        r = json.loads(str(raw_map))
+        return pool, PrincipalTagMap(
+            use_defaults=r["use_defaults"], principal_tags=r["principal_tags"]
+        )
 
 
 def _json(value: Any) -> str:

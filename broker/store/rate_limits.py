@@ -7,7 +7,7 @@ incremented atomically. Each counter is its own key (its own hash slot on a clus
 from __future__ import annotations
 
 from broker.store import keys
-from broker.store.client import RedisConnector
+from broker.store.script_runner import ScriptRunner
 
 # KEYS: the window's counter   ARGV: expiry in milliseconds
 COUNT_IN_WINDOW = """
@@ -19,11 +19,8 @@ return n
 WINDOW_TTL_MS = 2000
 
 
-class RedisRateCounter:
-    def __init__(self, connector: RedisConnector) -> None:
-        self._connector = connector
-
+class RedisRateCounter(ScriptRunner):
     def count(self, scope: str, subject: str, second: int) -> int:
         """How many hits ``subject`` has made in this second, this one included."""
         key = f"{keys.PREFIX}:rate:{scope}:{{{subject}}}:{second}"
-        return int(self._connector.client().eval(COUNT_IN_WINDOW, 1, key, WINDOW_TTL_MS))
+        return int(self._run(COUNT_IN_WINDOW, [key], [WINDOW_TTL_MS]))

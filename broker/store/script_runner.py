@@ -1,16 +1,25 @@
 """The Redis client of one store and the Lua scripts it has registered.
 
-Scripts are registered once per client (EVALSHA, falling back to EVAL after a Redis
-restart), and again when a forked worker builds its own client.
+Scripts are registered once per client and run with EVALSHA (loading the script again
+after a Redis restart answers NOSCRIPT), and again when a forked worker builds its own
+client. Every store that runs a script goes through here, so none sends the whole script
+with each call.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import redis
 
 from broker.store.client import RedisConnector
+
+# KEYS: one key   ARGV: the value it must still hold. A compare-and-delete: a lock's holder
+# releasing it, or a name dropped only while it names what the caller saw.
+DELETE_IF_EQUAL: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class ScriptRunner:
@@ -33,5 +42,8 @@ class ScriptRunner:
             script = self._scripts[source] = client.register_script(source)
         return script
 
-    def _run(self, source: str, keys: list[str], args: list[Any] | None = None) -> Any:
-        return self._script(source)(keys=keys, args=args or [])
+    def _run(
+        self, source: str, keys: list[str], args: list[Any] | None = None, client: Any = None
+    ) -> Any:
+        """Run the script; ``client`` may be a pipeline, which loads it before it executes."""
+        return self._script(source)(keys=keys, args=args or [], client=client)

@@ -67,13 +67,17 @@ redis.call('ZADD', KEYS[1], seq, ARGV[1])
 return seq
 """
 
-# KEYS: every key of the pool, the pool record first, the identities third
-# Answers false for no pool, else the ids of the identities deleted with it (for the index).
+# KEYS: ``PoolKeys.deletion()``: pool, sequence, roles, principal tags, then logins,
+# identities, order, then their three tombstones. O(1) whatever the pool's size: the small
+# keys go, the three that grow with the pool are renamed to tombstones in the same slot for
+# ``PoolStore`` to clean in bounded steps. Answers 0 for no pool, else 1.
 DELETE_POOL = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local ids = redis.call('HKEYS', KEYS[3])
-redis.call('UNLINK', unpack(KEYS))
-return ids
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+for i = 5, 7 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 3]) end
+end
+return 1
 """
 
 # KEYS: signing keys hash, current kid   ARGV: candidate kid, candidate record
@@ -143,6 +147,8 @@ return {'MERGED', dst, drec}
 """
 
 # KEYS: pool, logins, identities   ARGV: identity id, login, now
+# An identity left without logins is disabled in the same step: AWS makes an identity
+# stripped of every login inaccessible (contract section 7).
 UNLINK_LOGIN = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'NO_POOL'} end
 local rec = redis.call('HGET', KEYS[3], ARGV[1])
@@ -155,6 +161,7 @@ for _, login in ipairs(r.l) do
   if login ~= ARGV[2] then kept[#kept + 1] = login end
 end
 r.l = kept
+if #kept == 0 then r.d = 1 end
 r.m = tonumber(ARGV[3])
 rec = cjson.encode(r)
 redis.call('HSET', KEYS[3], ARGV[1], rec)
@@ -230,9 +237,14 @@ redis.call('SET', KEYS[2], ARGV[1])
 return 1
 """
 
-# KEYS: pool, target hash   ARGV: field, value   (target: the pool's principal tag maps)
-HSET_IF_POOL = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+# KEYS: pool, target hash   ARGV: the pool record read, field, value
+# (target: the pool's principal tag maps). Writes only while the pool record is still the
+# one the caller checked the write against: 1 written, 0 the record changed since it was
+# read, -1 the pool is gone.
+HSET_IF_POOL_IS = """
+local current = redis.call('GET', KEYS[1])
+if not current then return -1 end
+if current ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """

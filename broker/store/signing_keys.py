@@ -11,6 +11,7 @@ import secrets
 
 from broker.store import keys, scripts
 from broker.store.client import RedisConnector
+from broker.store.script_runner import ScriptRunner
 from broker.tokens.keys import StoredKeySet
 
 RETIRED = keys.SIGNING_KEYS.replace(":keys", ":retired")
@@ -64,12 +65,9 @@ return 1
 """
 
 
-class RedisSigningKeys:
-    def __init__(self, connector: RedisConnector) -> None:
-        self._connector = connector
-
+class RedisSigningKeys(ScriptRunner):
     def load_keys(self) -> StoredKeySet:
-        pipe = self._connector.client().pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.SIGNING_CURRENT)
         pipe.hgetall(keys.SIGNING_KEYS)
         pipe.hgetall(RETIRED)
@@ -84,51 +82,32 @@ class RedisSigningKeys:
 
     def ensure_key(self, kid: str, record: str) -> tuple[str, str]:
         """Store the candidate unless a current key exists; return the current one."""
-        client = self._connector.client()
-        current, raw = client.eval(
-            scripts.ENSURE_SIGNING_KEY, 2, keys.SIGNING_KEYS, keys.SIGNING_CURRENT, kid, record
+        current, raw = self._run(
+            scripts.ENSURE_SIGNING_KEY, [keys.SIGNING_KEYS, keys.SIGNING_CURRENT], [kid, record]
         )
         return str(current), str(raw)
 
     def rotate(self, kid: str, record: str, now: float, prune_before: float) -> str | None:
-        old = self._connector.client().eval(
+        old = self._run(
             ROTATE_SIGNING_KEY,
-            3,
-            keys.SIGNING_KEYS,
-            keys.SIGNING_CURRENT,
-            RETIRED,
-            kid,
-            record,
-            repr(now),
-            repr(prune_before),
+            [keys.SIGNING_KEYS, keys.SIGNING_CURRENT, RETIRED],
+            [kid, record, repr(now), repr(prune_before)],
         )
         return str(old) if old else None
 
     def stage(self, kid: str, record: str, activate_at: float, prune_before: float) -> str | None:
-        current = self._connector.client().eval(
+        current = self._run(
             STAGE_SIGNING_KEY,
-            4,
-            keys.SIGNING_KEYS,
-            keys.SIGNING_CURRENT,
-            RETIRED,
-            PENDING,
-            kid,
-            record,
-            repr(activate_at),
-            repr(prune_before),
+            [keys.SIGNING_KEYS, keys.SIGNING_CURRENT, RETIRED, PENDING],
+            [kid, record, repr(activate_at), repr(prune_before)],
         )
         return str(current) if current else None
 
     def promote(self, kid: str, now: float) -> bool:
-        promoted = self._connector.client().eval(
+        promoted = self._run(
             PROMOTE_SIGNING_KEY,
-            4,
-            keys.SIGNING_KEYS,
-            keys.SIGNING_CURRENT,
-            RETIRED,
-            PENDING,
-            kid,
-            repr(now),
+            [keys.SIGNING_KEYS, keys.SIGNING_CURRENT, RETIRED, PENDING],
+            [kid, repr(now)],
         )
         return bool(promoted)
 

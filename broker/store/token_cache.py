@@ -18,18 +18,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
-import redis
-
-from broker.store.client import RedisConnector
 from broker.store.keys import PREFIX
+from broker.store.script_runner import DELETE_IF_EQUAL, ScriptRunner
 
 COUNTER_TTL_SECONDS: Final = 86400
-
-# KEYS: lock   ARGV: the holder's token. Deletes the lock only if this holder still owns it.
-RELEASE_LOCK: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def entry_key(pool_id: str, digest: str) -> str:
@@ -62,23 +54,7 @@ class CachedToken:
             return None  # an unreadable entry is a miss, and is overwritten
 
 
-class RedisTokenCache:
-    def __init__(self, connector: RedisConnector) -> None:
-        self._connector = connector
-        self._release: Any = None
-        self._release_client: redis.Redis | None = None
-
-    @property
-    def redis(self) -> redis.Redis:
-        return self._connector.client()
-
-    def _release_script(self) -> Any:
-        client = self.redis
-        if client is not self._release_client:  # a forked worker has a new client
-            self._release = client.register_script(RELEASE_LOCK)
-            self._release_client = client
-        return self._release
-
+class RedisTokenCache(ScriptRunner):
     def get(self, entry: str) -> CachedToken | None:
         raw = self.redis.get(entry)
         return None if raw is None else CachedToken.decode(str(raw))
@@ -90,7 +66,8 @@ class RedisTokenCache:
         return holder if taken else None
 
     def release(self, entry: str, holder: str) -> None:
-        self._release_script()(keys=[lock_key(entry)], args=[holder])
+        """Delete the lock only if this holder still owns it."""
+        self._run(DELETE_IF_EQUAL, [lock_key(entry)], [holder])
 
     def put(
         self, pool_id: str, entry: str, cached: CachedToken, ttl_seconds: int, holder: str | None
@@ -101,7 +78,7 @@ class RedisTokenCache:
         pipe.set(entry, cached.encode(), ex=max(1, ttl_seconds))
         self._count(pipe, pool_id)
         if holder is not None:
-            self._release_script()(keys=[lock_key(entry)], args=[holder], client=pipe)
+            self._run(DELETE_IF_EQUAL, [lock_key(entry)], [holder], client=pipe)
         pipe.execute()
 
     def count_signature(self, pool_id: str) -> None:

@@ -10,7 +10,6 @@ POOL_ARN_CLAIM = "https://cognito-identity.amazonaws.com/identity-pool-arn"
 TAGS_CLAIM = "https://aws.amazon.com/tags"
 
 DEFAULT_TOKEN_DURATION = 900
-UNAUTHENTICATED_TOKEN_DURATION = 600
 #: GetOpenIdToken's tokens, authenticated or not, last 10 minutes, as AWS's do.
 OPEN_ID_TOKEN_DURATION = 600
 
@@ -51,7 +50,7 @@ def unauthenticated_claims(
         "iss": issuer,
         POOL_ARN_CLAIM: pool_arn,
         "iat": issued_at,
-        "exp": issued_at + UNAUTHENTICATED_TOKEN_DURATION,
+        "exp": issued_at + OPEN_ID_TOKEN_DURATION,
     }
 
 

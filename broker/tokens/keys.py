@@ -224,9 +224,6 @@ class KeyRing:
         self._keyset()
         return self._jwks
 
-    def is_loaded(self) -> bool:
-        return self._keys is not None
-
 
 def _kids(keys: KeySet) -> tuple[str, tuple[str, ...]]:
     return keys.current.kid, tuple(k.kid for k in keys.published)

@@ -4,12 +4,13 @@ additional authenticated data, so a sealed key cannot be swapped under another k
 
 from __future__ import annotations
 
-import base64
 import os
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from broker.b64 import b64decode, b64encode
 
 SEALED = "A256GCM"
 NONCE_BYTES = 12
@@ -20,21 +21,9 @@ class KeyEncryptionError(RuntimeError):
     The service refuses to start rather than generate a key nobody else can verify."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class KeySealer:
     def __init__(self, kek: bytes | None) -> None:
         self._aead = AESGCM(kek) if kek is not None else None
-
-    @property
-    def sealing(self) -> bool:
-        return self._aead is not None
 
     def seal(self, kid: str, pem: str) -> dict[str, Any]:
         """The record fields holding ``pem``: sealed when a KEK is set, plain otherwise."""
@@ -42,7 +31,7 @@ class KeySealer:
             return {"pem": pem}
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._aead.encrypt(nonce, pem.encode(), kid.encode())
-        return {"sealed": {"alg": SEALED, "nonce": _b64(nonce), "ct": _b64(sealed)}}
+        return {"sealed": {"alg": SEALED, "nonce": b64encode(nonce), "ct": b64encode(sealed)}}
 
     def open(self, kid: str, record: dict[str, Any]) -> str:
         if "pem" in record:
@@ -56,7 +45,9 @@ class KeySealer:
                 "set: refusing to start"
             )
         try:
-            plain = self._aead.decrypt(_unb64(sealed["nonce"]), _unb64(sealed["ct"]), kid.encode())
+            plain = self._aead.decrypt(
+                b64decode(sealed["nonce"]), b64decode(sealed["ct"]), kid.encode()
+            )
         except (InvalidTag, ValueError, KeyError):
             raise KeyEncryptionError(
                 f"signing key {kid} does not open with BROKER_KEY_ENCRYPTION_KEY (wrong key?): "

@@ -15,19 +15,25 @@ from broker.backend.translators.flask_cookie import FlaskCookieTranslator
 from broker.backend.translators.jwt_bearer import JwtTranslator
 from broker.backend.translators.session import Credentials, Session, SessionTranslator
 from config.backend import BackendSettings
+from config.errors import ConfigError
 
 __all__ = ["TRANSLATORS", "Credentials", "Session", "SessionTranslator", "build_translator"]
 
 Clock = Callable[[], float]
 
+#: Settings built by hand rather than by ``config.backend`` may name a mode without its part.
+MISSING_SETTINGS: Final = "BROKER_BACKEND_AUTH={mode} but the settings hold no {mode} section"
+
 
 def _jwt(settings: BackendSettings, clock: Clock) -> SessionTranslator:
-    assert settings.jwt is not None  # config.backend builds it for mode "jwt"
+    if settings.jwt is None:  # config.backend builds it for mode "jwt"
+        raise ConfigError(MISSING_SETTINGS.format(mode="jwt"))
     return JwtTranslator.from_settings(settings.jwt, clock)
 
 
 def _cookie(settings: BackendSettings, clock: Clock) -> SessionTranslator:
-    assert settings.cookie is not None
+    if settings.cookie is None:  # config.backend builds it for mode "cookie"
+        raise ConfigError(MISSING_SETTINGS.format(mode="cookie"))
     return FlaskCookieTranslator.from_settings(settings.cookie, clock)
 
 

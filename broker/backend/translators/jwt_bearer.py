@@ -36,6 +36,7 @@ from broker.backend.translators.session import (
     user_id_from,
 )
 from config.backend import JwtSettings
+from config.errors import ConfigError
 
 CHALLENGE: Final = 'Bearer realm="identity-broker"'
 INVALID_TOKEN: Final = CHALLENGE + ', error="invalid_token"'  # RFC 6750 section 3
@@ -56,6 +57,10 @@ CLAIM_MESSAGES: Final = {
 }
 CLAIM_INVALID: Final = "The bearer token's claims are not valid."
 REQUIRED_CLAIMS: Final = ("exp", "iss", "aud")
+NO_KEY_SOURCE: Final = (
+    "BROKER_BACKEND_AUTH=jwt needs one of BROKER_BACKEND_JWT_HS_SECRET, "
+    "BROKER_BACKEND_JWT_PUBLIC_KEY_FILE and BROKER_BACKEND_JWT_JWKS_URL"
+)
 
 
 class JwtTranslator:
@@ -75,14 +80,15 @@ class JwtTranslator:
             keys = StaticKey.hmac(settings.hs_secret)
         elif settings.public_key_file is not None:
             keys = StaticKey.from_pem_file(settings.public_key_file, settings.algorithms)
-        else:
-            assert settings.jwks_url is not None  # config.backend requires one key source
+        elif settings.jwks_url is not None:
             keys = JwksKeys(
                 settings.jwks_url,
                 timeout=settings.jwks_timeout,
                 ttl=settings.jwks_cache_seconds,
                 min_refetch=settings.jwks_min_refetch_seconds,
             )
+        else:  # config.backend requires exactly one key source
+            raise ConfigError(NO_KEY_SOURCE)
         return cls(settings, keys, clock)
 
     def translate(self, credentials: Credentials) -> Session:
