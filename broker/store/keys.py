@@ -30,6 +30,13 @@ SIGNING_CURRENT = f"{PREFIX}:{{signing}}:current"
 PAGING_SECRET = f"{PREFIX}:paging-secret"
 
 
+def pool_prefix(pool_id: str) -> str:
+    """The start of every key of one pool: the prefix and the pool's hash tag. Modules that
+    keep their own data per pool (the token cache, upstream mode) build on it, so that all
+    of a pool's keys share one slot and one ``<prefix>*`` pattern finds them."""
+    return f"{PREFIX}:{{{pool_id}}}"
+
+
 @dataclass(frozen=True)
 class PoolKeys:
     """The keys of one pool, all in the pool's hash slot."""
@@ -44,7 +51,7 @@ class PoolKeys:
 
     @classmethod
     def of(cls, pool_id: str) -> PoolKeys:
-        tag = f"{PREFIX}:{{{pool_id}}}"
+        tag = pool_prefix(pool_id)
         return cls(
             pool=f"{tag}:pool",
             logins=f"{tag}:logins",

@@ -18,14 +18,14 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
-from broker.store.keys import PREFIX
+from broker.store.keys import pool_prefix
 from broker.store.script_runner import DELETE_IF_EQUAL, ScriptRunner
 
 COUNTER_TTL_SECONDS: Final = 86400
 
 
 def entry_key(pool_id: str, digest: str) -> str:
-    return f"{PREFIX}:{{{pool_id}}}:token-cache:{digest}"
+    return f"{pool_prefix(pool_id)}:token-cache:{digest}"
 
 
 def lock_key(entry: str) -> str:
@@ -33,7 +33,7 @@ def lock_key(entry: str) -> str:
 
 
 def signed_counter_key(pool_id: str) -> str:
-    return f"{PREFIX}:{{{pool_id}}}:token-cache:signed"
+    return f"{pool_prefix(pool_id)}:token-cache:signed"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from broker.store.keys import PREFIX
+from broker.store.keys import pool_prefix
 from broker.store.script_runner import ScriptRunner
 
 # KEYS: open, failures, probe   ARGV: threshold, probe ttl ms
@@ -61,7 +61,7 @@ return wait
 
 
 def _upstream_key(pool_id: str, name: str) -> str:
-    return f"{PREFIX}:{{{pool_id}}}:upstream:{name}"
+    return f"{pool_prefix(pool_id)}:upstream:{name}"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from broker.store.client import RedisConnector
-from broker.store.keys import PREFIX
+from broker.store.keys import pool_prefix
 from broker.store.token_cache import lock_key
 
 LOGIN_TTL_SECONDS: Final = 90 * 86400
@@ -34,7 +34,7 @@ FAILURE_TTL_MS: Final = 2_000
 def login_key(pool_id: str, provider: str, user_id: str) -> str:
     material = json.dumps([provider, user_id], separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{PREFIX}:{{{pool_id}}}:upstream:login:{digest}"
+    return f"{pool_prefix(pool_id)}:upstream:login:{digest}"
 
 
 def failure_key(login: str) -> str:
