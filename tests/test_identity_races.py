@@ -9,12 +9,10 @@ import threading
 from collections import Counter
 from typing import Any
 
-import boto3
-import botocore.config
 from botocore.exceptions import ClientError
+from support.clients import cognito_client
 from support.identities import (
     DEVELOPER_PROVIDER,
-    REGION,
     assert_consistent,
     identity_of,
     list_all,
@@ -35,16 +33,7 @@ EXPECTED_ERRORS = {
 
 
 def client_for(server: BrokerServer) -> Any:
-    session = boto3.session.Session(
-        aws_access_key_id=server.access_key_id,
-        aws_secret_access_key=server.secret_access_key,
-        region_name=REGION,
-    )
-    return session.client(
-        "cognito-identity",
-        endpoint_url=server.url,
-        config=botocore.config.Config(retries={"max_attempts": 1}, read_timeout=30),
-    )
+    return cognito_client(server, read_timeout=30)
 
 
 def race(server: BrokerServer, pool_id: str, seed: int, answers: Counter[str]) -> None:

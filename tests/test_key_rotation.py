@@ -13,11 +13,10 @@ import threading
 import time
 from typing import Any
 
-import boto3
-import botocore.config
 import jwt
 import pytest
 from flask.testing import FlaskClient
+from support.clients import cognito_client
 from support.processes import BrokerServer, ProcessStartError, RedisServer
 from support.signing import signed_headers
 
@@ -136,13 +135,7 @@ def test_every_worker_switches_to_the_new_key(
             env={"BROKER_KEY_REFRESH_SECONDS": "0.5"},
         ) as server,
     ):
-        session = boto3.session.Session(
-            aws_access_key_id=server.access_key_id,
-            aws_secret_access_key=server.secret_access_key,
-            region_name="us-east-1",
-        )
-        config = botocore.config.Config(retries={"max_attempts": 1})
-        setup: Any = session.client("cognito-identity", endpoint_url=server.url, config=config)
+        setup: Any = cognito_client(server)
         pool = setup.create_identity_pool(
             IdentityPoolName="rot",
             AllowUnauthenticatedIdentities=False,
@@ -158,7 +151,7 @@ def test_every_worker_switches_to_the_new_key(
         kids: list[str] = []
 
         def work(n: int) -> None:
-            client: Any = session.client("cognito-identity", endpoint_url=server.url, config=config)
+            client: Any = cognito_client(server)
             for i in range(5):
                 kids.append(
                     kid_of(

@@ -7,10 +7,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
-import botocore.config
 import pytest
 from botocore.exceptions import ClientError
+from support.clients import cognito_client
 from support.processes import BrokerServer, RedisServer
 from support.signing import post
 
@@ -32,15 +31,7 @@ def test_logs_of_a_full_run_leak_nothing(
         env={"GUNICORN_CMD_ARGS": "--log-level debug"},
     )
     with server:
-        client: Any = boto3.session.Session(
-            aws_access_key_id=server.access_key_id,
-            aws_secret_access_key=server.secret_access_key,
-            region_name="us-east-1",
-        ).client(
-            "cognito-identity",
-            endpoint_url=server.url,
-            config=botocore.config.Config(retries={"max_attempts": 1}),
-        )
+        client: Any = cognito_client(server)
         pool_id = client.create_identity_pool(
             IdentityPoolName="logcheck",
             AllowUnauthenticatedIdentities=False,

@@ -7,12 +7,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import boto3
-import botocore.config
 import pytest
 import requests
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
+from support.clients import cognito_client
 from support.processes import BrokerServer, RedisServer
 
 PROVIDER = "login.metrics"
@@ -39,13 +38,7 @@ def test_counts_add_up_across_workers(
     with BrokerServer(
         redis_url=redis_server.url, credentials=broker_credentials, workers=3, log_path=log_path
     ) as server:
-        session = boto3.session.Session(
-            aws_access_key_id=server.access_key_id,
-            aws_secret_access_key=server.secret_access_key,
-            region_name="us-east-1",
-        )
-        config = botocore.config.Config(retries={"max_attempts": 1})
-        setup: Any = session.client("cognito-identity", endpoint_url=server.url, config=config)
+        setup: Any = cognito_client(server)
         pool_id = setup.create_identity_pool(
             IdentityPoolName="metrics",
             AllowUnauthenticatedIdentities=False,
@@ -53,7 +46,7 @@ def test_counts_add_up_across_workers(
         )["IdentityPoolId"]
 
         def work(n: int) -> None:
-            client: Any = session.client("cognito-identity", endpoint_url=server.url, config=config)
+            client: Any = cognito_client(server)
             for i in range(10):  # users n-0..n-4, each asked twice
                 client.get_open_id_token_for_developer_identity(
                     IdentityPoolId=pool_id, Logins={PROVIDER: f"user-{n}-{i % 5}"}

@@ -11,9 +11,8 @@ import time
 from collections import Counter
 from typing import Any
 
-import boto3
-import botocore.config
 import requests
+from support.clients import cognito_client
 from support.faults import record_figures
 from support.processes import REDIS_DURABLE_CONFIG, BrokerServer, RedisServer
 from support.signing import post
@@ -36,15 +35,7 @@ def test_redis_stopped_under_load(broker_credentials: dict[str, str]) -> None:
             redis_url=redis_server.url, credentials=broker_credentials, workers=3, env=BACKEND_ENV
         ) as server,
     ):
-        client: Any = boto3.session.Session(
-            aws_access_key_id=server.access_key_id,
-            aws_secret_access_key=server.secret_access_key,
-            region_name="us-east-1",
-        ).client(
-            "cognito-identity",
-            endpoint_url=server.url,
-            config=botocore.config.Config(retries={"max_attempts": 1}),
-        )
+        client: Any = cognito_client(server)
         pool_id = client.create_identity_pool(
             IdentityPoolName="outage",
             AllowUnauthenticatedIdentities=False,

@@ -54,6 +54,27 @@ _PR_SET_PDEATHSIG = 1
 _live: set[subprocess.Popen[bytes]] = set()
 
 
+class ManagedProcess:
+    """``with server:`` starts it and always stops it, whatever the block raised."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 class ProcessStartError(RuntimeError):
     """A server did not come up; the message carries the tail of its log."""
 
@@ -162,7 +183,7 @@ def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], timeou
     return f"not ready after {timeout:.0f} s"
 
 
-class RedisServer:
+class RedisServer(ManagedProcess):
     """A ``redis-server`` on 127.0.0.1 and a free port, in its own directory.
 
     ``config`` is extra redis-server arguments (default: no persistence). Pass
@@ -282,17 +303,6 @@ class RedisServer:
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def broker_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The parent's environment without BROKER_*, REDIS_URL and AWS_* (no leaking settings)."""
@@ -304,7 +314,7 @@ def broker_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     }
 
 
-class BrokerServer:
+class BrokerServer(ManagedProcess):
     """The broker under gunicorn, as ``scripts/run`` starts it, on a free loopback port.
 
     ``credentials`` maps access key ids to secrets (BROKER_CREDENTIALS); the first pair is
@@ -419,17 +429,6 @@ class BrokerServer:
     def stop(self, timeout: float = 25.0) -> None:
         """SIGTERM (graceful: workers finish their request), SIGKILL after ``timeout``."""
         self._kill_all(grace=timeout)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _kill_leftovers(pids: Iterable[int]) -> None:

@@ -26,13 +26,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import boto3
 import botocore.config
 
 from support.processes import (
+    ManagedProcess,
     ProcessStartError,
     _end,
     _spawn,
@@ -129,7 +129,7 @@ def upstream_environment(
     return env
 
 
-class MotoServer:
+class MotoServer(ManagedProcess):
     """``moto_server`` on 127.0.0.1 and a free port, recording every request it gets."""
 
     def __init__(self) -> None:
@@ -194,17 +194,6 @@ class MotoServer:
         if self._proc is not None:
             _end(self._proc, 10.0, signal.SIGTERM)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # --- load: passes of many users against the backend door --------------------------------
