@@ -1,7 +1,8 @@
 """The AWS JSON 1.1 front door: ``POST /`` with ``X-Amz-Target`` (contract sections 1-2).
 
 The steps run in a fixed order, each failing with the contract's error before the next
-one starts: body size (before any parsing), target, content type, SigV4, members, handler.
+one starts: target (a header), body size (checked before the body is parsed), content
+type, SigV4, members, handler.
 """
 
 from __future__ import annotations
