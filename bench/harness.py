@@ -371,12 +371,6 @@ class Bench:
 
     def backend_runs(self, results: Results, redis: procs.Redis) -> None:
         plan = self.plan
-        if not (procs.REPO_ROOT / "broker" / "backend" / "views.py").exists():
-            results.backend = {
-                "skipped": "TODO: broker/backend (POST /v1/token) does not exist yet"
-            }
-            log("backend: TODO, broker/backend does not exist yet: skipped")
-            return
         env = {
             "BROKER_BACKEND_AUTH": "api_key",
             "BROKER_BACKEND_API_KEYS": self.api_key,

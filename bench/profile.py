@@ -72,7 +72,8 @@ SPECIAL: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
 
 # Inclusive shares: a sample counts for every step whose function is on its stack.
 STEPS: tuple[tuple[str, str, str], ...] = (
-    ("Flask: full_dispatch_request", "full_dispatch_request", "flask/"),
+    ("the API doors' WSGI layer: doors.FrontDoors", "__call__", "broker/doors.py"),
+    ("Flask: full_dispatch_request (other routes)", "full_dispatch_request", "flask/"),
     ("SigV4: sigv4.verify_request", "verify_request", "sigv4.py"),
     ("validation: validation.load_request", "load_request", "validation.py"),
     ("identity: resolve_developer_login", "resolve_developer_login", "developer.py"),

@@ -1,26 +1,26 @@
-"""The app factory: builds one Flask app from the settings, registers every front door and
-the one error renderer per door. Nothing runs at import time."""
+"""The app factory: builds one Flask app from the settings, mounts the two API front doors
+in front of it (``broker.doors``: ``POST /`` and ``POST /v1/token``, plain WSGI), registers
+every other route with Flask and its one error renderer. Nothing runs at import time."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-from collections.abc import Callable
 
 import redis
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from broker import cli, health, instrumentation, logs, metrics, wellknown
-from broker.awsjson import views as awsjson
-from broker.backend import views as backend
+from broker.awsjson import door as awsjson
+from broker.backend import door as backend
+from broker.doors import FrontDoors
 from broker.errors import (
     INTERNAL_MESSAGE,
     STORE_UNAVAILABLE_MESSAGE,
     BrokerError,
     InternalErrorException,
-    SerializationException,
 )
 from broker.services import Clock, Services
 from broker.web import EXTENSION
@@ -47,28 +47,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         )
 
     instrumentation.install(app)
-    app.register_blueprint(awsjson.bp)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(backend.bp)
     _register_error_renderers(app)
     app.cli.add_command(cli.broker)
+    # The API doors, by path (explicit): every other request goes on to Flask.
+    app.wsgi_app = FrontDoors(  # type: ignore[method-assign]
+        app.wsgi_app,
+        {awsjson.PATH: awsjson.AwsJsonDoor(services), backend.PATH: backend.build(services)},
+    )
     return app
 
 
-#: Blueprint name -> how that front door renders an error; others get plain JSON.
-ERROR_RENDERERS: dict[str, Callable[[BrokerError], Response]] = {
-    awsjson.bp.name: awsjson.render_error,
-    backend.bp.name: backend.render_error,
-}
-
-
 def _render(err: BrokerError) -> Response:
-    g.error_type = err.error_type
-    renderer = ERROR_RENDERERS.get(request.blueprint or "")
-    if renderer is not None:
-        return renderer(err)
+    """Plain JSON for the routes Flask serves (the doors render their own errors)."""
     response = jsonify(error=err.error_type, message=err.message)
     response.status_code = err.status
     return response
@@ -87,8 +81,6 @@ def _register_error_renderers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException) -> Response:
-        if request.blueprint in ERROR_RENDERERS:
-            return _render(_http_error(err))
         response = jsonify(error=err.name, message=err.description)
         response.status_code = err.code or 500
         return response
@@ -97,14 +89,6 @@ def _register_error_renderers(app: Flask) -> None:
     def _unexpected(err: Exception) -> Response:
         log.exception("unexpected error")
         return _render(InternalErrorException(INTERNAL_MESSAGE))
-
-
-def _http_error(err: HTTPException) -> BrokerError:
-    """A werkzeug error inside the AWS door (for example a body that cannot be read)."""
-    message = err.description or err.name
-    if (err.code or 500) < 500:
-        return SerializationException(message)
-    return InternalErrorException(message)
 
 
 def _load_signing_keys(services: Services) -> None:

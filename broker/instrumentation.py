@@ -1,35 +1,26 @@
-"""Per-request bookkeeping shared by every front door: the request id (``x-amzn-RequestId``,
-on every response and every log line of the request), and the request metrics."""
+"""The request id (``x-amzn-RequestId``) of the routes Flask serves: on the response and on
+every log line of the request. The API doors (``broker.doors``) do the same, and count
+their requests in the metrics, themselves."""
 
 from __future__ import annotations
 
-import time
-import uuid
+from flask import Flask, Response, g
 
-from flask import Flask, Response, g, request
-
-from broker import metrics
-
-#: Blueprint name -> the ``door`` label of its metrics. Other routes (health, discovery,
-#: metrics itself) are not counted as API requests.
-DOORS: dict[str, str] = {"awsjson": "aws", "backend": "backend"}
+from broker import request_id
 
 
 def install(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
-        g.request_id = str(uuid.uuid4())
-        g.started = time.perf_counter()
+        g.request_id, g.request_id_token = request_id.begin()
 
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers.setdefault("x-amzn-RequestId", g.get("request_id", ""))
-        door = DOORS.get(request.blueprint or "")
-        if door is not None and "started" in g:
-            metrics.observe_request(
-                door,
-                g.get("operation") or "unknown",
-                g.get("error_type") or "success",
-                time.perf_counter() - g.started,
-            )
         return response
+
+    @app.teardown_request
+    def _end(exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id.end(token)

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from flask import g, has_request_context
+from broker import request_id
 
 #: Attributes every LogRecord has; anything else passed as ``extra=`` is logged as a field.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -28,10 +28,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if has_request_context() and "request_id" not in record.__dict__:
-            request_id = g.get("request_id")
-            if request_id:
-                entry["request_id"] = request_id
+        if "request_id" not in record.__dict__:
+            current = request_id.CURRENT.get()
+            if current:
+                entry["request_id"] = current
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

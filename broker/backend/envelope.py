@@ -9,12 +9,9 @@ never a 200 and never its own text.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
-
-from flask import Response, g
 
 from broker import errors
 from broker.backend.errors import (
@@ -23,8 +20,10 @@ from broker.backend.errors import (
     SessionSourceUnavailable,
     TagRefused,
 )
+from broker.doors import Reply, json_reply
 
 CONTENT_TYPE: Final = "application/json"
+NO_STORE: Final = (("Cache-Control", "no-store"),)
 
 #: Envelope code -> HTTP status. The OpenAPI document lists exactly these.
 STATUS_OF: Final = MappingProxyType(
@@ -76,30 +75,23 @@ def code_of(err: errors.BrokerError) -> str:
     return "INTERNAL_ERROR"
 
 
-def render_error(err: errors.BrokerError) -> Response:
-    """The error renderer the app factory registers for this door's blueprint."""
+def render_error(err: errors.BrokerError) -> tuple[Reply, str]:
+    """The door's answer for ``err`` and its code (the metrics' outcome label)."""
     code = code_of(err)
-    g.error_type = code  # the metrics' outcome label for this door: the envelope's code
     known = any(cls in CODE_OF for cls in type(err).__mro__)
     message = err.message if known else errors.INTERNAL_MESSAGE
-    response = _json({"success": False, "error": {"code": code, "message": message}})
-    response.status_code = STATUS_OF[code]
+    headers: tuple[tuple[str, str], ...] = ()
     if isinstance(err, SessionRejected) and err.challenge:
-        response.headers["WWW-Authenticate"] = err.challenge
-    return response
+        headers = (("WWW-Authenticate", err.challenge),)
+    body = {"success": False, "error": {"code": code, "message": message}}
+    return json_reply(body, CONTENT_TYPE, STATUS_OF[code], headers), code
 
 
-def success(data: dict[str, Any]) -> Response:
-    response = _json({"success": True, "data": data})
-    response.headers["Cache-Control"] = "no-store"  # a bearer token (RFC 6749 section 5.1)
-    return response
+def success(data: dict[str, Any]) -> Reply:
+    # A bearer token must not be cached (RFC 6749 section 5.1).
+    return json_reply({"success": True, "data": data}, CONTENT_TYPE, 200, NO_STORE)
 
 
 def iso8601(epoch: float) -> str:
     """Seconds since the epoch -> ``2026-01-02T03:04:05Z`` (RFC 3339 ``date-time``, UTC)."""
     return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _json(body: dict[str, Any]) -> Response:
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    return Response(text, content_type=CONTENT_TYPE)

@@ -1,4 +1,5 @@
-"""The backend front door: ``POST /v1/token`` and its OpenAPI document.
+"""The backend front door: ``POST /v1/token`` (served by ``broker.doors``) and its OpenAPI
+document (a Flask route).
 
 The steps run in a fixed order, each failing in the envelope before the next starts:
 configured at all, the session (before the body is even read, so an unauthenticated caller
@@ -10,11 +11,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final
 
 import redis
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
-from flask.blueprints import BlueprintSetupState
+from flask import Blueprint, Response, current_app, jsonify
 
 from broker import metrics
 from broker.backend import envelope, openapi
@@ -24,6 +24,7 @@ from broker.backend.pool import PoolResolver
 from broker.backend.schemas import load_token_request
 from broker.backend.tokens import BackendTokens
 from broker.backend.translators import Credentials, SessionTranslator, build_translator
+from broker.doors import Exchange, Reply
 from broker.errors import (
     STORE_UNAVAILABLE_MESSAGE,
     BrokerError,
@@ -34,15 +35,14 @@ from broker.services import Services
 from broker.store.backend_pool import RedisPoolNames
 from broker.store.token_cache import RedisTokenCache
 from broker.upstream.tokens import UpstreamTokens
-from broker.web import EXTENSION, read_body
+from broker.web import EXTENSION
 
 log = logging.getLogger("broker.backend")
 
 bp = Blueprint("backend", __name__)
-render_error = envelope.render_error  # registered in the app factory's ERROR_RENDERERS
 
-DOOR_EXTENSION: Final = "identity_broker.backend"
-METRICS_DOOR: Final = "backend"  # the door label, as broker.instrumentation.DOORS names it
+PATH: Final = "/v1/token"
+METRICS_DOOR: Final = "backend"  # the metrics' door label
 NOT_CONFIGURED: Final = (
     "The backend door is not configured: set BROKER_BACKEND_AUTH (jwt, cookie or api_key) "
     "and its variables (docs/backend.md)."
@@ -87,56 +87,61 @@ class BackendDoor:
         )
 
 
-@bp.record_once
-def _build_door(state: BlueprintSetupState) -> None:
-    app = cast(Flask, state.app)
-    svc: Services = app.extensions[EXTENSION]
+class BackendTokenDoor:
+    """``POST /v1/token``, served by ``broker.doors`` (plain WSGI, no Flask request)."""
+
+    metrics_door = METRICS_DOOR
+
+    def __init__(self, door: BackendDoor) -> None:
+        self._door = door
+
+    def handle(self, exchange: Exchange) -> Reply:
+        exchange.operation = openapi.OPERATION_ID
+        door = self._door
+        if door.translator is None:
+            raise BackendNotConfigured(NOT_CONFIGURED)
+        credentials = Credentials(exchange.header_source(), exchange.cookies())
+        session = door.translator.translate(credentials)
+        token_request = load_token_request(
+            _read_body(exchange, door.max_body_bytes),
+            trusted=door.translator.names_user_in_body,
+        )
+        issued = door.tokens.issue(session, token_request)
+        metrics.count_token(METRICS_DOOR, new_identity=issued.new_identity, cached=issued.cached)
+        return envelope.success(
+            {
+                "identity_id": issued.identity_id,
+                "token": issued.token,
+                "expires_at": envelope.iso8601(issued.expires_at),
+                "created_at": envelope.iso8601(issued.identity_created),
+                "cached": issued.cached,
+            }
+        )
+
+    def render_error(self, err: BrokerError, exchange: Exchange) -> Reply:
+        reply, exchange.outcome = envelope.render_error(err)
+        return reply
+
+    def store_unavailable(self) -> BrokerError:
+        return StoreUnavailable(STORE_UNAVAILABLE_MESSAGE)
+
+
+def build(svc: Services) -> BackendTokenDoor:
+    """The door for one app (one gunicorn worker); a named pool is created now when it can
+    be (a failure is retried on the first request)."""
     door = BackendDoor.build(svc)
-    app.extensions[DOOR_EXTENSION] = door
     backend = svc.settings.backend
     if isinstance(door.tokens, UpstreamTokens):  # the pool is at AWS, not in the local store
         door.tokens.warm()
     elif backend.pool_id is not None or backend.pool_name is not None:
-        try:  # create the named pool now; a failure is retried on the first request
+        try:
             pool = door.pools.current()
             log.info(
                 "backend door: pool %s, developer provider %s", pool.id, pool.developer_provider
             )
         except (BrokerError, redis.RedisError) as exc:
             log.warning("backend door: pool not ready at start (%s)", type(exc).__name__)
-
-
-def _door() -> BackendDoor:
-    door: BackendDoor = current_app.extensions[DOOR_EXTENSION]
-    return door
-
-
-@bp.post("/v1/token")
-def issue_token() -> Response:
-    g.operation = openapi.OPERATION_ID  # the metrics' operation label
-    door = _door()
-    if door.translator is None:
-        raise BackendNotConfigured(NOT_CONFIGURED)
-    try:
-        session = door.translator.translate(Credentials(request.headers, request.cookies))
-        token_request = load_token_request(
-            _read_body(door.max_body_bytes), trusted=door.translator.names_user_in_body
-        )
-        issued = door.tokens.issue(session, token_request)
-    except redis.RedisError as exc:
-        metrics.REDIS_ERRORS.inc()
-        log.error("backend door: redis error: %s", type(exc).__name__)
-        raise StoreUnavailable(STORE_UNAVAILABLE_MESSAGE) from None
-    metrics.count_token(METRICS_DOOR, new_identity=issued.new_identity, cached=issued.cached)
-    return envelope.success(
-        {
-            "identity_id": issued.identity_id,
-            "token": issued.token,
-            "expires_at": envelope.iso8601(issued.expires_at),
-            "created_at": envelope.iso8601(issued.identity_created),
-            "cached": issued.cached,
-        }
-    )
+    return BackendTokenDoor(door)
 
 
 @bp.get("/openapi.json")
@@ -145,8 +150,8 @@ def openapi_document() -> Response:
     return jsonify(openapi.document(svc.settings.backend))
 
 
-def _read_body(limit: int) -> bytes:
-    body = read_body(limit, lambda: ValidationException(BODY_TOO_LARGE.format(limit=limit)))
-    if body and request.mimetype != "application/json":
+def _read_body(exchange: Exchange, limit: int) -> bytes:
+    body = exchange.body(limit, lambda: ValidationException(BODY_TOO_LARGE.format(limit=limit)))
+    if body and exchange.mimetype != "application/json":
         raise ValidationException(NOT_JSON)
     return body

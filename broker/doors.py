@@ -1,0 +1,244 @@
+"""The two API front doors as plain WSGI handlers, mounted in front of Flask.
+
+``POST /`` (AWS JSON 1.1, ``broker.awsjson.door``) and ``POST /v1/token`` (the backend door,
+``broker.backend.door``) carry every token the broker signs. Flask's request machinery
+(contexts, URL matching, before/after hooks, response objects) cost as much per request as
+the rest of a returning user's token path without the signature (docs/benchmarks.md), so
+these two paths are served here directly; every other route (health, discovery, JWKS,
+metrics, the OpenAPI document) stays with Flask, which gets every request not in
+:data:`ROUTES`.
+
+What a door does is the same as before, in the same order; what this module adds is what
+Flask's hooks and error handlers did for them, once for both:
+
+- a request id (``x-amzn-RequestId`` on every answer, and on every log line meanwhile);
+- one error path: a :class:`~broker.errors.BrokerError` is rendered by the door in its own
+  format; a Redis fault is counted, logged by type only and answered as the door's "store
+  unavailable" error; a werkzeug HTTP error (a client that hung up mid-body) is the door's
+  client error; anything else is logged with its traceback and answered as an internal
+  error, never with its text;
+- the request metrics (door, operation, outcome, duration);
+- 405 with ``Allow: POST`` for any other method on a door's path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import redis
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_cookie
+from werkzeug.wsgi import get_content_length, get_input_stream
+
+from broker import metrics, request_id
+from broker.errors import (
+    INTERNAL_MESSAGE,
+    BrokerError,
+    InternalErrorException,
+    SerializationException,
+)
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger("broker")
+
+#: Status code -> the status line WSGI wants.
+STATUS_LINES: Final = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What a door answers: status, body and the headers of its own format."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class Exchange:
+    """One request as a door sees it, and what the door learned while serving it."""
+
+    __slots__ = ("_headers", "environ", "operation", "outcome", "request_id")
+
+    def __init__(self, environ: WSGIEnvironment, request_id: str) -> None:
+        self.environ = environ
+        self.request_id = request_id
+        self.operation = "unknown"  # the metrics' operation label, once the door knows it
+        self.outcome = "success"  # the metrics' outcome label: a door's error names its own
+        self._headers: dict[str, str] | None = None
+
+    @property
+    def method(self) -> str:
+        method: str = self.environ.get("REQUEST_METHOD", "")
+        return method
+
+    @property
+    def raw_path(self) -> str:
+        """The path as sent on the wire (still percent-encoded), without the query."""
+        raw: str = self.environ.get("RAW_URI") or self.environ.get("PATH_INFO") or "/"
+        return raw.partition("?")[0]
+
+    @property
+    def query_string(self) -> str:
+        query: str = self.environ.get("QUERY_STRING", "")
+        return query
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Every request header under its lower-case name (as WSGI gives them: one value a
+        name), read from the environ once."""
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            for key, value in self.environ.items():
+                if key.startswith("HTTP_"):
+                    if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                        headers[key[5:].replace("_", "-").lower()] = value
+                elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+                    headers[key.replace("_", "-").lower()] = value
+            self._headers = headers
+        return self._headers
+
+    def header(self, name: str) -> str:
+        """One header by its lower-case name; empty when absent."""
+        return self.headers.get(name, "")
+
+    def header_source(self) -> EnvironHeaders:
+        """The headers as werkzeug's case-insensitive mapping (for the session translators)."""
+        return EnvironHeaders(self.environ)
+
+    def cookies(self) -> Mapping[str, str]:
+        return parse_cookie(self.environ)
+
+    @property
+    def mimetype(self) -> str:
+        """The Content-Type's media type, lower case, without parameters."""
+        content_type: str = self.environ.get("CONTENT_TYPE", "")
+        return content_type.partition(";")[0].strip().lower()
+
+    def body(self, limit: int, too_large: Callable[[], BrokerError]) -> bytes:
+        """The request body, at most ``limit`` bytes: a larger declared Content-Length is
+        refused before reading, and a body without one (chunked) is read one byte past the
+        limit to tell. ``too_large`` makes the door's own error. werkzeug's stream keeps a
+        read within the declared length and raises its 400 for a client that hangs up."""
+        length = get_content_length(self.environ)
+        if length is not None and length > limit:
+            raise too_large()
+        body = get_input_stream(self.environ).read(limit + 1)
+        if len(body) > limit:
+            raise too_large()
+        return body
+
+
+class Door(Protocol):
+    """One API front door: its metrics label, its work and its error format."""
+
+    metrics_door: str
+
+    def handle(self, exchange: Exchange) -> Reply: ...
+
+    def render_error(self, err: BrokerError, exchange: Exchange) -> Reply:
+        """The door's answer for ``err``; sets ``exchange.outcome``."""
+        ...
+
+    def store_unavailable(self) -> BrokerError:
+        """The error a Redis fault becomes at this door."""
+        ...
+
+
+def client_error(err: HTTPException) -> BrokerError:
+    """A werkzeug HTTP error met while reading a request (a body cut short, say)."""
+    message = err.description or err.name
+    if (err.code or 500) < 500:
+        return SerializationException(message)
+    return InternalErrorException(message)
+
+
+class FrontDoors:
+    """The WSGI app in front of Flask: the doors' paths here, every other path to Flask."""
+
+    def __init__(self, fallback: WSGIApplication, routes: Mapping[str, Door]) -> None:
+        self._fallback = fallback
+        self._routes = dict(routes)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        door = self._routes.get(environ.get("PATH_INFO", ""))
+        if door is None:
+            return self._fallback(environ, start_response)
+        started = time.perf_counter()
+        rid, token = request_id.begin()
+        try:
+            exchange = Exchange(environ, rid)
+            if environ.get("REQUEST_METHOD") != "POST":
+                return _method_not_allowed(start_response, rid)
+            reply = _serve(door, exchange)
+        finally:
+            request_id.end(token)
+        headers = [
+            ("Content-Type", reply.content_type),
+            ("Content-Length", str(len(reply.body))),
+            ("x-amzn-RequestId", rid),
+            *reply.headers,
+        ]
+        start_response(STATUS_LINES[reply.status], headers)
+        metrics.observe_request(
+            door.metrics_door, exchange.operation, exchange.outcome, time.perf_counter() - started
+        )
+        return [reply.body]
+
+
+def _serve(door: Door, exchange: Exchange) -> Reply:
+    try:
+        return door.handle(exchange)
+    except BrokerError as err:
+        return door.render_error(err, exchange)
+    except redis.RedisError as err:
+        metrics.REDIS_ERRORS.inc()
+        log.error("redis error: %s", type(err).__name__)
+        return door.render_error(door.store_unavailable(), exchange)
+    except HTTPException as err:
+        return door.render_error(client_error(err), exchange)
+    except Exception:
+        log.exception("unexpected error")
+        return door.render_error(InternalErrorException(INTERNAL_MESSAGE), exchange)
+
+
+def _method_not_allowed(start_response: StartResponse, rid: str) -> list[bytes]:
+    body = _json_bytes(
+        {"error": "Method Not Allowed", "message": "This path answers POST requests only."}
+    )
+    start_response(
+        STATUS_LINES[405],
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Allow", "POST"),
+            ("x-amzn-RequestId", rid),
+        ],
+    )
+    return [body]
+
+
+def _json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON; a text holding an unpaired surrogate (which UTF-8 cannot carry)
+    is written with ASCII escapes instead, still valid JSON."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def json_reply(
+    value: Any, content_type: str, status: int = 200, headers: tuple[tuple[str, str], ...] = ()
+) -> Reply:
+    """A compact JSON answer (UTF-8, non-ASCII as is)."""
+    return Reply(status, _json_bytes(value), content_type, headers)
