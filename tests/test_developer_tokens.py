@@ -14,6 +14,9 @@ import boto3
 import botocore.config
 import pytest
 from conftest import DEVELOPER_PROVIDER, REGION
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from joserfc.jwk import RSAKey
 from support import oidc
 from support.processes import BrokerServer, RedisServer
 
@@ -220,3 +223,40 @@ def test_new_identity_ids_are_region_and_uuid4(cognito: Any, pool: dict[str, Any
     assert region == REGION
     assert uuid.UUID(rest).version == 4
     assert rest == rest.lower()
+
+
+@given(
+    claims=st.dictionaries(
+        st.text(min_size=1, max_size=12),
+        st.one_of(st.integers(), st.text(max_size=40), st.lists(st.text(max_size=8), max_size=3)),
+        max_size=8,
+    )
+)
+@settings(max_examples=40, deadline=None)
+def test_the_token_signer_makes_exactly_what_joserfc_jwt_encode_makes(
+    claims: dict[str, Any],
+) -> None:
+    """broker/tokens/signer.py assembles the JWS from joserfc's parts (the header segment
+    encoded once per key); the bytes must equal joserfc's own jwt.encode, for any claims,
+    non-ASCII text included (PKCS#1 v1.5 signing is deterministic)."""
+    from joserfc import jwt
+
+    from broker.tokens.keys import KeyRing, KeySet, SigningKey
+    from broker.tokens.signer import TokenSigner
+
+    key = SigningKey(kid="kid-equivalence", key=_EQUIVALENCE_KEY)
+    ring = KeyRing(_StaticKeys(KeySet(current=key, published=(key,))))
+    header = {"kid": key.kid, "typ": "JWS", "alg": "RS512"}
+    expected = jwt.encode(header, dict(claims), key.key, algorithms=["RS512"], default_type=None)
+    assert TokenSigner(ring).sign(claims) == expected
+
+
+class _StaticKeys:
+    def __init__(self, keys: Any) -> None:
+        self._keys = keys
+
+    def load(self) -> Any:
+        return self._keys
+
+
+_EQUIVALENCE_KEY = RSAKey.generate_key(2048, private=True)
