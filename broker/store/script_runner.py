@@ -4,6 +4,14 @@ Scripts are registered once per client and run with EVALSHA (loading the script 
 after a Redis restart answers NOSCRIPT), and again when a forked worker builds its own
 client. Every store that runs a script goes through here, so none sends the whole script
 with each call.
+
+A script outside a pipeline is sent on a connection taken from the client's pool directly
+(``_evalsha``): one EVALSHA is a request's only Redis round trip for a returning user, and
+redis-py's generic command path (retry wrapper, observability hooks, response callbacks)
+cost more than the round trip's own client work. What that path does that matters here is
+kept: the connection goes back to the pool, a connection or timeout error drops it (the
+next use reconnects) and is raised as is (retries are off anyway: ``client.py``), and an
+error reply is raised as redis-py's exception.
 """
 
 from __future__ import annotations
@@ -11,6 +19,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker.store.client import RedisConnector
 
@@ -46,4 +57,25 @@ class ScriptRunner:
         self, source: str, keys: list[str], args: list[Any] | None = None, client: Any = None
     ) -> Any:
         """Run the script; ``client`` may be a pipeline, which loads it before it executes."""
-        return self._script(source)(keys=keys, args=args or [], client=client)
+        script = self._script(source)
+        if client is not None:
+            return script(keys=keys, args=args or [], client=client)
+        return self._evalsha(script, keys, args or [])
+
+    def _evalsha(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        pool = self.redis.connection_pool
+        conn: Any = pool.get_connection()  # redis-py types its Connection methods loosely
+        try:
+            try:
+                conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                return conn.read_response()
+            except NoScriptError:  # Redis restarted (or flushed its scripts): load it again
+                conn.send_command("SCRIPT", "LOAD", script.script)
+                script.sha = conn.read_response()
+                conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                return conn.read_response()
+        except (RedisConnectionError, RedisTimeoutError):
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
