@@ -21,7 +21,7 @@ from support.processes import BrokerServer, RedisServer
 
 from broker.backend.cache import CoalescingTokenCache, cache_key, is_fresh
 from broker.factory import create_app
-from broker.store.token_cache import CachedToken, RedisTokenCache, signed_counter_key
+from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key, signed_counter_key
 from config.settings import Settings
 
 TRUSTED = {"X-Api-Key": API_KEY}
@@ -144,7 +144,7 @@ def test_share_of_one_turns_the_cache_off(
 def test_unlinked_user_never_gets_the_old_identitys_cached_token(
     door: Callable[..., FlaskClient], pool: dict[str, Any], cognito: Any
 ) -> None:
-    """The key holds the identity: after UnlinkDeveloperIdentity the user is new."""
+    """An entry names its identity: after UnlinkDeveloperIdentity the user is new."""
     client = door()
     before = token_for(client, "leaving-user")
     cognito.unlink_developer_identity(
@@ -156,6 +156,66 @@ def test_unlinked_user_never_gets_the_old_identitys_cached_token(
     after = token_for(client, "leaving-user")
     assert after["identity_id"] != before["identity_id"]
     assert after["cached"] is False
+
+
+def test_a_merged_users_token_is_never_the_old_identitys(
+    door: Callable[..., FlaskClient], pool: dict[str, Any], cognito: Any
+) -> None:
+    """MergeDeveloperIdentities moves the login to another identity: the cached token of
+    the identity it left is not handed out."""
+    client = door()
+    source = token_for(client, "merged-user")
+    target = token_for(client, "merge-target")
+    cognito.merge_developer_identities(
+        SourceUserIdentifier="merged-user",
+        DestinationUserIdentifier="merge-target",
+        DeveloperProviderName="login.example.dev",
+        IdentityPoolId=pool["IdentityPoolId"],
+    )
+    after = token_for(client, "merged-user")
+    assert after["identity_id"] == target["identity_id"] != source["identity_id"]
+    assert after["cached"] is False and after["token"] != source["token"]
+
+
+def _sent_commands(redis_server: RedisServer, act: Callable[[], object]) -> list[str]:
+    """The commands clients sent while ``act`` ran (MONITOR; a script's own calls are not
+    sent by a client and are left out)."""
+    seen: list[str] = []
+    ready = threading.Event()
+
+    def watch() -> None:
+        with redis.Redis.from_url(redis_server.url, socket_timeout=10).monitor() as monitor:
+            ready.set()
+            for entry in monitor.listen():
+                command = entry["command"]
+                if "QUIT-MONITOR-TEST" in command:
+                    return
+                if entry.get("client_type") != "lua":
+                    seen.append(command.split(" ", 1)[0].upper())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert ready.wait(5)
+    time.sleep(0.1)
+    act()
+    redis_server.client().echo("QUIT-MONITOR-TEST")
+    watcher.join(timeout=5)
+    return [c for c in seen if c not in ("ECHO", "HELLO", "CLIENT")]
+
+
+def test_a_hit_is_one_redis_round_trip(
+    door: Callable[..., FlaskClient], redis_server: RedisServer
+) -> None:
+    """The login is resolved and its cache entry read by one script call: no GET, no lock,
+    no signature of its own."""
+    client = door()
+    token_for(client, "one-trip-user")  # creates the identity and fills the cache
+    hits: list[dict[str, Any]] = []
+    sent = _sent_commands(
+        redis_server, lambda: hits.extend(token_for(client, "one-trip-user") for _ in range(10))
+    )
+    assert all(hit["cached"] for hit in hits)
+    assert sent == ["EVALSHA"] * 10
 
 
 class ThreadedConnector:
@@ -312,3 +372,16 @@ def test_the_named_pool_is_created_once_across_workers_and_restarts(
     import jwt
 
     assert jwt.decode(token, options={"verify_signature": False})["aud"] == pool_id
+
+
+def test_the_peeked_key_must_be_one_of_the_pools(redis_server: RedisServer) -> None:
+    """A key of another pool would be another hash slot: refused before Redis sees it."""
+    from broker.store.client import RedisConnector
+    from broker.store.redis_store import RedisStore
+
+    store = RedisStore(RedisConnector(redis_server.url, timeout=1.0))
+    pool_id, other = f"us-east-1:{uuid.uuid4()}", f"us-east-1:{uuid.uuid4()}"
+    with pytest.raises(ValueError, match="same hash slot"):
+        store.resolve_login_and_peek(
+            pool_id, "p:u", f"us-east-1:{uuid.uuid4()}", 0.0, entry_key(other, "x")
+        )

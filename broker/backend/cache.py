@@ -3,7 +3,12 @@ good to hand out, and how concurrent misses share one signature.
 
 Why: AWS's advice to callers is to cache tokens for their duration (contract section 8);
 the sidecar does it for them. A request is the same when it would yield the same claims:
-same issuer, pool, identity, developer login, tags and duration (all hashed into the key).
+same issuer, pool, identity, developer login, tags and duration. The backend door's key
+hashes all but the identity (``login_cache_key``) and each entry names the identity it was
+signed for: a login has one identity at a time, and an entry is a hit only while it names
+the identity the login resolves to now, so the door reads the entry in the same Redis round
+trip that resolves the login (``RedisStore.resolve_login_and_peek``). Upstream mode keys by
+the identity itself (``cache_key``).
 A cached token is handed out while more than ``min_remaining`` of its lifetime is left
 (default half), so a caller always gets a useful token and never an expired one; time is the
 app's clock. Concurrent misses for one key are coalesced: the first takes a short lock
@@ -20,6 +25,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Final
 
 import redis
@@ -37,6 +43,15 @@ class CacheKey:
     entry: str
 
 
+class Unread(Enum):
+    """The entry has not been read yet (``get_or_sign``'s ``seen``)."""
+
+    UNREAD = "unread"
+
+
+UNREAD: Final = Unread.UNREAD
+
+
 def cache_key(
     *,
     issuer: str,
@@ -49,12 +64,26 @@ def cache_key(
 ) -> CacheKey:
     """Everything the token's claims depend on except the time, hashed (SHA-256) so the key
     stays short and holds no user id or tag value in clear."""
-    material = json.dumps(
-        [issuer, identity_id, provider, user_id, sorted(tags.items()), duration],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    digest = hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+    return _key(pool_id, [issuer, identity_id, provider, user_id, sorted(tags.items()), duration])
+
+
+def login_cache_key(
+    *,
+    issuer: str,
+    pool_id: str,
+    provider: str,
+    user_id: str,
+    tags: Mapping[str, str],
+    duration: int,
+) -> CacheKey:
+    """As :func:`cache_key` but without the identity, which the entry names instead (so the
+    key is known before the login is resolved)."""
+    return _key(pool_id, ["login", issuer, provider, user_id, sorted(tags.items()), duration])
+
+
+def _key(pool_id: str, material: list[object]) -> CacheKey:
+    text = json.dumps(material, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return CacheKey(pool_id, entry_key(pool_id, digest))
 
 
@@ -86,33 +115,43 @@ class CoalescingTokenCache:
         return self._min_remaining < 1
 
     def get_or_sign(
-        self, key: CacheKey, sign: Callable[[], CachedToken]
+        self,
+        key: CacheKey,
+        sign: Callable[[], CachedToken],
+        *,
+        identity_id: str | None = None,
+        seen: str | None | Unread = UNREAD,
     ) -> tuple[CachedToken, bool]:
-        """The token for ``key`` and whether it came from the cache."""
+        """The token for ``key`` and whether it came from the cache. With ``identity_id``,
+        only an entry signed for that identity is a hit; ``seen`` is the entry's raw value
+        when the caller has read it already (None: absent), so it is not read again."""
         if not self.enabled:
             token = sign()
             self._store.count_signature(key.pool_id)
             return token, False
-        hit = self._fresh(key)
+        if isinstance(seen, Unread):
+            hit = self._fresh(key, identity_id)
+        else:
+            hit = self._usable(None if seen is None else CachedToken.decode(seen), identity_id)
         if hit is not None:
             return hit, True
         deadline = time.monotonic() + self._wait
         while True:
             holder = self._store.try_lock(key.entry, LOCK_TTL_MS)
             if holder is not None:
-                return self._sign_holding(key, sign, holder)
+                return self._sign_holding(key, sign, holder, identity_id)
             if time.monotonic() >= deadline:
                 return self._sign_and_put(key, sign, None), False  # waited enough
             time.sleep(self._poll)
-            hit = self._fresh(key)
+            hit = self._fresh(key, identity_id)
             if hit is not None:
                 return hit, True
 
     def _sign_holding(
-        self, key: CacheKey, sign: Callable[[], CachedToken], holder: str
+        self, key: CacheKey, sign: Callable[[], CachedToken], holder: str, identity_id: str | None
     ) -> tuple[CachedToken, bool]:
         try:
-            hit = self._fresh(key)  # a holder before this one may have just stored it
+            hit = self._fresh(key, identity_id)  # a holder before this one may have stored it
             if hit is not None:
                 self._store.release(key.entry, holder)
                 return hit, True
@@ -130,8 +169,12 @@ class CoalescingTokenCache:
         self._store.put(key.pool_id, key.entry, token, math.ceil(fresh_for), holder)
         return token
 
-    def _fresh(self, key: CacheKey) -> CachedToken | None:
-        cached = self._store.get(key.entry)
-        if cached is not None and is_fresh(cached, self._clock(), self._min_remaining):
-            return cached
-        return None
+    def _fresh(self, key: CacheKey, identity_id: str | None) -> CachedToken | None:
+        return self._usable(self._store.get(key.entry), identity_id)
+
+    def _usable(self, cached: CachedToken | None, identity_id: str | None) -> CachedToken | None:
+        if cached is None or not is_fresh(cached, self._clock(), self._min_remaining):
+            return None
+        if identity_id is not None and cached.identity_id != identity_id:
+            return None  # signed for an identity the login no longer has
+        return cached

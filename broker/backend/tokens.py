@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from broker.backend.cache import CoalescingTokenCache, cache_key
+from broker.backend.cache import CacheKey, CoalescingTokenCache, login_cache_key
 from broker.backend.errors import TagRefused
 from broker.backend.pool import BackendPool, PoolResolver
 from broker.backend.schemas import TokenRequest
@@ -84,23 +84,14 @@ class BackendTokens:
         tags = merge_tags(session.tags, request.principal_tags)
         pool = self._pools.current()
         try:
-            login = self._resolve(pool, user_id)
+            key, login = self._resolve(pool, user_id, tags, request.token_duration)
         except ResourceNotFoundException:
             if not self._pools.by_name:
                 raise
             self._pools.forget(pool)  # the named pool was deleted: create it again, once
             pool = self._pools.current()
-            login = self._resolve(pool, user_id)
+            key, login = self._resolve(pool, user_id, tags, request.token_duration)
         self._limit_identity(login.identity.id)  # TooManyRequests -> RATE_LIMITED
-        key = cache_key(
-            issuer=self._tokens.issuer,
-            pool_id=pool.id,
-            identity_id=login.identity.id,
-            provider=login.provider,
-            user_id=login.user_id,
-            tags=tags,
-            duration=request.token_duration,
-        )
 
         def sign() -> CachedToken:
             now = int(self._clock())
@@ -113,9 +104,12 @@ class BackendTokens:
                 duration=request.token_duration,
                 principal_tags=tags,
             )
-            return CachedToken(token, now, now + request.token_duration)
+            return CachedToken(token, now, now + request.token_duration, login.identity.id)
 
-        token, cached = self._cache.get_or_sign(key, sign)
+        # The entry was read with the login, in one round trip (none can name a new identity).
+        token, cached = self._cache.get_or_sign(
+            key, sign, identity_id=login.identity.id, seen=login.peeked
+        )
         return IssuedToken(
             identity_id=login.identity.id,
             token=token.token,
@@ -125,8 +119,20 @@ class BackendTokens:
             new_identity=login.created,
         )
 
-    def _resolve(self, pool: BackendPool, user_id: str) -> DeveloperLogin:
-        return resolve_developer_login(
+    def _resolve(
+        self, pool: BackendPool, user_id: str, tags: Mapping[str, str], duration: int
+    ) -> tuple[CacheKey, DeveloperLogin]:
+        """The login's identity and its cache key; the cache entry is read in the same
+        Redis round trip (when the cache is on)."""
+        key = login_cache_key(
+            issuer=self._tokens.issuer,
+            pool_id=pool.id,
+            provider=pool.developer_provider,
+            user_id=user_id,
+            tags=tags,
+            duration=duration,
+        )
+        login = resolve_developer_login(
             self._store,
             pool_id=pool.id,
             logins={pool.developer_provider: user_id},
@@ -134,4 +140,6 @@ class BackendTokens:
             region=self._region,
             now=self._clock(),
             providers=self._providers,
+            peek=key.entry if self._cache.enabled else None,
         )
+        return key, login

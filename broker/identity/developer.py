@@ -37,6 +37,7 @@ class DeveloperLogin:
     provider: str
     user_id: str
     created: bool
+    peeked: str | None = None  # the value under ``peek`` when the identity existed
 
 
 class DeveloperProviders:
@@ -104,7 +105,11 @@ def resolve_developer_login(
     region: str,
     now: float,
     providers: DeveloperProviders | None = None,
+    peek: str | None = None,
 ) -> DeveloperLogin:
+    """The identity of a developer login (created when new, unless ``identity_id`` names
+    the identity to link it to). ``peek``: a key of the pool whose value the store reads in
+    the same step when the identity already existed (``DeveloperLogin.peeked``)."""
     known = providers.get(pool_id) if providers is not None else None
     if known is not None and len(logins) == 1 and known in logins:
         provider, user_id = known, _checked_user(known, logins[known])
@@ -116,7 +121,12 @@ def resolve_developer_login(
             providers.remember(pool)
         provider, user_id = developer_user_of(pool, logins)
     key = login_key(provider, user_id)
-    if identity_id is None:
+    peeked = None
+    if identity_id is None and peek is not None:
+        outcome, identity, peeked = store.resolve_login_and_peek(
+            pool_id, key, new_resource_id(region), now, peek
+        )
+    elif identity_id is None:
         outcome, identity = store.resolve_login(pool_id, key, new_resource_id(region), now)
     else:
         outcome, identity = store.link_login(pool_id, identity_id, key, now)
@@ -137,4 +147,5 @@ def resolve_developer_login(
         provider=provider,
         user_id=user_id,
         created=outcome is LinkOutcome.CREATED,
+        peeked=peeked,
     )

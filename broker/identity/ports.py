@@ -89,6 +89,13 @@ class IdentityStore(Protocol):
     def resolve_login(
         self, pool_id: str, login: str, new_identity_id: str, now: float
     ) -> tuple[LinkOutcome, Identity | None]: ...
+    def resolve_login_and_peek(
+        self, pool_id: str, login: str, new_identity_id: str, now: float, peek: str
+    ) -> tuple[LinkOutcome, Identity | None, str | None]:
+        """resolve_login, and when the login's identity exists, the value stored under
+        ``peek`` (a key of the same pool), read at the same moment."""
+        ...
+
     def link_login(
         self, pool_id: str, identity_id: str, login: str, now: float
     ) -> tuple[LinkOutcome, Identity | None]: ...

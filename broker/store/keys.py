@@ -37,6 +37,11 @@ def pool_prefix(pool_id: str) -> str:
     return f"{PREFIX}:{{{pool_id}}}"
 
 
+def same_pool(pool_id: str, key: str) -> bool:
+    """``key`` is one of the pool's keys (and so in its hash slot)."""
+    return key.startswith(pool_prefix(pool_id) + ":")
+
+
 @dataclass(frozen=True)
 class PoolKeys:
     """The keys of one pool, all in the pool's hash slot."""

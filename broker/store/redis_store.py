@@ -38,6 +38,23 @@ class RedisStore(PoolStore):
             self._index_created(pool_id, identity.id)
         return outcome, identity
 
+    def resolve_login_and_peek(
+        self, pool_id: str, login: str, new_identity_id: str, now: float, peek: str
+    ) -> tuple[LinkOutcome, Identity | None, str | None]:
+        if not keys.same_pool(pool_id, peek):
+            raise ValueError("the peeked key must be one of the pool's keys (same hash slot)")
+        k = keys.PoolKeys.of(pool_id)
+        answer = self._run(
+            scripts.RESOLVE_LOGIN_AND_PEEK,
+            [k.pool, k.logins, k.identities, k.order, k.sequence, peek],
+            [login, new_identity_id, repr(now)],
+        )
+        outcome, identity = _outcome(LinkOutcome, pool_id, answer)
+        if identity is not None and _index_pending(answer[2]):
+            self._index_created(pool_id, identity.id)
+        peeked = answer[3] if len(answer) > 3 else None
+        return outcome, identity, None if peeked is None else str(peeked)
+
     def _index_created(self, pool_id: str, identity_id: str) -> None:
         """Write the identity index entry of an identity RESOLVE_LOGIN created, and only
         once that succeeded clear the record's "index pending" mark. A process or Redis

@@ -28,6 +28,21 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return {'CREATED', ARGV[2], rec}
 """
 
+# KEYS: as RESOLVE_LOGIN, then one more key of the pool   ARGV: as RESOLVE_LOGIN
+# RESOLVE_LOGIN, and when the login's identity exists, the value of the extra key too (the
+# backend door's token cache entry), read in the same round trip: {'EXISTING', id, rec, value}.
+RESOLVE_LOGIN_AND_PEEK = (
+    "local function resolve()\n"
+    + RESOLVE_LOGIN
+    + """end
+local answer = resolve()
+if answer[1] == 'EXISTING' then
+  return {answer[1], answer[2], answer[3], redis.call('GET', KEYS[6])}
+end
+return answer
+"""
+)
+
 # KEYS: identities   ARGV: identity id
 # Clears the "index pending" mark once the identity index entry is written.
 CONFIRM_INDEXED = """

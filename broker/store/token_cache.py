@@ -4,8 +4,9 @@
 Every key carries the pool's hash tag, as ``keys.PoolKeys`` does, so an entry, its lock and
 the pool's signature counter share one Redis Cluster slot and one pipeline reaches them all.
 
-- entry ``ib:{<pool>}:token-cache:<digest>``: JSON ``{"t": token, "iat": ..., "exp": ...}``,
-  expiring when it stops being fresh;
+- entry ``ib:{<pool>}:token-cache:<digest>``: JSON ``{"t": token, "iat": ..., "exp": ...,
+  "i": identity id}`` (``i``: the identity the token was signed for, when the key does not
+  name it), expiring when it stops being fresh;
 - lock ``<entry>:lock``: ``SET NX PX``, held by the one request that signs on a miss;
 - counter ``ib:{<pool>}:token-cache:signed``: tokens this door signed for the pool (a
   metric; refreshed to expire a day after the last signature).
@@ -41,16 +42,26 @@ class CachedToken:
     token: str
     issued_at: int
     expires_at: int
+    identity_id: str | None = None  # the identity it was signed for (backend door entries)
 
     def encode(self) -> str:
-        return json.dumps({"t": self.token, "iat": self.issued_at, "exp": self.expires_at})
+        record: dict[str, Any] = {"t": self.token, "iat": self.issued_at, "exp": self.expires_at}
+        if self.identity_id is not None:
+            record["i"] = self.identity_id
+        return json.dumps(record)
 
     @classmethod
     def decode(cls, raw: str) -> CachedToken | None:
         try:
             record = json.loads(raw)
-            return cls(str(record["t"]), int(record["iat"]), int(record["exp"]))
-        except (ValueError, TypeError, KeyError):
+            identity = record.get("i")
+            return cls(
+                str(record["t"]),
+                int(record["iat"]),
+                int(record["exp"]),
+                None if identity is None else str(identity),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None  # an unreadable entry is a miss, and is overwritten
 
 
