@@ -573,6 +573,10 @@ def render(path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--compare"]:
+        from bench import compare
+
+        return compare.main(args[1:])
     if args[:1] == ["--render"]:
         if len(args) != 2:
             sys.exit("usage: bench/run --render docs/benchmarks.json")

@@ -79,10 +79,11 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("identity: resolve_developer_login", "resolve_developer_login", "developer.py"),
     ("  store.get_pool", "get_pool", "store/"),
     ("  store.resolve_login (Lua script)", "resolve_login", "store/"),
+    ("    its round trip (ScriptRunner._evalsha)", "_evalsha", "store/script_runner.py"),
     ("sign: TokenSigner.sign", "sign", "tokens/signer.py"),
     ("  the RSA operation", "sign", "jws_algs.py"),
     ("render: render.success", "success", "awsjson/render.py"),
-    ("every Redis command (redis-py execute_command)", "execute_command", "redis/client.py"),
+    ("other Redis commands (redis-py execute_command)", "execute_command", "redis/client.py"),
     ("logging (any logging frame)", "", "logging/"),
 )
 
