@@ -10,6 +10,7 @@ process's own registry is served.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from flask import Blueprint, Response
 from prometheus_client import (
@@ -51,19 +52,32 @@ REDIS_ERRORS = Counter(
 )
 
 
+#: (door, operation, outcome) -> its request counter and latency histogram. Looking a
+#: child up by its labels takes a lock and checks the values on every call; the label
+#: values are few and fixed (the doors, the dispatch table's operations, the error
+#: types), so each child is looked up once per process.
+_REQUEST_CHILDREN: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_TOKEN_CHILDREN: dict[tuple[str, bool], Any] = {}
+
+
 def observe_request(door: str, operation: str, outcome: str, seconds: float) -> None:
-    REQUESTS.labels(door, operation, outcome).inc()
-    LATENCY.labels(door, operation).observe(seconds)
+    children = _REQUEST_CHILDREN.get((door, operation, outcome))
+    if children is None:
+        children = (REQUESTS.labels(door, operation, outcome), LATENCY.labels(door, operation))
+        _REQUEST_CHILDREN[(door, operation, outcome)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def count_token(door: str, *, new_identity: bool, cached: bool = False) -> None:
     """One token served by a front door: signed now, or (backend door) from the cache."""
     if new_identity:
         IDENTITIES_CREATED.labels("developer").inc()
-    if cached:
-        TOKEN_CACHE_HITS.labels(door).inc()
-    else:
-        TOKENS_ISSUED.labels(door).inc()
+    child = _TOKEN_CHILDREN.get((door, cached))
+    if child is None:
+        child = (TOKEN_CACHE_HITS if cached else TOKENS_ISSUED).labels(door)
+        _TOKEN_CHILDREN[(door, cached)] = child
+    child.inc()
 
 
 @bp.get("/metrics")
