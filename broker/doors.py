@@ -18,7 +18,9 @@ Flask's hooks and error handlers did for them, once for both:
   client error; anything else is logged with its traceback and answered as an internal
   error, never with its text;
 - the request metrics (door, operation, outcome, duration);
-- 405 with ``Allow: POST`` for any other method on a door's path.
+- 405 for any other method on a door's path (OPTIONS: 200), with ``Allow: OPTIONS, POST``;
+- a last resort: should a door's own error rendering fail, an internal error made when the
+  door was mounted.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger("broker")
+
+BODY_UNREADABLE: Final = "The request body could not be read (cut short or badly chunked)."
 
 #: Status code -> the status line WSGI wants.
 STATUS_LINES: Final = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
@@ -122,7 +126,7 @@ class Exchange:
     def mimetype(self) -> str:
         """The Content-Type's media type, lower case, without parameters."""
         content_type: str = self.environ.get("CONTENT_TYPE", "")
-        return content_type.partition(";")[0].strip().lower()
+        return content_type.partition(";")[0].strip(" \t").lower()  # HTTP's whitespace only
 
     def body(self, limit: int, too_large: Callable[[], BrokerError]) -> bytes:
         """The request body, at most ``limit`` bytes: a larger declared Content-Length is
@@ -132,16 +136,23 @@ class Exchange:
         length = get_content_length(self.environ)
         if length is not None and length > limit:
             raise too_large()
-        body = get_input_stream(self.environ).read(limit + 1)
+        try:
+            body = get_input_stream(self.environ).read(limit + 1)
+        except HTTPException:
+            raise  # werkzeug's own 400 (a client that hung up): the door's client error
+        except Exception:  # the server's reader: a bad chunk, a client gone mid-body
+            raise SerializationException(BODY_UNREADABLE) from None
         if len(body) > limit:
             raise too_large()
         return body
 
 
 class Door(Protocol):
-    """One API front door: its metrics label, its work and its error format."""
+    """One API front door: its metrics label, its logger, its work and its error format."""
 
     metrics_door: str
+    log: logging.Logger  # where its Redis faults and unexpected errors are logged
+    log_prefix: str  # e.g. "backend door: "
 
     def handle(self, exchange: Exchange) -> Reply: ...
 
@@ -168,18 +179,30 @@ class FrontDoors:
     def __init__(self, fallback: WSGIApplication, routes: Mapping[str, Door]) -> None:
         self._fallback = fallback
         self._routes = dict(routes)
+        # What a door answers when even its own error rendering failed: made now, while
+        # nothing is wrong, so that answering it cannot fail.
+        internal = InternalErrorException(INTERNAL_MESSAGE)
+        self._last_resort = {
+            path: door.render_error(internal, Exchange({}, "")) for path, door in routes.items()
+        }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        door = self._routes.get(environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO") or "/"  # empty: a request for the mount point itself
+        door = self._routes.get(path)
         if door is None:
             return self._fallback(environ, start_response)
         started = time.perf_counter()
         rid, token = request_id.begin()
         try:
+            method = str(environ.get("REQUEST_METHOD", "")).upper()
+            if method != "POST":
+                return _not_post(start_response, rid, options=method == "OPTIONS")
             exchange = Exchange(environ, rid)
-            if environ.get("REQUEST_METHOD") != "POST":
-                return _method_not_allowed(start_response, rid)
-            reply = _serve(door, exchange)
+            try:
+                reply = _serve(door, exchange)
+            except Exception:  # a door's error rendering failed: nothing of it is trusted
+                door.log.exception("%sunexpected error while answering an error", door.log_prefix)
+                reply, exchange.outcome = self._last_resort[path], "InternalErrorException"
         finally:
             request_id.end(token)
         headers = [
@@ -189,9 +212,15 @@ class FrontDoors:
             *reply.headers,
         ]
         start_response(STATUS_LINES[reply.status], headers)
-        metrics.observe_request(
-            door.metrics_door, exchange.operation, exchange.outcome, time.perf_counter() - started
-        )
+        try:
+            metrics.observe_request(
+                door.metrics_door,
+                exchange.operation,
+                exchange.outcome,
+                time.perf_counter() - started,
+            )
+        except Exception:  # the answer is ready; a metrics fault must not turn it into a 500
+            log.exception("request metrics not recorded")
         return [reply.body]
 
 
@@ -202,27 +231,30 @@ def _serve(door: Door, exchange: Exchange) -> Reply:
         return door.render_error(err, exchange)
     except redis.RedisError as err:
         metrics.REDIS_ERRORS.inc()
-        log.error("redis error: %s", type(err).__name__)
+        door.log.error("%sredis error: %s", door.log_prefix, type(err).__name__)
         return door.render_error(door.store_unavailable(), exchange)
     except HTTPException as err:
         return door.render_error(client_error(err), exchange)
     except Exception:
-        log.exception("unexpected error")
+        door.log.exception("%sunexpected error", door.log_prefix)
         return door.render_error(InternalErrorException(INTERNAL_MESSAGE), exchange)
 
 
-def _method_not_allowed(start_response: StartResponse, rid: str) -> list[bytes]:
+ALLOW: Final = "OPTIONS, POST"
+
+
+def _not_post(start_response: StartResponse, rid: str, *, options: bool) -> list[bytes]:
+    """OPTIONS: 200 naming the methods (as Flask answers it); anything else: 405."""
+    common = [("Allow", ALLOW), ("x-amzn-RequestId", rid)]
+    if options:
+        start_response(STATUS_LINES[200], [("Content-Length", "0"), *common])
+        return [b""]
     body = _json_bytes(
         {"error": "Method Not Allowed", "message": "This path answers POST requests only."}
     )
     start_response(
         STATUS_LINES[405],
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Allow", "POST"),
-            ("x-amzn-RequestId", rid),
-        ],
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *common],
     )
     return [body]
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from broker import logs
 from broker.awsjson import operations
-from broker.doors import json_reply
+from broker.doors import BODY_UNREADABLE, json_reply
 
 AWS_JSON = "application/x-amz-json-1.1"
 
@@ -24,9 +24,33 @@ def test_a_door_answers_other_methods_with_405_and_allow_post(
 ) -> None:
     response = client.open(path, method=method)
     assert response.status_code == 405
-    assert response.headers["Allow"] == "POST"
+    assert response.headers["Allow"] == "OPTIONS, POST"
     assert len(response.headers["x-amzn-RequestId"]) == 36
     assert response.get_json()["error"] == "Method Not Allowed"
+
+
+@pytest.mark.parametrize("path", ["/", "/v1/token"])
+def test_options_names_the_methods_as_flask_did(client: FlaskClient, path: str) -> None:
+    response = client.open(path, method="OPTIONS")
+    assert (response.status_code, response.headers["Allow"]) == (200, "OPTIONS, POST")
+    assert response.get_data() == b""
+
+
+def test_the_method_is_read_case_insensitively_and_an_empty_path_is_the_root(
+    app: Any,
+) -> None:
+    statuses: list[str] = []
+    environ = {
+        "REQUEST_METHOD": "post",
+        "PATH_INFO": "",
+        "CONTENT_TYPE": AWS_JSON,
+        "CONTENT_LENGTH": "2",
+        "wsgi.input": io.BytesIO(b"{}"),
+    }
+    body = b"".join(app.wsgi_app(environ, lambda status, headers: statuses.append(status)))
+    # the AWS door answered (no X-Amz-Target), not Flask's 404
+    assert statuses == ["400 Bad Request"]
+    assert json.loads(body)["__type"] == "UnknownOperationException"
 
 
 def test_other_paths_still_reach_flask(client: FlaskClient) -> None:
@@ -82,8 +106,34 @@ def test_no_request_id_is_left_current_after_a_request(client: FlaskClient) -> N
     assert "request_id" not in entry
 
 
-def test_a_body_cut_short_is_a_client_error(client: FlaskClient) -> None:
-    environ_overrides = {"CONTENT_LENGTH": "500", "wsgi.input": io.BytesIO(b'{"IdentityPoolId"')}
+class HangsUp(io.RawIOBase):
+    """A request body whose client goes away after the first bytes."""
+
+    def __init__(self) -> None:
+        self._sent = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._sent:
+            raise OSError("client gone")
+        self._sent = True
+        buffer[:2] = b'{"'
+        return 2
+
+
+@pytest.mark.parametrize("terminated", [False, True])
+def test_a_client_that_hangs_up_mid_body_gets_a_client_error(
+    client: FlaskClient, terminated: bool
+) -> None:
+    """Through werkzeug's length-limited stream (ClientDisconnected) and, as under gunicorn
+    (``wsgi.input_terminated``), straight from the server's reader."""
+    environ_overrides = {
+        "CONTENT_LENGTH": "500",
+        "wsgi.input": io.BufferedReader(HangsUp()),
+        "wsgi.input_terminated": terminated,
+    }
     response = client.post(
         "/",
         headers={
@@ -93,7 +143,23 @@ def test_a_body_cut_short_is_a_client_error(client: FlaskClient) -> None:
         environ_overrides=environ_overrides,
     )
     assert response.status_code == 400
-    assert json.loads(response.get_data())["__type"] == "SerializationException"
+    error = json.loads(response.get_data())
+    assert error == {"__type": "SerializationException", "message": BODY_UNREADABLE}
+
+
+def test_a_failing_error_renderer_still_gets_an_internal_error_with_the_request_id(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from broker.awsjson import render
+
+    def broken(err: Any) -> Any:
+        raise RuntimeError("renderer bug")
+
+    monkeypatch.setattr(render, "error", broken)
+    response = client.post("/", data=b"{}", headers={"Content-Type": AWS_JSON})
+    assert response.status_code == 500
+    assert json.loads(response.get_data())["__type"] == "InternalErrorException"
+    assert len(response.headers["x-amzn-RequestId"]) == 36
 
 
 def test_json_with_an_unpaired_surrogate_is_still_valid_json() -> None:

@@ -7,6 +7,7 @@ type, SigV4, members, handler. Served by ``broker.doors`` (plain WSGI, no Flask 
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from broker.awsjson import render, sigv4, validation
@@ -36,6 +37,8 @@ MAX_ECHOED_TARGET = 128  # characters of an unknown X-Amz-Target quoted back
 
 class AwsJsonDoor:
     metrics_door = "aws"
+    log = logging.getLogger("broker")
+    log_prefix = ""
 
     def __init__(self, svc: Services) -> None:
         self._svc = svc

@@ -91,6 +91,8 @@ class BackendTokenDoor:
     """``POST /v1/token``, served by ``broker.doors`` (plain WSGI, no Flask request)."""
 
     metrics_door = METRICS_DOOR
+    log = logging.getLogger("broker.backend")
+    log_prefix = "backend door: "
 
     def __init__(self, door: BackendDoor) -> None:
         self._door = door
