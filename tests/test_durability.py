@@ -4,7 +4,7 @@ every identity a client was told about is still there and maps back from its log
 
 Also the repair that makes this hold when the crash falls between the two writes of a
 creation: the identity (one Lua script in the pool's hash slot) and its identity index
-entry (another slot, written just after).
+entry (another slot, written just after); and GetId, which writes the index entry first.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,14 +22,16 @@ from support.faults import NewIdentityLoad, create_pool, record_figures, verify_
 from support.processes import REDIS_DURABLE_CONFIG, REPO_ROOT, BrokerServer, RedisServer, broker_env
 
 from broker.identity.developer import resolve_developer_login
-from broker.identity.models import PoolConfig
+from broker.identity.models import Identity, PoolConfig
 from broker.identity.pools import create_pool as create_pool_in
+from broker.identity.public import get_id
 from broker.store import keys
-from broker.store.checker import IDENTITY_NOT_INDEXED, check_store
+from broker.store.checker import IDENTITY_NOT_INDEXED, INDEX_WITHOUT_IDENTITY, check_store
 from broker.store.client import RedisConnector
 from broker.store.redis_store import RedisStore
 
 PROVIDER = "login.durable"
+ACCOUNT_ID = "000000000000"
 REGION = "us-east-1"
 SOAK = os.environ.get("BROKER_SOAK") == "1"
 #: Redis crashes per run, and identities acknowledged before each crash and after the last.
@@ -140,3 +143,80 @@ def test_a_creation_cut_short_before_its_index_entry_is_finished_by_the_retry(
         assert client.hget(keys.IDENTITY_INDEX, identity_id) == pool.id
         assert check_store(client, [pool.id]).clean
         assert token_call(store) == identity_id
+
+
+# --- GetId cut short: the index entry is written first -------------------------------------
+def _get_id(via: RedisStore, pool_id: str, now: float) -> Identity:
+    return get_id(
+        via,
+        pool_id=pool_id,
+        account_id=None,
+        logins={},
+        broker_account_id=ACCOUNT_ID,
+        region=REGION,
+        now=now,
+    )
+
+
+def _unauthenticated_pool(store: RedisStore) -> str:
+    config = PoolConfig(name="getid", allow_unauthenticated=True, developer_provider_name="dev")
+    return create_pool_in(store, config, region=REGION, max_pools=10, now=1.0).id
+
+
+def test_a_getid_that_cannot_write_the_index_creates_nothing(
+    halfway_redis: tuple[RedisServer, str],
+) -> None:
+    server, halfway_url = halfway_redis
+    store = RedisStore(RedisConnector(server.url, 2.0))
+    halfway = RedisStore(RedisConnector(halfway_url, 2.0))
+    pool_id = _unauthenticated_pool(store)
+    with pytest.raises(Exception, match="no permissions"):
+        _get_id(halfway, pool_id, 2.0)
+    with server.client() as client:
+        assert check_store(client, [pool_id]).clean  # no identity, no entry: nothing half-made
+    page = store.list_identities(pool_id, None, 60, False)
+    assert page is not None and list(page.items) == []
+
+
+@pytest.fixture
+def index_only_redis() -> Iterator[tuple[RedisServer, str]]:
+    """An ACL user that may write the identity index but no pool key: a GetId through it
+    writes the index entry and then fails, as if the process had died between the two."""
+    with RedisServer() as server:
+        with server.client() as admin:
+            admin.execute_command(
+                "ACL", "SETUSER", "indexonly", "on", ">indexonly-pw", "%R~*",
+                f"~{keys.IDENTITY_INDEX}", "+@all",
+            )  # fmt: skip
+        yield server, f"redis://indexonly:indexonly-pw@127.0.0.1:{server.port}/0"
+
+
+def test_a_getid_cut_short_after_the_index_leaves_only_an_entry_that_finds_nothing(
+    index_only_redis: tuple[RedisServer, str],
+) -> None:
+    server, index_only_url = index_only_redis
+    store = RedisStore(RedisConnector(server.url, 2.0))
+    index_only = RedisStore(RedisConnector(index_only_url, 2.0))
+    pool_id = _unauthenticated_pool(store)
+    with pytest.raises(Exception, match="no permissions"):
+        _get_id(index_only, pool_id, 2.0)
+    with server.client() as client:
+        (leftover,) = [i for i, p in client.hgetall(keys.IDENTITY_INDEX).items() if p == pool_id]
+        assert store.get_identity(leftover) is None  # DescribeIdentity: not found
+        page = store.list_identities(pool_id, None, 60, False)
+        assert page is not None and list(page.items) == []  # ListIdentities does not show it
+        kinds = [p.kind for p in check_store(client, [pool_id]).problems]
+        assert kinds == [INDEX_WITHOUT_IDENTITY]
+    identity = _get_id(store, pool_id, 3.0)  # the retry
+    assert store.get_identity(identity.id) is not None
+
+
+def test_a_getid_in_a_pool_deleted_meanwhile_leaves_no_index_entry(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(RedisConnector(redis_server.url, 2.0))
+    pool_id = _unauthenticated_pool(store)
+    store.delete_pool(pool_id)
+    before = set(redis_server.client().hkeys(keys.IDENTITY_INDEX))
+    assert store.create_unauthenticated(pool_id, f"{REGION}:{uuid.uuid4()}", 2.0) is None
+    assert set(redis_server.client().hkeys(keys.IDENTITY_INDEX)) == before

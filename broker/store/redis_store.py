@@ -74,15 +74,22 @@ class RedisStore(PoolStore):
         return _outcome(LinkOutcome, pool_id, answer)
 
     def create_unauthenticated(self, pool_id: str, identity_id: str, now: float) -> Identity | None:
+        """The identity index entry is written first, then the identity. A crash between
+        the two leaves an entry naming an identity that does not exist (every lookup
+        answers "not found", as for any unknown id), never an identity that ListIdentities
+        shows and DescribeIdentity cannot find. No retry can finish such a creation (the
+        client never learnt the id), so there is nothing to repair later, unlike
+        ``resolve_login``'s "index pending" mark."""
         k = keys.PoolKeys.of(pool_id)
+        self.redis.hset(keys.IDENTITY_INDEX, identity_id, pool_id)
         answer = self._run(
             scripts.CREATE_UNAUTHENTICATED,
             [k.pool, k.identities, k.order, k.sequence],
             [identity_id, repr(now)],
         )
-        if answer[0] != "CREATED":
+        if answer[0] != "CREATED":  # the pool is gone: so is the entry just written
+            self.redis.hdel(keys.IDENTITY_INDEX, identity_id)
             return None
-        self.redis.hset(keys.IDENTITY_INDEX, identity_id, pool_id)
         return decode_identity(pool_id, answer[1], answer[2])
 
     def get_identity(self, identity_id: str) -> Identity | None:
