@@ -7,13 +7,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
 from botocore.exceptions import ClientError
 from conftest import DEVELOPER_PROVIDER, REGION
+from support.identities import error_of, temporary_pool
 from support.processes import BrokerServer, RedisServer
 from support.signing import post
 
@@ -277,18 +278,13 @@ def test_a_two_mib_body_is_refused_before_parsing(
 
 
 # --- section 5: the developer token rules -----------------------------------------------------
-def client_error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int, str]:
-    r = exc.value.response
-    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Message"]
-
-
 def test_unknown_pool(cognito: Any) -> None:
     pool_id = f"{REGION}:{uuid.uuid4()}"
     with pytest.raises(ClientError) as exc:
         cognito.get_open_id_token_for_developer_identity(
             IdentityPoolId=pool_id, Logins={DEVELOPER_PROVIDER: "u"}
         )
-    assert client_error(exc) == (
+    assert error_of(exc) == (
         "ResourceNotFoundException",
         400,
         f"IdentityPool '{pool_id}' not found.",
@@ -301,55 +297,57 @@ def test_a_login_key_that_is_no_provider_of_the_pool(cognito: Any, pool: dict[st
             IdentityPoolId=pool["IdentityPoolId"],
             Logins={DEVELOPER_PROVIDER: "u", "login.stranger": "u"},
         )
-    assert client_error(exc) == (
+    assert error_of(exc) == (
         "NotAuthorizedException",
         400,
         "Token is not from a supported provider of this identity pool.",
     )
 
 
-def test_a_pool_without_developer_provider(cognito: Any) -> None:
-    pool_id = cognito.create_identity_pool(
+@pytest.fixture
+def no_developer_pool(cognito: Any) -> Iterator[str]:
+    """A pool without a developer provider, graph.facebook.com its one login provider."""
+    with temporary_pool(
+        cognito,
         IdentityPoolName="no_dev",
         AllowUnauthenticatedIdentities=False,
         SupportedLoginProviders={"graph.facebook.com": "app"},
-    )["IdentityPoolId"]
-    try:
-        with pytest.raises(ClientError) as exc:
-            cognito.get_open_id_token_for_developer_identity(
-                IdentityPoolId=pool_id, Logins={"graph.facebook.com": "fb-token"}
-            )
-        assert client_error(exc) == (
-            "NotAuthorizedException",
-            400,
-            "This identity pool does not support the specified developer provider",
+    ) as pool_id:
+        yield pool_id
+
+
+def test_a_pool_without_developer_provider(cognito: Any, no_developer_pool: str) -> None:
+    with pytest.raises(ClientError) as exc:
+        cognito.get_open_id_token_for_developer_identity(
+            IdentityPoolId=no_developer_pool, Logins={"graph.facebook.com": "fb-token"}
         )
-    finally:
-        cognito.delete_identity_pool(IdentityPoolId=pool_id)
+    assert error_of(exc) == (
+        "NotAuthorizedException",
+        400,
+        "This identity pool does not support the specified developer provider",
+    )
 
 
 def test_logins_without_the_developer_provider_and_public_providers_beside_it(cognito: Any) -> None:
-    pool_id = cognito.create_identity_pool(
+    with temporary_pool(
+        cognito,
         IdentityPoolName="mixed",
         AllowUnauthenticatedIdentities=False,
         DeveloperProviderName=DEVELOPER_PROVIDER,
         SupportedLoginProviders={"graph.facebook.com": "app"},
-    )["IdentityPoolId"]
-    try:
+    ) as pool_id:
         with pytest.raises(ClientError) as exc:
             cognito.get_open_id_token_for_developer_identity(
                 IdentityPoolId=pool_id, Logins={"graph.facebook.com": "fb-token"}
             )
-        assert client_error(exc)[:2] == ("NotAuthorizedException", 400)
-        assert "does not support the specified developer provider" in client_error(exc)[2]
+        assert error_of(exc)[:2] == ("NotAuthorizedException", 400)
+        assert "does not support the specified developer provider" in error_of(exc)[2]
         with pytest.raises(ClientError) as exc:
             cognito.get_open_id_token_for_developer_identity(
                 IdentityPoolId=pool_id,
                 Logins={DEVELOPER_PROVIDER: "u", "graph.facebook.com": "fb-token"},
             )
-        assert client_error(exc) == ("NotAuthorizedException", 400, NO_DEVELOPER_PROVIDER)
-    finally:
-        cognito.delete_identity_pool(IdentityPoolId=pool_id)
+        assert error_of(exc) == ("NotAuthorizedException", 400, NO_DEVELOPER_PROVIDER)
 
 
 @pytest.mark.parametrize(
@@ -358,21 +356,15 @@ def test_logins_without_the_developer_provider_and_public_providers_beside_it(co
     ids=["unknown-key", "another-pools-developer-provider", "its-public-provider"],
 )
 def test_a_pool_without_developer_provider_says_so_whatever_the_logins(
-    cognito: Any, logins: dict[str, str]
+    cognito: Any, no_developer_pool: str, logins: dict[str, str]
 ) -> None:
     """Contract 5.2: no D answers "does not support the developer provider" before the
     Logins keys are looked at, so an unknown key gets that answer too."""
-    pool_id = cognito.create_identity_pool(
-        IdentityPoolName="no_dev",
-        AllowUnauthenticatedIdentities=False,
-        SupportedLoginProviders={"graph.facebook.com": "app"},
-    )["IdentityPoolId"]
-    try:
-        with pytest.raises(ClientError) as exc:
-            cognito.get_open_id_token_for_developer_identity(IdentityPoolId=pool_id, Logins=logins)
-        assert client_error(exc) == ("NotAuthorizedException", 400, NO_DEVELOPER_PROVIDER)
-    finally:
-        cognito.delete_identity_pool(IdentityPoolId=pool_id)
+    with pytest.raises(ClientError) as exc:
+        cognito.get_open_id_token_for_developer_identity(
+            IdentityPoolId=no_developer_pool, Logins=logins
+        )
+    assert error_of(exc) == ("NotAuthorizedException", 400, NO_DEVELOPER_PROVIDER)
 
 
 def test_a_developer_user_id_over_1024_characters_is_an_invalid_parameter(
@@ -394,7 +386,7 @@ def test_a_developer_user_id_over_1024_characters_is_an_invalid_parameter(
         cognito.get_open_id_token_for_developer_identity(
             IdentityPoolId=pool_id, Logins={DEVELOPER_PROVIDER: too_long}
         )
-    code, status, message = client_error(exc)
+    code, status, message = error_of(exc)
     assert (code, status) == ("InvalidParameterException", 400)
     assert "1024" in message
     assert "b" * 100 not in message
@@ -420,14 +412,14 @@ def test_identity_id_rules(cognito: Any, pool: dict[str, Any]) -> None:
         cognito.get_open_id_token_for_developer_identity(
             IdentityPoolId=pool_id, IdentityId=bob, Logins={DEVELOPER_PROVIDER: "alice"}
         )
-    assert client_error(exc)[:2] == ("DeveloperUserAlreadyRegisteredException", 400)
+    assert error_of(exc)[:2] == ("DeveloperUserAlreadyRegisteredException", 400)
 
     # u unlinked, identity has other logins
     with pytest.raises(ClientError) as exc:
         cognito.get_open_id_token_for_developer_identity(
             IdentityPoolId=pool_id, IdentityId=bob, Logins={DEVELOPER_PROVIDER: "carol"}
         )
-    assert client_error(exc) == (
+    assert error_of(exc) == (
         "NotAuthorizedException",
         400,
         "Logins don't match. Please include at least one valid login for this identity or "
@@ -440,7 +432,7 @@ def test_identity_id_rules(cognito: Any, pool: dict[str, Any]) -> None:
         cognito.get_open_id_token_for_developer_identity(
             IdentityPoolId=pool_id, IdentityId=unknown, Logins={DEVELOPER_PROVIDER: "dave"}
         )
-    assert client_error(exc) == (
+    assert error_of(exc) == (
         "ResourceNotFoundException",
         400,
         f"Identity '{unknown}' not found.",
@@ -482,7 +474,7 @@ def test_a_disabled_identity_is_forbidden(
             cognito.get_open_id_token_for_developer_identity(
                 IdentityPoolId=pool_id, Logins={DEVELOPER_PROVIDER: "frank"}, **extra
             )
-        assert client_error(exc) == (
+        assert error_of(exc) == (
             "NotAuthorizedException",
             400,
             f"Access to Identity '{identity}' is forbidden.",

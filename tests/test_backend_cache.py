@@ -16,15 +16,11 @@ import pytest
 import redis
 import requests
 from flask.testing import FlaskClient
-from support.backend import API_KEY, Clock
+from support.backend import API_KEY, TRUSTED, Clock, door_client, token_for, tokens_at_once
 from support.processes import BrokerServer, RedisServer
 
 from broker.backend.cache import CoalescingTokenCache, cache_key, is_fresh
-from broker.factory import create_app
 from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key, signed_counter_key
-from config.settings import Settings
-
-TRUSTED = {"X-Api-Key": API_KEY}
 
 
 def signatures(redis_server: RedisServer, pool_id: str) -> int:
@@ -36,28 +32,14 @@ def door(
     redis_server: RedisServer, pool: dict[str, Any], broker_credentials: dict[str, str]
 ) -> Callable[..., FlaskClient]:
     def make(clock: Callable[[], float] = time.time, **env: str) -> FlaskClient:
-        settings = Settings.from_env(
-            {
-                "REDIS_URL": redis_server.url,
-                "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in broker_credentials.items()),
-                "BROKER_BACKEND_AUTH": "api_key",
-                "BROKER_BACKEND_API_KEYS": API_KEY,
-                "BROKER_BACKEND_POOL_ID": pool["IdentityPoolId"],
-                **env,
-            }
-        )
-        app = create_app(settings, clock=clock)
-        app.testing = True
-        return app.test_client()
+        backend = {
+            "BROKER_BACKEND_AUTH": "api_key",
+            "BROKER_BACKEND_API_KEYS": API_KEY,
+            "BROKER_BACKEND_POOL_ID": pool["IdentityPoolId"],
+        }
+        return door_client(redis_server.url, broker_credentials, {**backend, **env}, clock)
 
     return make
-
-
-def token_for(client: FlaskClient, user: str, **body: Any) -> dict[str, Any]:
-    response = client.post("/v1/token", headers=TRUSTED, json={"user_id": user, **body})
-    assert response.status_code == 200, response.json
-    data: dict[str, Any] = response.json["data"]
-    return data
 
 
 @pytest.mark.parametrize(
@@ -316,29 +298,7 @@ def test_fifty_concurrent_misses_on_gunicorn_sign_a_handful(
     backend_broker: BrokerServer, redis_server: RedisServer
 ) -> None:
     user = f"burst-{uuid.uuid4().hex}"
-    barrier = threading.Barrier(50)
-    answers: list[dict[str, Any]] = []
-    errors: list[BaseException] = []
-
-    def call() -> None:
-        with requests.Session() as http:
-            barrier.wait()
-            try:
-                response = http.post(
-                    f"{backend_broker.url}/v1/token",
-                    headers=TRUSTED,
-                    json={"user_id": user},
-                    timeout=30,
-                )
-                answers.append(response.json())
-            except Exception as exc:
-                errors.append(exc)
-
-    threads = [threading.Thread(target=call) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    answers, errors = tokens_at_once(backend_broker.url, user)
 
     assert errors == []
     assert len(answers) == 50

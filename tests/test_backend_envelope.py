@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from support.backend import API_KEY
+from support.backend import API_KEY, TRUSTED, door_client
+from support.identities import temporary_pool
 from support.processes import RedisServer, free_port
 
 from broker import errors
@@ -25,23 +26,13 @@ from broker.backend.errors import (
 from broker.factory import create_app
 from config.settings import Settings
 
-TRUSTED = {"X-Api-Key": API_KEY}
 MakeClient = Callable[..., FlaskClient]
 
 
 @pytest.fixture
 def make_client(redis_server: RedisServer, broker_credentials: dict[str, str]) -> MakeClient:
     def make(**env: str) -> FlaskClient:
-        settings = Settings.from_env(
-            {
-                "REDIS_URL": redis_server.url,
-                "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in broker_credentials.items()),
-                **env,
-            }
-        )
-        app = create_app(settings)
-        app.testing = True
-        return app.test_client()
+        return door_client(redis_server.url, broker_credentials, env)
 
     return make
 
@@ -198,15 +189,9 @@ def test_fifty_tags_at_full_length_fit(make_client: MakeClient, pool: dict[str, 
 def test_user_id_in_the_body_is_refused_when_a_session_names_the_user(
     make_client: MakeClient, pool: dict[str, Any]
 ) -> None:
-    from support.backend import HS_SECRET, JWT_AUDIENCE, JWT_ISSUER, bearer, claims_for, hs_jwt
+    from support.backend import HS_JWT_ENV, bearer, claims_for, hs_jwt
 
-    client = make_client(
-        BROKER_BACKEND_AUTH="jwt",
-        BROKER_BACKEND_JWT_HS_SECRET=HS_SECRET,
-        BROKER_BACKEND_JWT_ISSUER=JWT_ISSUER,
-        BROKER_BACKEND_JWT_AUDIENCE=JWT_AUDIENCE,
-        BROKER_BACKEND_POOL_ID=pool["IdentityPoolId"],
-    )
+    client = make_client(**HS_JWT_ENV, BROKER_BACKEND_POOL_ID=pool["IdentityPoolId"])
     response = client.post(
         "/v1/token", headers=bearer(hs_jwt(claims_for("real"))), json={"user_id": "someone-else"}
     )
@@ -227,20 +212,17 @@ def test_unknown_pool_is_not_found(make_client: MakeClient) -> None:
 def test_pool_without_developer_provider_is_unavailable(
     make_client: MakeClient, cognito: Any
 ) -> None:
-    created = cognito.create_identity_pool(
-        IdentityPoolName=f"nodev_{uuid.uuid4().hex}", AllowUnauthenticatedIdentities=True
-    )
-    try:
+    with temporary_pool(
+        cognito, IdentityPoolName=f"nodev_{uuid.uuid4().hex}", AllowUnauthenticatedIdentities=True
+    ) as pool_id:
         client = make_client(
             BROKER_BACKEND_AUTH="api_key",
             BROKER_BACKEND_API_KEYS=API_KEY,
-            BROKER_BACKEND_POOL_ID=created["IdentityPoolId"],
+            BROKER_BACKEND_POOL_ID=pool_id,
         )
         response = client.post("/v1/token", headers=TRUSTED, json={"user_id": "u"})
         assert error_of(response) == (503, "UNAVAILABLE")
         assert "DeveloperProviderName" in response.json["error"]["message"]
-    finally:
-        cognito.delete_identity_pool(IdentityPoolId=created["IdentityPoolId"])
 
 
 def test_a_deleted_named_pool_is_created_again(make_client: MakeClient, cognito: Any) -> None:
@@ -369,7 +351,7 @@ def test_metrics_count_signatures_hits_and_outcomes(trusted: FlaskClient) -> Non
 def test_no_credential_reaches_a_log_line(make_client: MakeClient, pool: dict[str, Any]) -> None:
     import logging
 
-    from support.backend import HS_SECRET, JWT_AUDIENCE, JWT_ISSUER, bearer, claims_for, hs_jwt
+    from support.backend import HS_JWT_ENV, HS_SECRET, bearer, claims_for, hs_jwt
 
     lines: list[str] = []
 
@@ -381,13 +363,7 @@ def test_no_credential_reaches_a_log_line(make_client: MakeClient, pool: dict[st
     logger = logging.getLogger("broker")
     logger.addHandler(handler)
     try:
-        client = make_client(
-            BROKER_BACKEND_AUTH="jwt",
-            BROKER_BACKEND_JWT_HS_SECRET=HS_SECRET,
-            BROKER_BACKEND_JWT_ISSUER=JWT_ISSUER,
-            BROKER_BACKEND_JWT_AUDIENCE=JWT_AUDIENCE,
-            BROKER_BACKEND_POOL_ID=pool["IdentityPoolId"],
-        )
+        client = make_client(**HS_JWT_ENV, BROKER_BACKEND_POOL_ID=pool["IdentityPoolId"])
         good = hs_jwt(claims_for("logged-user"))
         bad = hs_jwt(claims_for("logged-user"), "wrong-secret-wrong-secret-wrong-secret!")
         issued = client.post("/v1/token", headers=bearer(good)).json["data"]["token"]

@@ -19,9 +19,7 @@ from marshmallow import fields, validate
 from schemathesis import GenerationMode
 from support.backend import (
     API_KEY,
-    HS_SECRET,
-    JWT_AUDIENCE,
-    JWT_ISSUER,
+    HS_JWT_ENV,
     bearer,
     claims_for,
     hs_jwt,
@@ -36,12 +34,7 @@ from config.backend import BackendSettings
 from config.settings import Settings
 
 ENVS = {
-    "jwt": {
-        "BROKER_BACKEND_AUTH": "jwt",
-        "BROKER_BACKEND_JWT_HS_SECRET": HS_SECRET,
-        "BROKER_BACKEND_JWT_ISSUER": JWT_ISSUER,
-        "BROKER_BACKEND_JWT_AUDIENCE": JWT_AUDIENCE,
-    },
+    "jwt": HS_JWT_ENV,
     "cookie": {"BROKER_BACKEND_AUTH": "cookie", "BROKER_BACKEND_COOKIE_SECRET": "s" * 20},
     "api_key": {"BROKER_BACKEND_AUTH": "api_key", "BROKER_BACKEND_API_KEYS": API_KEY},
     "off": {},

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -97,18 +98,25 @@ def test_acknowledged_identities_survive_kill_9_of_redis(
 
 
 # --- a creation cut short between its two writes ---------------------------------------
+@contextmanager
+def redis_with_restricted_user(user: str, writable: str) -> Iterator[tuple[RedisServer, str]]:
+    """A fresh Redis, and the URL of an ACL user ``user`` that may read every key but write
+    only the keys matching the pattern ``writable``."""
+    with RedisServer() as server:
+        with server.client() as admin:
+            admin.execute_command(
+                "ACL", "SETUSER", user, "on", f">{user}-pw", "%R~*", f"~{writable}", "+@all"
+            )
+        yield server, f"redis://{user}:{user}-pw@127.0.0.1:{server.port}/0"
+
+
 @pytest.fixture
 def halfway_redis() -> Iterator[tuple[RedisServer, str]]:
     """A Redis with an ACL user that may write a pool's keys but not the identity index:
     through it a creation does its Lua script and then fails, exactly as if the process
     had died between the two writes."""
-    with RedisServer() as server:
-        with server.client() as admin:
-            pool_keys = f"~ib:{{{REGION}:*"  # read everything, write only the pools' keys
-            admin.execute_command(
-                "ACL", "SETUSER", "halfway", "on", ">halfway-pw", "%R~*", pool_keys, "+@all"
-            )
-        yield server, f"redis://halfway:halfway-pw@127.0.0.1:{server.port}/0"
+    with redis_with_restricted_user("halfway", f"ib:{{{REGION}:*") as redis:  # pools' keys
+        yield redis
 
 
 def test_a_creation_cut_short_before_its_index_entry_is_finished_by_the_retry(
@@ -163,15 +171,22 @@ def _unauthenticated_pool(store: RedisStore) -> str:
     return create_pool_in(store, config, region=REGION, max_pools=10, now=1.0).id
 
 
+def _get_id_refused_to(restricted: tuple[RedisServer, str]) -> tuple[RedisStore, str]:
+    """A GetId in a new unauthenticated pool through the restricted user, which Redis
+    refuses partway ("no permissions"): the unrestricted store and the pool's id."""
+    server, restricted_url = restricted
+    store = RedisStore(RedisConnector(server.url, 2.0))
+    pool_id = _unauthenticated_pool(store)
+    with pytest.raises(Exception, match="no permissions"):
+        _get_id(RedisStore(RedisConnector(restricted_url, 2.0)), pool_id, 2.0)
+    return store, pool_id
+
+
 def test_a_getid_that_cannot_write_the_index_creates_nothing(
     halfway_redis: tuple[RedisServer, str],
 ) -> None:
-    server, halfway_url = halfway_redis
-    store = RedisStore(RedisConnector(server.url, 2.0))
-    halfway = RedisStore(RedisConnector(halfway_url, 2.0))
-    pool_id = _unauthenticated_pool(store)
-    with pytest.raises(Exception, match="no permissions"):
-        _get_id(halfway, pool_id, 2.0)
+    server, _ = halfway_redis
+    store, pool_id = _get_id_refused_to(halfway_redis)
     with server.client() as client:
         assert check_store(client, [pool_id]).clean  # no identity, no entry: nothing half-made
     page = store.list_identities(pool_id, None, 60, False)
@@ -182,24 +197,15 @@ def test_a_getid_that_cannot_write_the_index_creates_nothing(
 def index_only_redis() -> Iterator[tuple[RedisServer, str]]:
     """An ACL user that may write the identity index but no pool key: a GetId through it
     writes the index entry and then fails, as if the process had died between the two."""
-    with RedisServer() as server:
-        with server.client() as admin:
-            admin.execute_command(
-                "ACL", "SETUSER", "indexonly", "on", ">indexonly-pw", "%R~*",
-                f"~{keys.IDENTITY_INDEX}", "+@all",
-            )  # fmt: skip
-        yield server, f"redis://indexonly:indexonly-pw@127.0.0.1:{server.port}/0"
+    with redis_with_restricted_user("indexonly", keys.IDENTITY_INDEX) as redis:
+        yield redis
 
 
 def test_a_getid_cut_short_after_the_index_leaves_only_an_entry_that_finds_nothing(
     index_only_redis: tuple[RedisServer, str],
 ) -> None:
-    server, index_only_url = index_only_redis
-    store = RedisStore(RedisConnector(server.url, 2.0))
-    index_only = RedisStore(RedisConnector(index_only_url, 2.0))
-    pool_id = _unauthenticated_pool(store)
-    with pytest.raises(Exception, match="no permissions"):
-        _get_id(index_only, pool_id, 2.0)
+    server, _ = index_only_redis
+    store, pool_id = _get_id_refused_to(index_only_redis)
     with server.client() as client:
         (leftover,) = [i for i, p in client.hgetall(keys.IDENTITY_INDEX).items() if p == pool_id]
         assert store.get_identity(leftover) is None  # DescribeIdentity: not found

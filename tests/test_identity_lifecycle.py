@@ -21,6 +21,7 @@ from support.identities import (
     identity_of,
     list_all,
     merge,
+    temporary_pool,
 )
 from support.processes import BrokerServer, RedisServer
 
@@ -102,15 +103,12 @@ def test_lookup_in_an_unknown_pool_or_one_without_developer_provider(cognito: An
         400,
         f"IdentityPool '{unknown}' not found.",
     )
-    plain = cognito.create_identity_pool(
-        IdentityPoolName="no_developer", AllowUnauthenticatedIdentities=False
-    )["IdentityPoolId"]
-    try:
+    with temporary_pool(
+        cognito, IdentityPoolName="no_developer", AllowUnauthenticatedIdentities=False
+    ) as plain:
         with pytest.raises(ClientError) as exc:
             lookup(cognito, plain, DeveloperUserIdentifier="x")
         assert error_of(exc)[:2] == ("NotAuthorizedException", 400)
-    finally:
-        cognito.delete_identity_pool(IdentityPoolId=plain)
 
 
 def test_lookup_pages_the_user_ids_of_a_merged_identity(cognito: Any, pool_id: str) -> None:
@@ -484,12 +482,12 @@ def test_list_refuses_forged_and_foreign_next_tokens(
 ) -> None:
     for n in range(2):
         identity_of(cognito, pool_id, f"tok-{n}")
-    other = cognito.create_identity_pool(
+    with temporary_pool(
+        cognito,
         IdentityPoolName="other_pool",
         AllowUnauthenticatedIdentities=False,
         DeveloperProviderName=DEVELOPER_PROVIDER,
-    )["IdentityPoolId"]
-    try:
+    ) as other:
         for n in range(2):
             identity_of(cognito, other, f"tok-{n}")
         tokens = {
@@ -500,8 +498,6 @@ def test_list_refuses_forged_and_foreign_next_tokens(
         with pytest.raises(ClientError) as exc:
             cognito.list_identities(IdentityPoolId=pool_id, MaxResults=1, NextToken=tokens[which])
         assert error_of(exc)[:2] == ("InvalidParameterException", 400)
-    finally:
-        cognito.delete_identity_pool(IdentityPoolId=other)
 
 
 def test_list_an_unknown_pool(cognito: Any) -> None:
@@ -542,16 +538,14 @@ def test_delete_identities_removes_them_and_their_logins(cognito: Any, pool_id: 
 def test_delete_identities_across_pools(
     cognito: Any, pool_id: str, redis_server: RedisServer
 ) -> None:
-    other = cognito.create_identity_pool(
+    with temporary_pool(
+        cognito,
         IdentityPoolName="second_pool",
         AllowUnauthenticatedIdentities=False,
         DeveloperProviderName=DEVELOPER_PROVIDER,
-    )["IdentityPoolId"]
-    try:
+    ) as other:
         ids = [identity_of(cognito, pool_id, "x"), identity_of(cognito, other, "x")]
         assert cognito.delete_identities(IdentityIdsToDelete=ids)["UnprocessedIdentityIds"] == []
         assert list_all(cognito, pool_id) == list_all(cognito, other) == []
         with redis_server.client() as client:
             assert_consistent(client, other)
-    finally:
-        cognito.delete_identity_pool(IdentityPoolId=other)

@@ -16,7 +16,7 @@ from typing import Any
 import jwt
 import pytest
 from flask.testing import FlaskClient
-from support.clients import cognito_client
+from support.clients import cognito_client, create_developer_pool
 from support.processes import BrokerServer, ProcessStartError, RedisServer
 from support.signing import signed_headers
 
@@ -62,6 +62,23 @@ def call(client: FlaskClient, clock: Clock, operation: str, body: dict[str, Any]
     return json.loads(response.data)
 
 
+def create_pool(client: FlaskClient, clock: Clock, name: str) -> str:
+    """CreateIdentityPool through an in-process app: a pool with PROVIDER, its id."""
+    body = {
+        "IdentityPoolName": name,
+        "AllowUnauthenticatedIdentities": False,
+        "DeveloperProviderName": PROVIDER,
+    }
+    return str(call(client, clock, "CreateIdentityPool", body)["IdentityPoolId"])
+
+
+def token_of(client: FlaskClient, clock: Clock, pool: str, **extra: Any) -> str:
+    """GetOpenIdTokenForDeveloperIdentity for user "u" of ``pool`` (``extra`` added to the
+    body) through an in-process app: the token."""
+    body = {"IdentityPoolId": pool, "Logins": {PROVIDER: "u"}, **extra}
+    return str(call(client, clock, "GetOpenIdTokenForDeveloperIdentity", body)["Token"])
+
+
 def kid_of(token: str) -> str:
     return str(jwt.get_unverified_header(token)["kid"])
 
@@ -76,20 +93,10 @@ def test_rotation_keeps_old_tokens_valid_until_they_expire() -> None:
     with RedisServer() as redis_server:
         app = create_app(settings_for(redis_server.url), clock=clock)
         client = app.test_client()
-        pool = call(
-            client,
-            clock,
-            "CreateIdentityPool",
-            {
-                "IdentityPoolName": "rot",
-                "AllowUnauthenticatedIdentities": False,
-                "DeveloperProviderName": PROVIDER,
-            },
-        )["IdentityPoolId"]
+        pool = create_pool(client, clock, "rot")
 
         def token(duration: int = 900) -> str:
-            body = {"IdentityPoolId": pool, "Logins": {PROVIDER: "u"}, "TokenDuration": duration}
-            return str(call(client, clock, "GetOpenIdTokenForDeveloperIdentity", body)["Token"])
+            return token_of(client, clock, pool, TokenDuration=duration)
 
         before = token(86400)
         old_kid, new_kid = rotate(redis_server.url, clock)
@@ -136,11 +143,7 @@ def test_every_worker_switches_to_the_new_key(
         ) as server,
     ):
         setup: Any = cognito_client(server)
-        pool = setup.create_identity_pool(
-            IdentityPoolName="rot",
-            AllowUnauthenticatedIdentities=False,
-            DeveloperProviderName=PROVIDER,
-        )["IdentityPoolId"]
+        pool = create_developer_pool(setup, "rot", PROVIDER)
         before = setup.get_open_id_token_for_developer_identity(
             IdentityPoolId=pool, Logins={PROVIDER: "w"}
         )["Token"]
@@ -305,20 +308,10 @@ def test_a_staged_key_is_published_before_it_signs() -> None:
     with RedisServer() as redis_server:
         app = create_app(settings_for(redis_server.url), clock=clock)
         client = app.test_client()
-        pool = call(
-            client,
-            clock,
-            "CreateIdentityPool",
-            {
-                "IdentityPoolName": "stage",
-                "AllowUnauthenticatedIdentities": False,
-                "DeveloperProviderName": PROVIDER,
-            },
-        )["IdentityPoolId"]
+        pool = create_pool(client, clock, "stage")
 
         def token() -> str:
-            body = {"IdentityPoolId": pool, "Logins": {PROVIDER: "u"}}
-            return str(call(client, clock, "GetOpenIdTokenForDeveloperIdentity", body)["Token"])
+            return token_of(client, clock, pool)
 
         source = RedisKeySource(RedisSigningKeys(RedisConnector(redis_server.url, 2.0)), clock)
         signing, staged = source.rotate(activate_after=JWKS_MAX_AGE + 10)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from support.clients import cognito_client
+from support.clients import cognito_client, create_developer_pool
 from support.processes import BrokerServer, RedisServer
 from support.signing import post
 
@@ -32,11 +32,7 @@ def test_logs_of_a_full_run_leak_nothing(
     )
     with server:
         client: Any = cognito_client(server)
-        pool_id = client.create_identity_pool(
-            IdentityPoolName="logcheck",
-            AllowUnauthenticatedIdentities=False,
-            DeveloperProviderName=PROVIDER,
-        )["IdentityPoolId"]
+        pool_id = create_developer_pool(client, "logcheck", PROVIDER)
         for duration in (60, 900):
             tokens.append(
                 client.get_open_id_token_for_developer_identity(

@@ -11,7 +11,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
-from support.clients import cognito_client
+from support.clients import cognito_client, create_developer_pool
 from support.processes import BrokerServer, RedisServer
 
 PROVIDER = "login.metrics"
@@ -39,11 +39,7 @@ def test_counts_add_up_across_workers(
         redis_url=redis_server.url, credentials=broker_credentials, workers=3, log_path=log_path
     ) as server:
         setup: Any = cognito_client(server)
-        pool_id = setup.create_identity_pool(
-            IdentityPoolName="metrics",
-            AllowUnauthenticatedIdentities=False,
-            DeveloperProviderName=PROVIDER,
-        )["IdentityPoolId"]
+        pool_id = create_developer_pool(setup, "metrics", PROVIDER)
 
         def work(n: int) -> None:
             client: Any = cognito_client(server)

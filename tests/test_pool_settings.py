@@ -17,6 +17,7 @@ from support.identities import (
     error_of,
     identity_of,
     merge,
+    temporary_pool,
     unsigned_client,
 )
 from support.processes import BrokerServer, RedisServer
@@ -181,13 +182,13 @@ def test_a_tag_map_is_not_written_for_a_provider_removed_meanwhile(
     from broker.identity import pool_settings
     from broker.identity.models import PrincipalTagMap
 
-    pool_id = cognito.create_identity_pool(
+    with temporary_pool(
+        cognito,
         IdentityPoolName="raced",
         AllowUnauthenticatedIdentities=False,
         DeveloperProviderName=DEVELOPER_PROVIDER,
         SupportedLoginProviders={"graph.facebook.com": "1234"},
-    )["IdentityPoolId"]
-    try:
+    ) as pool_id:
 
         def remove_facebook() -> None:
             cognito.update_identity_pool(
@@ -217,18 +218,16 @@ def test_a_tag_map_is_not_written_for_a_provider_removed_meanwhile(
             IdentityPoolId=pool_id, IdentityProviderName=DEVELOPER_PROVIDER
         )
         assert got["PrincipalTags"] == {"team": "custom:team"}
-    finally:
-        cognito.delete_identity_pool(IdentityPoolId=pool_id)
 
 
 # --- TagResource, UntagResource, ListTagsForResource -------------------------------------
 def test_tags_are_the_pool_tags(cognito: Any) -> None:
-    pool_id = cognito.create_identity_pool(
+    with temporary_pool(
+        cognito,
         IdentityPoolName="tagged",
         AllowUnauthenticatedIdentities=False,
         IdentityPoolTags={"env": "test"},
-    )["IdentityPoolId"]
-    try:
+    ) as pool_id:
         arn = arn_of(pool_id)
         assert cognito.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"env": "test"}
         cognito.tag_resource(ResourceArn=arn, Tags={"team": "blue", "env": "prod", "empty": ""})
@@ -241,8 +240,6 @@ def test_tags_are_the_pool_tags(cognito: Any) -> None:
         tags = {"team": "blue", "empty": ""}
         assert cognito.list_tags_for_resource(ResourceArn=arn)["Tags"] == tags
         assert cognito.describe_identity_pool(IdentityPoolId=pool_id)["IdentityPoolTags"] == tags
-    finally:
-        cognito.delete_identity_pool(IdentityPoolId=pool_id)
 
 
 def test_at_most_fifty_tags(cognito: Any, pool: dict[str, Any]) -> None:

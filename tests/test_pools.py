@@ -11,20 +11,12 @@ import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 from conftest import DEVELOPER_PROVIDER, REGION
+from support.identities import error_of, temporary_pool
 from support.processes import BrokerServer
 
 
 def new_name() -> str:
     return f"pool_{uuid.uuid4().hex[:12]}"
-
-
-def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int, str]:
-    response = exc.value.response
-    return (
-        response["Error"]["Code"],
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Message"],
-    )
 
 
 def test_create_returns_the_whole_pool_and_describe_agrees(cognito: Any) -> None:
@@ -96,10 +88,9 @@ def test_the_developer_provider_cannot_change_once_set(cognito: Any, pool: dict[
 
 
 def test_a_pool_without_developer_provider_may_get_one(cognito: Any) -> None:
-    pool_id = cognito.create_identity_pool(
-        IdentityPoolName=new_name(), AllowUnauthenticatedIdentities=False
-    )["IdentityPoolId"]
-    try:
+    with temporary_pool(
+        cognito, IdentityPoolName=new_name(), AllowUnauthenticatedIdentities=False
+    ) as pool_id:
         updated = cognito.update_identity_pool(
             IdentityPoolId=pool_id,
             IdentityPoolName="named",
@@ -107,8 +98,6 @@ def test_a_pool_without_developer_provider_may_get_one(cognito: Any) -> None:
             DeveloperProviderName="login.late",
         )
         assert updated["DeveloperProviderName"] == "login.late"
-    finally:
-        cognito.delete_identity_pool(IdentityPoolId=pool_id)
 
 
 RACERS = 12

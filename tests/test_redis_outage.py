@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 import requests
-from support.clients import cognito_client
+from support.clients import cognito_client, create_developer_pool
 from support.faults import record_figures
 from support.processes import REDIS_DURABLE_CONFIG, BrokerServer, RedisServer
 from support.signing import post
@@ -36,11 +36,7 @@ def test_redis_stopped_under_load(broker_credentials: dict[str, str]) -> None:
         ) as server,
     ):
         client: Any = cognito_client(server)
-        pool_id = client.create_identity_pool(
-            IdentityPoolName="outage",
-            AllowUnauthenticatedIdentities=False,
-            DeveloperProviderName=PROVIDER,
-        )["IdentityPoolId"]
+        pool_id = create_developer_pool(client, "outage", PROVIDER)
 
         results: list[tuple[float, float, int, str]] = []  # (sent, seconds, status, type)
         backend: list[tuple[float, float, int, str]] = []  # the same for POST /v1/token

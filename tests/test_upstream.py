@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import calendar
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,25 +17,23 @@ import jwt
 import pytest
 import requests
 from flask.testing import FlaskClient
-from support.backend import API_KEY, Clock
+from support.backend import API_KEY, TRUSTED, Clock, door_client, token_for, tokens_at_once
 from support.processes import BrokerServer, RedisServer
 from support.upstream import (
     UPSTREAM_PROVIDER,
     aws_environment,
     cognito_client,
     create_pool,
+    local_upstream,
     run_pass,
     upstream_environment,
     upstream_token_calls,
 )
 
-from broker.factory import create_app
 from broker.store.client import RedisConnector
 from broker.store.upstream_guard import RedisQuota
 from broker.upstream.guard import Quota
-from config.settings import Settings
 
-TRUSTED = {"X-Api-Key": API_KEY}
 UPSTREAM_KEY_ID = "AKIDUPSTREAM"
 UPSTREAM_SECRET = secrets.token_urlsafe(30)
 OTHER_CREDENTIAL_SOURCES = (
@@ -51,16 +48,13 @@ OTHER_CREDENTIAL_SOURCES = (
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerServer]:
     """The upstream: a broker in local mode on its own Redis, 50 requests/s per key."""
-    with RedisServer() as own_redis:
-        server = BrokerServer(
-            redis_url=own_redis.url,
-            credentials={UPSTREAM_KEY_ID: UPSTREAM_SECRET},
-            workers=2,
-            env={"BROKER_RATE_LIMIT_PER_ACCESS_KEY": "50"},
-            log_path=tmp_path_factory.mktemp("upstream") / "gunicorn.log",
-        )
-        with server:
-            yield server
+    with local_upstream(
+        UPSTREAM_KEY_ID,
+        UPSTREAM_SECRET,
+        tmp_path_factory.mktemp("upstream") / "gunicorn.log",
+        {"BROKER_RATE_LIMIT_PER_ACCESS_KEY": "50"},
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -94,15 +88,10 @@ def door(
     """The downstream broker in-process (its clock injectable), in upstream mode."""
 
     def make(clock: Callable[[], float] = time.time, **env: str) -> FlaskClient:
-        values = {
-            "REDIS_URL": redis_server.url,
-            "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in broker_credentials.items()),
-            **upstream_environment(endpoint=upstream.url, pool_id=upstream_pool, api_key=API_KEY),
-        }
-        values.update(env)
-        app = create_app(Settings.from_env(values), clock=clock)
-        app.testing = True
-        return app.test_client()
+        upstream_env = upstream_environment(
+            endpoint=upstream.url, pool_id=upstream_pool, api_key=API_KEY
+        )
+        return door_client(redis_server.url, broker_credentials, {**upstream_env, **env}, clock)
 
     return make
 
@@ -114,13 +103,6 @@ def epoch(iso8601: str) -> float:
 def ask(client: FlaskClient, user: str, **body: Any) -> tuple[int, dict[str, Any]]:
     response = client.post("/v1/token", headers=TRUSTED, json={"user_id": user, **body})
     return response.status_code, response.json or {}
-
-
-def token_for(client: FlaskClient, user: str, **body: Any) -> dict[str, Any]:
-    status, answer = ask(client, user, **body)
-    assert status == 200, answer
-    data: dict[str, Any] = answer["data"]
-    return data
 
 
 def test_the_token_is_the_upstreams_and_verifies_there(
@@ -338,29 +320,7 @@ def test_fifty_concurrent_first_requests_make_one_upstream_call(
 ) -> None:
     user = f"burst-{uuid.uuid4().hex}"
     before = upstream_token_calls(upstream.url)
-    barrier = threading.Barrier(50)
-    answers: list[dict[str, Any]] = []
-    failures: list[BaseException] = []
-
-    def call() -> None:
-        with requests.Session() as http:
-            barrier.wait()
-            try:
-                response = http.post(
-                    f"{downstream.url}/v1/token",
-                    headers=TRUSTED,
-                    json={"user_id": user},
-                    timeout=30,
-                )
-                answers.append(response.json())
-            except Exception as exc:
-                failures.append(exc)
-
-    threads = [threading.Thread(target=call) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    answers, failures = tokens_at_once(downstream.url, user)
 
     assert failures == []
     assert len(answers) == 50

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from support.backend import API_KEY, Clock
+from support.backend import API_KEY, Clock, door_client, token_for
 from support.processes import RedisServer
 from support.upstream import (
     UPSTREAM_PROVIDER,
@@ -25,10 +25,6 @@ from support.upstream import (
     upstream_environment,
 )
 
-from broker.factory import create_app
-from config.settings import Settings
-
-TRUSTED = {"X-Api-Key": API_KEY}
 MOTO_KEY = "AKIDMOTOTESTING"  # moto accepts any credentials
 MOTO_SECRET = "moto-accepts-any-secret"
 
@@ -53,23 +49,10 @@ def door(
     admin.close()
 
     def make(clock: Callable[[], float] = time.time) -> FlaskClient:
-        values = {
-            "REDIS_URL": redis_server.url,
-            "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in broker_credentials.items()),
-            **upstream_environment(endpoint=moto.url, pool_id=pool_id, api_key=API_KEY),
-        }
-        app = create_app(Settings.from_env(values), clock=clock)
-        app.testing = True
-        return app.test_client()
+        upstream_env = upstream_environment(endpoint=moto.url, pool_id=pool_id, api_key=API_KEY)
+        return door_client(redis_server.url, broker_credentials, upstream_env, clock)
 
     return make
-
-
-def token_for(client: FlaskClient, user: str, **body: Any) -> dict[str, Any]:
-    response = client.post("/v1/token", headers=TRUSTED, json={"user_id": user, **body})
-    assert response.status_code == 200, response.json
-    data: dict[str, Any] = response.json["data"]
-    return data
 
 
 def calls_for(moto: MotoServer, user: str) -> list[dict[str, Any]]:

@@ -16,20 +16,17 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from support.backend import API_KEY, Clock
+from support.backend import API_KEY, TRUSTED, Clock, door_client, token_for
 from support.processes import BrokerServer, RedisServer
 from support.upstream import (
     aws_environment,
     cognito_client,
     create_pool,
+    local_upstream,
     upstream_environment,
     upstream_token_calls,
 )
 
-from broker.factory import create_app
-from config.settings import Settings
-
-TRUSTED = {"X-Api-Key": API_KEY}
 KEY_ID = "AKIDOUTAGE"
 SECRET = secrets.token_urlsafe(30)
 DEADLINE = 1.0
@@ -46,16 +43,13 @@ TIMING = {
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerServer]:
-    with RedisServer() as own_redis:
-        server = BrokerServer(
-            redis_url=own_redis.url,
-            credentials={KEY_ID: SECRET},
-            workers=2,
-            env={"BROKER_RATE_LIMIT_PER_IDENTITY": "1"},
-            log_path=tmp_path_factory.mktemp("outage-upstream") / "gunicorn.log",
-        )
-        with server:
-            yield server
+    with local_upstream(
+        KEY_ID,
+        SECRET,
+        tmp_path_factory.mktemp("outage-upstream") / "gunicorn.log",
+        {"BROKER_RATE_LIMIT_PER_IDENTITY": "1"},
+    ) as server:
+        yield server
 
 
 @pytest.fixture
@@ -72,16 +66,9 @@ def door(
     admin.close()
 
     def make(clock: Callable[[], float] = time.time, **env: str) -> FlaskClient:
-        values = {
-            "REDIS_URL": redis_server.url,
-            "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in broker_credentials.items()),
-            **upstream_environment(endpoint=upstream.url, pool_id=pool_id, api_key=API_KEY),
-            **TIMING,
-        }
-        values.update(env)
-        app = create_app(Settings.from_env(values), clock=clock)
-        app.testing = True
-        return app.test_client()
+        upstream_env = upstream_environment(endpoint=upstream.url, pool_id=pool_id, api_key=API_KEY)
+        values = {**upstream_env, **TIMING, **env}
+        return door_client(redis_server.url, broker_credentials, values, clock)
 
     return make
 
@@ -90,13 +77,6 @@ def ask(client: FlaskClient, user: str, **body: Any) -> tuple[int, dict[str, Any
     started = time.monotonic()
     response = client.post("/v1/token", headers=TRUSTED, json={"user_id": user, **body})
     return response.status_code, response.json or {}, time.monotonic() - started
-
-
-def token_for(client: FlaskClient, user: str, **body: Any) -> dict[str, Any]:
-    status, answer, _ = ask(client, user, **body)
-    assert status == 200, answer
-    data: dict[str, Any] = answer["data"]
-    return data
 
 
 def epoch(iso8601: str) -> float:

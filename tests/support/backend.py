@@ -1,6 +1,6 @@
 """Helpers for the backend door's tests: apps configured per translator, a movable clock,
-test keys, a JWKS served from a local thread, and session makers (PyJWT for JWTs, a real
-Flask app's session interface for cookies)."""
+test keys, a JWKS served from a local thread, session makers (PyJWT for JWTs, a real
+Flask app's session interface for cookies), and POST /v1/token with the test API key."""
 
 from __future__ import annotations
 
@@ -10,23 +10,36 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
+from flask.testing import FlaskClient
 from jwt.algorithms import RSAAlgorithm
+
+from broker.factory import create_app
+from config.settings import Settings
 
 HS_SECRET = "backend-test-hmac-secret-of-more-than-32-bytes"
 COOKIE_SECRET = "backend-flask-secret-key-for-tests"
 API_KEY = "test-api-key-0123456789abcdef0123456789"
 JWT_ISSUER = "https://backend.example.test"
 JWT_AUDIENCE = "identity-broker-tests"
+TRUSTED = {"X-Api-Key": API_KEY}
+#: The backend door's settings for HS256 JWTs (HS_SECRET) from JWT_ISSUER for JWT_AUDIENCE.
+HS_JWT_ENV = {
+    "BROKER_BACKEND_AUTH": "jwt",
+    "BROKER_BACKEND_JWT_HS_SECRET": HS_SECRET,
+    "BROKER_BACKEND_JWT_ISSUER": JWT_ISSUER,
+    "BROKER_BACKEND_JWT_AUDIENCE": JWT_AUDIENCE,
+}
 
 
 class Clock:
@@ -41,6 +54,66 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# --- an in-process broker and its backend door ------------------------------------------
+def door_client(
+    redis_url: str,
+    credentials: Mapping[str, str],
+    env: Mapping[str, str],
+    clock: Callable[[], float] = time.time,
+) -> FlaskClient:
+    """A test client of the app in-process on ``redis_url`` with these AWS key pairs, set up
+    further by ``env`` (BROKER_* variables, which win), its clock injectable."""
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": redis_url,
+            "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in credentials.items()),
+            **env,
+        }
+    )
+    app = create_app(settings, clock=clock)
+    app.testing = True
+    return app.test_client()
+
+
+def token_for(client: FlaskClient, user: str, **body: Any) -> dict[str, Any]:
+    """POST /v1/token for ``user`` with the test API key; asserts a 200, returns its data."""
+    response = client.post("/v1/token", headers=TRUSTED, json={"user_id": user, **body})
+    assert response.status_code == 200, response.json
+    data: dict[str, Any] = response.json["data"]
+    return data
+
+
+def tokens_at_once(
+    base_url: str, user: str, callers: int = 50
+) -> tuple[list[dict[str, Any]], list[BaseException]]:
+    """``callers`` threads POST /v1/token for ``user`` to a live broker at the same moment
+    (a barrier), each on its own connection: the answers' bodies and the exceptions raised."""
+    barrier = threading.Barrier(callers)
+    answers: list[dict[str, Any]] = []
+    failures: list[BaseException] = []
+
+    def call() -> None:
+        with requests.Session() as http:
+            barrier.wait()
+            try:
+                response = http.post(
+                    f"{base_url}/v1/token",
+                    headers=TRUSTED,
+                    json={"user_id": user},
+                    timeout=30,
+                )
+                answers.append(response.json())
+            except Exception as exc:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers, failures
 
 
 # --- keys --------------------------------------------------------------------------------

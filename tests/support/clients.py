@@ -1,4 +1,4 @@
-"""boto3 clients for a broker the tests started."""
+"""boto3 clients for a broker the tests started, and the pool most tests make with one."""
 
 from __future__ import annotations
 
@@ -26,3 +26,14 @@ def cognito_client(server: BrokerServer, **config: Any) -> Any:
         endpoint_url=server.url,
         config=botocore.config.Config(retries={"max_attempts": 1}, **config),
     )
+
+
+def create_developer_pool(client: Any, name: str, provider: str) -> str:
+    """CreateIdentityPool through a boto3 ``client``: a pool named ``name`` with ``provider``
+    as its developer provider and no unauthenticated identities. Returns its id."""
+    pool: dict[str, Any] = client.create_identity_pool(
+        IdentityPoolName=name,
+        AllowUnauthenticatedIdentities=False,
+        DeveloperProviderName=provider,
+    )
+    return str(pool["IdentityPoolId"])

@@ -1,8 +1,11 @@
 """Helpers shared by the identity lifecycle tests: boto3 calls, error triples, listings, an
-unsigned client, and the consistency checker run against the session's Redis."""
+unsigned client, pools made for one block of a test, and the consistency checker run
+against the session's Redis."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -58,6 +61,17 @@ def list_all(cognito: Any, pool_id: str, page_size: int = 60, **extra: Any) -> l
         if "NextToken" not in page:
             return found
         kwargs["NextToken"] = page["NextToken"]
+
+
+@contextmanager
+def temporary_pool(cognito: Any, **create: Any) -> Iterator[str]:
+    """A pool made with these CreateIdentityPool parameters for the ``with`` block (its id),
+    deleted when the block ends, however it ends."""
+    pool_id = str(cognito.create_identity_pool(**create)["IdentityPoolId"])
+    try:
+        yield pool_id
+    finally:
+        cognito.delete_identity_pool(IdentityPoolId=pool_id)
 
 
 def unsigned_client(url: str) -> Any:

@@ -23,7 +23,8 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -31,9 +32,12 @@ from typing import Any, Self
 import boto3
 import botocore.config
 
+from support.clients import create_developer_pool
 from support.processes import (
+    BrokerServer,
     ManagedProcess,
     ProcessStartError,
+    RedisServer,
     _end,
     _spawn,
     _wait_until,
@@ -89,12 +93,29 @@ def cognito_client(endpoint: str, key_id: str, secret: str) -> Any:
 
 
 def create_pool(client: Any, name: str, provider: str = UPSTREAM_PROVIDER) -> str:
-    pool: dict[str, Any] = client.create_identity_pool(
-        IdentityPoolName=name,
-        AllowUnauthenticatedIdentities=False,
-        DeveloperProviderName=provider,
-    )
-    return str(pool["IdentityPoolId"])
+    """A pool at the upstream with its developer provider (by default the one the
+    downstream broker is set up with)."""
+    return create_developer_pool(client, name, provider)
+
+
+@contextmanager
+def local_upstream(
+    key_id: str, secret: str, log_path: Path, env: dict[str, str]
+) -> Iterator[BrokerServer]:
+    """An upstream for a test module: a broker in local mode with two workers on a Redis of
+    its own, accepting the one key pair ``key_id``:``secret``, ``env`` added to its
+    environment (its limits)."""
+    with (
+        RedisServer() as own_redis,
+        BrokerServer(
+            redis_url=own_redis.url,
+            credentials={key_id: secret},
+            workers=2,
+            env=env,
+            log_path=log_path,
+        ) as server,
+    ):
+        yield server
 
 
 def aws_environment(key_id: str, secret: str) -> dict[str, str]:
