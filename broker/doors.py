@@ -13,10 +13,10 @@ Flask's hooks and error handlers did for them, once for both:
 
 - a request id (``x-amzn-RequestId`` on every answer, and on every log line meanwhile);
 - one error path: a :class:`~broker.errors.BrokerError` is rendered by the door in its own
-  format; a Redis fault is counted, logged by type only and answered as the door's "store
-  unavailable" error; a werkzeug HTTP error (a client that hung up mid-body) is the door's
-  client error; anything else is logged with its traceback and answered as an internal
-  error, never with its text;
+  format; a Redis fault is counted, logged by type only and answered as
+  ``StoreUnavailable`` (AWS: InternalErrorException; backend: UNAVAILABLE); a werkzeug
+  HTTP error (a client that hung up mid-body) is the door's client error; anything else is
+  logged with its traceback and answered as an internal error, never with its text;
 - the request metrics (door, operation, outcome, duration);
 - 405 for any other method on a door's path (OPTIONS: 200), with ``Allow: OPTIONS, POST``;
 - a last resort: should a door's own error rendering fail, an internal error made when the
@@ -42,9 +42,11 @@ from werkzeug.wsgi import get_content_length, get_input_stream
 from broker import metrics, request_id
 from broker.errors import (
     INTERNAL_MESSAGE,
+    STORE_UNAVAILABLE_MESSAGE,
     BrokerError,
     InternalErrorException,
     SerializationException,
+    StoreUnavailable,
 )
 
 if TYPE_CHECKING:
@@ -98,17 +100,10 @@ class Exchange:
 
     @property
     def headers(self) -> dict[str, str]:
-        """Every request header under its lower-case name (as WSGI gives them: one value a
-        name), read from the environ once."""
+        """Every request header under its lower-case name, as werkzeug reads them from the
+        environ (one value a name), read once."""
         if self._headers is None:
-            headers: dict[str, str] = {}
-            for key, value in self.environ.items():
-                if key.startswith("HTTP_"):
-                    if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
-                        headers[key[5:].replace("_", "-").lower()] = value
-                elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-                    headers[key.replace("_", "-").lower()] = value
-            self._headers = headers
+            self._headers = {name.lower(): value for name, value in self.header_source().items()}
         return self._headers
 
     def header(self, name: str) -> str:
@@ -158,10 +153,6 @@ class Door(Protocol):
 
     def render_error(self, err: BrokerError, exchange: Exchange) -> Reply:
         """The door's answer for ``err``; sets ``exchange.outcome``."""
-        ...
-
-    def store_unavailable(self) -> BrokerError:
-        """The error a Redis fault becomes at this door."""
         ...
 
 
@@ -232,7 +223,7 @@ def _serve(door: Door, exchange: Exchange) -> Reply:
     except redis.RedisError as err:
         metrics.REDIS_ERRORS.inc()
         door.log.error("%sredis error: %s", door.log_prefix, type(err).__name__)
-        return door.render_error(door.store_unavailable(), exchange)
+        return door.render_error(StoreUnavailable(STORE_UNAVAILABLE_MESSAGE), exchange)
     except HTTPException as err:
         return door.render_error(client_error(err), exchange)
     except Exception:

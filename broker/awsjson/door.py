@@ -14,9 +14,7 @@ from broker.awsjson import render, sigv4, validation
 from broker.awsjson.operations import OPERATIONS, TARGET_PREFIX, Operation
 from broker.doors import Exchange, Reply
 from broker.errors import (
-    STORE_UNAVAILABLE_MESSAGE,
     BrokerError,
-    InternalErrorException,
     RequestTooLargeException,
     SerializationException,
     UnknownOperationException,
@@ -51,7 +49,8 @@ class AwsJsonDoor:
         name, operation = _operation(exchange.header("x-amz-target"))
         exchange.operation = name
         body = exchange.body(self._limit, self._too_large)
-        if exchange.mimetype and exchange.mimetype not in ACCEPTED_CONTENT_TYPES:
+        mimetype = exchange.mimetype
+        if mimetype and mimetype not in ACCEPTED_CONTENT_TYPES:
             raise SerializationException(BAD_CONTENT_TYPE)
         headers = exchange.headers
         if operation.signed or sigv4.has_authorization(headers):
@@ -72,9 +71,6 @@ class AwsJsonDoor:
     def render_error(self, err: BrokerError, exchange: Exchange) -> Reply:
         exchange.outcome = err.error_type
         return render.error(err)
-
-    def store_unavailable(self) -> BrokerError:
-        return InternalErrorException(STORE_UNAVAILABLE_MESSAGE)
 
 
 def _operation(header: str) -> tuple[str, Operation]:

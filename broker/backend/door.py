@@ -26,9 +26,7 @@ from broker.backend.tokens import BackendTokens
 from broker.backend.translators import Credentials, SessionTranslator, build_translator
 from broker.doors import Exchange, Reply
 from broker.errors import (
-    STORE_UNAVAILABLE_MESSAGE,
     BrokerError,
-    StoreUnavailable,
     ValidationException,
 )
 from broker.services import Services
@@ -123,9 +121,6 @@ class BackendTokenDoor:
     def render_error(self, err: BrokerError, exchange: Exchange) -> Reply:
         reply, exchange.outcome = envelope.render_error(err)
         return reply
-
-    def store_unavailable(self) -> BrokerError:
-        return StoreUnavailable(STORE_UNAVAILABLE_MESSAGE)
 
 
 def build(svc: Services) -> BackendTokenDoor:
