@@ -78,8 +78,11 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("validation: validation.load_request", "load_request", "validation.py"),
     ("identity: resolve_developer_login", "resolve_developer_login", "developer.py"),
     ("  store.get_pool", "get_pool", "store/"),
-    ("  store.resolve_login_and_peek (backend door)", "resolve_login_and_peek", "store/"),
-    ("  store.resolve_login (Lua script)", "resolve_login", "store/"),
+    (
+        "  store.resolve_login (Lua script; the backend door also reads its cache entry)",
+        "resolve_login",
+        "store/",
+    ),
     ("    its round trip (ScriptRunner._evalsha)", "_evalsha", "store/script_runner.py"),
     ("sign: TokenSigner.sign", "sign", "tokens/signer.py"),
     ("  the RSA operation", "sign", "jws_algs.py"),

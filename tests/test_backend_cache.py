@@ -342,6 +342,4 @@ def test_the_peeked_key_must_be_one_of_the_pools(redis_server: RedisServer) -> N
     store = RedisStore(RedisConnector(redis_server.url, timeout=1.0))
     pool_id, other = f"us-east-1:{uuid.uuid4()}", f"us-east-1:{uuid.uuid4()}"
     with pytest.raises(ValueError, match="same hash slot"):
-        store.resolve_login_and_peek(
-            pool_id, "p:u", f"us-east-1:{uuid.uuid4()}", 0.0, entry_key(other, "x")
-        )
+        store.resolve_login(pool_id, "p:u", f"us-east-1:{uuid.uuid4()}", 0.0, entry_key(other, "x"))

@@ -166,8 +166,8 @@ class AnswersWithoutIdentity:
         config = PoolConfig(name="p", allow_unauthenticated=False, developer_provider_name=DEV)
         return IdentityPool(id=pool_id, config=config, created=0.0)
 
-    def resolve_login(self, *args: Any) -> tuple[LinkOutcome, None]:
-        return LinkOutcome.CREATED, None
+    def resolve_login(self, *args: Any) -> tuple[LinkOutcome, None, None]:
+        return LinkOutcome.CREATED, None, None
 
     def merge_logins(self, *args: Any) -> tuple[MergeOutcome, Identity | None]:
         return MergeOutcome.MERGED, None

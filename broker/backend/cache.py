@@ -7,7 +7,7 @@ same issuer, pool, identity, developer login, tags and duration. The backend doo
 hashes all but the identity (``login_cache_key``) and each entry names the identity it was
 signed for: a login has one identity at a time, and an entry is a hit only while it names
 the identity the login resolves to now, so the door reads the entry in the same Redis round
-trip that resolves the login (``RedisStore.resolve_login_and_peek``). Upstream mode keys by
+trip that resolves the login (``RedisStore.resolve_login`` with ``peek``). Upstream mode keys by
 the identity itself (``cache_key``).
 A cached token is handed out while more than ``min_remaining`` of its lifetime is left
 (default half), so a caller always gets a useful token and never an expired one; time is the

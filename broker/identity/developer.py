@@ -122,12 +122,10 @@ def resolve_developer_login(
         provider, user_id = developer_user_of(pool, logins)
     key = login_key(provider, user_id)
     peeked = None
-    if identity_id is None and peek is not None:
-        outcome, identity, peeked = store.resolve_login_and_peek(
+    if identity_id is None:
+        outcome, identity, peeked = store.resolve_login(
             pool_id, key, new_resource_id(region), now, peek
         )
-    elif identity_id is None:
-        outcome, identity = store.resolve_login(pool_id, key, new_resource_id(region), now)
     else:
         outcome, identity = store.link_login(pool_id, identity_id, key, now)
     if outcome is LinkOutcome.NO_POOL and providers is not None:

@@ -87,13 +87,11 @@ class IdentityStore(Protocol):
 
     # identities and logins
     def resolve_login(
-        self, pool_id: str, login: str, new_identity_id: str, now: float
-    ) -> tuple[LinkOutcome, Identity | None]: ...
-    def resolve_login_and_peek(
-        self, pool_id: str, login: str, new_identity_id: str, now: float, peek: str
+        self, pool_id: str, login: str, new_identity_id: str, now: float, peek: str | None = None
     ) -> tuple[LinkOutcome, Identity | None, str | None]:
-        """resolve_login, and when the login's identity exists, the value stored under
-        ``peek`` (a key of the same pool), read at the same moment."""
+        """The login's identity, created as ``new_identity_id`` when the login is new; with
+        ``peek`` (a key of the same pool), also the value stored there when the identity
+        already existed, read at the same moment (else None)."""
         ...
 
     def link_login(

@@ -25,30 +25,17 @@ LIST_SCAN_BUDGET = 1000
 class RedisStore(PoolStore):
     # --- identities and logins -------------------------------------------------------------
     def resolve_login(
-        self, pool_id: str, login: str, new_identity_id: str, now: float
-    ) -> tuple[LinkOutcome, Identity | None]:
-        k = keys.PoolKeys.of(pool_id)
-        answer = self._run(
-            scripts.RESOLVE_LOGIN,
-            [k.pool, k.logins, k.identities, k.order, k.sequence],
-            [login, new_identity_id, repr(now)],
-        )
-        outcome, identity = _outcome(LinkOutcome, pool_id, answer)
-        if identity is not None and _index_pending(answer[2]):
-            self._index_created(pool_id, identity.id)
-        return outcome, identity
-
-    def resolve_login_and_peek(
-        self, pool_id: str, login: str, new_identity_id: str, now: float, peek: str
+        self, pool_id: str, login: str, new_identity_id: str, now: float, peek: str | None = None
     ) -> tuple[LinkOutcome, Identity | None, str | None]:
-        if not keys.same_pool(pool_id, peek):
-            raise ValueError("the peeked key must be one of the pool's keys (same hash slot)")
         k = keys.PoolKeys.of(pool_id)
-        answer = self._run(
-            scripts.RESOLVE_LOGIN_AND_PEEK,
-            [k.pool, k.logins, k.identities, k.order, k.sequence, peek],
-            [login, new_identity_id, repr(now)],
-        )
+        pool_keys = [k.pool, k.logins, k.identities, k.order, k.sequence]
+        script = scripts.RESOLVE_LOGIN
+        if peek is not None:
+            if not keys.same_pool(pool_id, peek):
+                raise ValueError("the peeked key must be one of the pool's keys (same hash slot)")
+            pool_keys.append(peek)
+            script = scripts.RESOLVE_LOGIN_AND_PEEK
+        answer = self._run(script, pool_keys, [login, new_identity_id, repr(now)])
         outcome, identity = _outcome(LinkOutcome, pool_id, answer)
         if identity is not None and _index_pending(answer[2]):
             self._index_created(pool_id, identity.id)
