@@ -56,7 +56,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
     # The API doors, by path (explicit): every other request goes on to Flask.
     app.wsgi_app = FrontDoors(  # type: ignore[method-assign]
         app.wsgi_app,
-        {awsjson.PATH: awsjson.AwsJsonDoor(services), backend.PATH: backend.build(services)},
+        {
+            awsjson.PATH: awsjson.AwsJsonDoor(services),
+            backend.PATH: backend.BackendTokenDoor(services),
+        },
     )
     return app
 

@@ -10,11 +10,10 @@ core (``broker.backend.tokens``). A Redis fault becomes UNAVAILABLE, quickly.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Final
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
 from broker import metrics
 from broker.backend import envelope, openapi
@@ -23,7 +22,7 @@ from broker.backend.errors import BackendNotConfigured
 from broker.backend.pool import PoolResolver
 from broker.backend.schemas import load_token_request
 from broker.backend.tokens import BackendTokens
-from broker.backend.translators import Credentials, SessionTranslator, build_translator
+from broker.backend.translators import Credentials, build_translator
 from broker.doors import Exchange, Reply
 from broker.errors import (
     BrokerError,
@@ -33,7 +32,7 @@ from broker.services import Services
 from broker.store.backend_pool import RedisPoolNames
 from broker.store.token_cache import RedisTokenCache
 from broker.upstream.tokens import UpstreamTokens
-from broker.web import EXTENSION
+from broker.web import services
 
 log = logging.getLogger("broker.backend")
 
@@ -49,25 +48,32 @@ BODY_TOO_LARGE: Final = "The request body exceeds the limit of {limit} bytes."
 NOT_JSON: Final = "Content-Type must be application/json."
 
 
-@dataclass(frozen=True)
-class BackendDoor:
-    """The door's parts, built once per app (per gunicorn worker)."""
+class BackendTokenDoor:
+    """``POST /v1/token``, served by ``broker.doors`` (plain WSGI, no Flask request). Built
+    once per app (per gunicorn worker), with only the parts of the mode in use: tokens from
+    the local store (a named pool is created now when it can be; a failure is retried on
+    the first request) or, in upstream mode, from AWS (docs/upstream.md)."""
 
-    translator: SessionTranslator | None
-    tokens: BackendTokens | UpstreamTokens  # upstream mode: from AWS (docs/upstream.md)
-    pools: PoolResolver
-    max_body_bytes: int
+    metrics_door = METRICS_DOOR
+    log = logging.getLogger("broker.backend")
+    log_prefix = "backend door: "
 
-    @classmethod
-    def build(cls, svc: Services) -> BackendDoor:
+    def __init__(self, svc: Services) -> None:
         settings = svc.settings
+        self._translator = build_translator(settings.backend, svc.clock)
+        self._max_body_bytes = settings.max_body_bytes
+        self._tokens: BackendTokens | UpstreamTokens
+        if settings.upstream.enabled:
+            self._tokens = UpstreamTokens.from_services(svc)
+            self._tokens.warm()
+            return
         pools = PoolResolver(settings, svc.store, RedisPoolNames(svc.connector), svc.clock)
         cache = CoalescingTokenCache(
             RedisTokenCache(svc.connector),
             min_remaining=settings.backend.cache_min_remaining,
             clock=svc.clock,
         )
-        tokens = BackendTokens(
+        self._tokens = BackendTokens(
             store=svc.store,
             tokens=svc.tokens,
             pools=pools,
@@ -77,36 +83,19 @@ class BackendDoor:
             limit_identity=svc.limits.check_identity,
             providers=svc.providers,
         )
-        return cls(
-            translator=build_translator(settings.backend, svc.clock),
-            tokens=UpstreamTokens.from_services(svc) if settings.upstream.enabled else tokens,
-            pools=pools,
-            max_body_bytes=settings.max_body_bytes,
-        )
-
-
-class BackendTokenDoor:
-    """``POST /v1/token``, served by ``broker.doors`` (plain WSGI, no Flask request)."""
-
-    metrics_door = METRICS_DOOR
-    log = logging.getLogger("broker.backend")
-    log_prefix = "backend door: "
-
-    def __init__(self, door: BackendDoor) -> None:
-        self._door = door
+        if settings.backend.pool_id is not None or settings.backend.pool_name is not None:
+            _prepare_pool(pools)
 
     def handle(self, exchange: Exchange) -> Reply:
         exchange.operation = openapi.OPERATION_ID
-        door = self._door
-        if door.translator is None:
+        translator = self._translator
+        if translator is None:
             raise BackendNotConfigured(NOT_CONFIGURED)
-        credentials = Credentials(exchange.header_source(), exchange.cookies())
-        session = door.translator.translate(credentials)
+        session = translator.translate(Credentials(exchange.header_source(), exchange.cookies()))
         token_request = load_token_request(
-            _read_body(exchange, door.max_body_bytes),
-            trusted=door.translator.names_user_in_body,
+            _read_body(exchange, self._max_body_bytes), trusted=translator.names_user_in_body
         )
-        issued = door.tokens.issue(session, token_request)
+        issued = self._tokens.issue(session, token_request)
         metrics.count_token(METRICS_DOOR, new_identity=issued.new_identity, cached=issued.cached)
         return envelope.success(
             {
@@ -123,28 +112,17 @@ class BackendTokenDoor:
         return reply
 
 
-def build(svc: Services) -> BackendTokenDoor:
-    """The door for one app (one gunicorn worker); a named pool is created now when it can
-    be (a failure is retried on the first request)."""
-    door = BackendDoor.build(svc)
-    backend = svc.settings.backend
-    if isinstance(door.tokens, UpstreamTokens):  # the pool is at AWS, not in the local store
-        door.tokens.warm()
-    elif backend.pool_id is not None or backend.pool_name is not None:
-        try:
-            pool = door.pools.current()
-            log.info(
-                "backend door: pool %s, developer provider %s", pool.id, pool.developer_provider
-            )
-        except (BrokerError, redis.RedisError) as exc:
-            log.warning("backend door: pool not ready at start (%s)", type(exc).__name__)
-    return BackendTokenDoor(door)
+def _prepare_pool(pools: PoolResolver) -> None:
+    try:
+        pool = pools.current()
+        log.info("backend door: pool %s, developer provider %s", pool.id, pool.developer_provider)
+    except (BrokerError, redis.RedisError) as exc:
+        log.warning("backend door: pool not ready at start (%s)", type(exc).__name__)
 
 
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
-    svc: Services = current_app.extensions[EXTENSION]
-    return jsonify(openapi.document(svc.settings.backend))
+    return jsonify(openapi.document(services().settings.backend))
 
 
 def _read_body(exchange: Exchange, limit: int) -> bytes:
