@@ -13,7 +13,6 @@ than the chosen one is refused, so a typo in the mode is never silently ignored.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -30,6 +29,7 @@ from broker.model_limits import (  # the service model's limits (constraints.md)
 from broker.model_limits import MAX_PROVIDER_NAME_LENGTH as MAX_PROVIDER_LENGTH
 from config.env import (
     BETWEEN_0_AND_60_SECONDS,
+    is_loopback,
     matches,
     read_choice,
     read_float,
@@ -276,20 +276,11 @@ def _check_jwks_url(url: str) -> None:
         ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"BROKER_BACKEND_JWT_JWKS_URL must be an https URL, got {url!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname.lower(), LOOPBACK_NAMES):
         raise ConfigError(
             "BROKER_BACKEND_JWT_JWKS_URL must be an https URL (http only for a loopback "
             f"host: 127.0.0.0/8, ::1, localhost), got {url!r}"
         )
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _algorithms(

@@ -8,9 +8,10 @@ the variable. The wording of a bad value is the caller's where it differs (``inv
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TypeVar
 
 from config.errors import ConfigError
@@ -109,3 +110,13 @@ def read_choice(
 def matches(pattern: str, value: str, maximum: int) -> bool:
     """``value`` has 1..maximum characters and matches ``pattern`` whole."""
     return 1 <= len(value) <= maximum and re.fullmatch(pattern, value) is not None
+
+
+def is_loopback(host: str, names: Collection[str]) -> bool:
+    """``host`` is a loopback address (127.0.0.0/8, ::1) or one of ``names``."""
+    if host in names:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

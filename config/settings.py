@@ -8,13 +8,12 @@ is the documented development key pair, accepted only while the service listens 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from config.backend import BackendSettings
-from config.env import BETWEEN_0_AND_60_SECONDS, read_float, read_int
+from config.env import BETWEEN_0_AND_60_SECONDS, is_loopback, read_float, read_int
 from config.errors import ConfigError as ConfigError  # re-exported: callers import it here
 from config.keys import KeySettings
 from config.limits import RateLimitSettings
@@ -63,7 +62,7 @@ class Settings:
         credentials = _parse_credentials(creds_raw) if creds_raw else {}
         dev = not credentials
         if dev:
-            if not _is_loopback(host):
+            if not is_loopback(host, ("localhost", "unix")):
                 raise ConfigError(
                     "BROKER_CREDENTIALS is required when BROKER_BIND is not a loopback address "
                     f"(BROKER_BIND={bind!r}); the development key pair works on loopback only"
@@ -118,15 +117,6 @@ def _bind_host(bind: str) -> str:
     if not sep or not port.isdigit() or not host:
         raise ConfigError(f"BROKER_BIND must be HOST:PORT, got {bind!r}")
     return host.strip("[]")
-
-
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", "unix"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _parse_credentials(raw: str) -> dict[str, str]:

@@ -47,6 +47,7 @@ from broker.model_limits import (
     MAX_CLAIM_LENGTH,
     MAX_CLAIM_VALUE_LENGTH,
     MAX_COGNITO_PROVIDER_LENGTH,
+    MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
     MAX_ID_LENGTH,
     MAX_IDENTITIES_TO_DELETE,
     MAX_LOGIN_VALUE_LENGTH,
@@ -63,6 +64,7 @@ from broker.model_limits import (
     MAX_ROLES,
     MAX_SUPPORTED_LOGIN_PROVIDERS,
     MAX_TAG_KEY_LENGTH,
+    MAX_TAG_VALUE_LENGTH,
     MAX_TOKEN_DURATION,
     MIN_ARN_LENGTH,
     MIN_RESULTS,
@@ -74,12 +76,6 @@ from broker.model_limits import (
     ROLE_MAPPING_TYPES,
     ROLE_TYPE_PATTERN,
 )
-
-# Re-exported (``X as X``): broker.backend.translators.session imports these two from here.
-from broker.model_limits import (
-    MAX_DEVELOPER_USER_IDENTIFIER_LENGTH as MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
-)
-from broker.model_limits import MAX_TAG_VALUE_LENGTH as MAX_TAG_VALUE_LENGTH
 
 # Smithy's integer widths.
 INT32_BITS: Final = 32  # Smithy "integer"

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from broker.awsjson.schemas import MAX_DEVELOPER_USER_IDENTIFIER_LENGTH, MAX_TAG_VALUE_LENGTH
 from broker.backend.errors import SessionRejected, TagRefused
+from broker.model_limits import MAX_DEVELOPER_USER_IDENTIFIER_LENGTH, MAX_TAG_VALUE_LENGTH
 
 BEARER: Final = "bearer"
 
