@@ -236,14 +236,14 @@ def test_fifty_concurrent_misses_in_one_process_sign_once(redis_server: RedisSer
             signed.append(1)
             n = len(signed)
         now = int(time.time())
-        return CachedToken(f"token-{n}", now, now + 900)
+        return CachedToken(f"token-{n}", now, now + 900, identity_id="id")
 
     barrier = threading.Barrier(50)
     results: list[tuple[CachedToken, bool]] = []
 
     def call() -> None:
         barrier.wait()
-        results.append(cache.get_or_sign(key, sign))
+        results.append(cache.get_or_sign(key, sign, identity_id="id", seen=None))
 
     threads = [threading.Thread(target=call) for _ in range(50)]
     for thread in threads:

@@ -25,7 +25,6 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Final
 
 import redis
@@ -41,15 +40,6 @@ POLL_SECONDS: Final = 0.005
 class CacheKey:
     pool_id: str
     entry: str
-
-
-class Unread(Enum):
-    """The entry has not been read yet (``get_or_sign``'s ``seen``)."""
-
-    UNREAD = "unread"
-
-
-UNREAD: Final = Unread.UNREAD
 
 
 def cache_key(
@@ -101,14 +91,10 @@ class CoalescingTokenCache:
         *,
         min_remaining: float,
         clock: Callable[[], float],
-        wait_seconds: float = WAIT_SECONDS,
-        poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self._store = store
         self._min_remaining = min_remaining
         self._clock = clock
-        self._wait = wait_seconds
-        self._poll = poll_seconds
 
     @property
     def enabled(self) -> bool:
@@ -119,36 +105,33 @@ class CoalescingTokenCache:
         key: CacheKey,
         sign: Callable[[], CachedToken],
         *,
-        identity_id: str | None = None,
-        seen: str | None | Unread = UNREAD,
+        identity_id: str,
+        seen: str | None,
     ) -> tuple[CachedToken, bool]:
-        """The token for ``key`` and whether it came from the cache. With ``identity_id``,
-        only an entry signed for that identity is a hit; ``seen`` is the entry's raw value
-        when the caller has read it already (None: absent), so it is not read again."""
+        """The token for ``key`` and whether it came from the cache: only an entry signed
+        for ``identity_id`` is a hit. ``seen`` is the entry's raw value as the caller read it
+        with the login (None: absent), so the first look costs no round trip."""
         if not self.enabled:
             token = sign()
             self._store.count_signature(key.pool_id)
             return token, False
-        if isinstance(seen, Unread):
-            hit = self._fresh(key, identity_id)
-        else:
-            hit = self._usable(None if seen is None else CachedToken.decode(seen), identity_id)
+        hit = self._usable(None if seen is None else CachedToken.decode(seen), identity_id)
         if hit is not None:
             return hit, True
-        deadline = time.monotonic() + self._wait
+        deadline = time.monotonic() + WAIT_SECONDS
         while True:
             holder = self._store.try_lock(key.entry, LOCK_TTL_MS)
             if holder is not None:
                 return self._sign_holding(key, sign, holder, identity_id)
             if time.monotonic() >= deadline:
                 return self._sign_and_put(key, sign, None), False  # waited enough
-            time.sleep(self._poll)
+            time.sleep(POLL_SECONDS)
             hit = self._fresh(key, identity_id)
             if hit is not None:
                 return hit, True
 
     def _sign_holding(
-        self, key: CacheKey, sign: Callable[[], CachedToken], holder: str, identity_id: str | None
+        self, key: CacheKey, sign: Callable[[], CachedToken], holder: str, identity_id: str
     ) -> tuple[CachedToken, bool]:
         try:
             hit = self._fresh(key, identity_id)  # a holder before this one may have stored it
@@ -169,12 +152,12 @@ class CoalescingTokenCache:
         self._store.put(key.pool_id, key.entry, token, math.ceil(fresh_for), holder)
         return token
 
-    def _fresh(self, key: CacheKey, identity_id: str | None) -> CachedToken | None:
+    def _fresh(self, key: CacheKey, identity_id: str) -> CachedToken | None:
         return self._usable(self._store.get(key.entry), identity_id)
 
-    def _usable(self, cached: CachedToken | None, identity_id: str | None) -> CachedToken | None:
+    def _usable(self, cached: CachedToken | None, identity_id: str) -> CachedToken | None:
         if cached is None or not is_fresh(cached, self._clock(), self._min_remaining):
             return None
-        if identity_id is not None and cached.identity_id != identity_id:
+        if cached.identity_id != identity_id:
             return None  # signed for an identity the login no longer has
         return cached

@@ -7,7 +7,7 @@ code. The AWS names below only show in logs: the backend door never renders ``__
 
 from __future__ import annotations
 
-from broker.errors import BrokerError
+from broker.errors import BrokerError, ExternalServiceException
 
 
 class SessionRejected(BrokerError):
@@ -29,10 +29,9 @@ class BackendNotConfigured(BrokerError):
     status = 503
 
 
-class SessionSourceUnavailable(BrokerError):
+class SessionSourceUnavailable(ExternalServiceException):
     """The session cannot be checked right now (for example the JWKS URL did not answer)."""
 
-    error_type = "ExternalServiceException"
     status = 503
 
 

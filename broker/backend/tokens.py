@@ -65,8 +65,8 @@ class BackendTokens:
         cache: CoalescingTokenCache,
         region: str,
         clock: Callable[[], float],
-        limit_identity: Callable[[str], None] = lambda identity_id: None,
-        providers: DeveloperProviders | None = None,
+        limit_identity: Callable[[str], None],
+        providers: DeveloperProviders,
     ) -> None:
         self._providers = providers
         self._limit_identity = limit_identity

@@ -132,24 +132,21 @@ class RedisStore(PoolStore):
         )
         return _outcome(UnlinkOutcome, pool_id, answer)
 
-    def delete_identities(self, identity_ids: Sequence[str]) -> list[str]:
+    def delete_identities(self, identity_ids: Sequence[str]) -> None:
         """Delete each identity found through the index, one script per pool; unknown ids
-        are skipped. Answers the ids deleted."""
+        are skipped."""
         wanted = list(dict.fromkeys(identity_ids))
         if not wanted:
-            return []
+            return
         pools = cast(list[str | None], self.redis.hmget(keys.IDENTITY_INDEX, wanted))
         by_pool: dict[str, list[str]] = defaultdict(list)
         for identity_id, pool_id in zip(wanted, pools, strict=True):
             if pool_id is not None:
                 by_pool[pool_id].append(identity_id)
-        deleted: list[str] = []
         for pool_id, ids in by_pool.items():
             k = keys.PoolKeys.of(pool_id)
-            gone = self._run(scripts.DELETE_IDENTITIES, [k.logins, k.identities, k.order], ids)
-            deleted.extend(cast(list[str], gone))
+            self._run(scripts.DELETE_IDENTITIES, [k.logins, k.identities, k.order], ids)
             self.redis.hdel(keys.IDENTITY_INDEX, *ids)
-        return deleted
 
     # --- health ----------------------------------------------------------------------------
     def ping(self) -> bool:

@@ -98,9 +98,6 @@ class RedisTokenCache(ScriptRunner):
         self._count(pipe, pool_id)
         pipe.execute()
 
-    def signatures(self, pool_id: str) -> int:
-        return int(self.redis.get(signed_counter_key(pool_id)) or 0)
-
     @staticmethod
     def _count(pipe: Any, pool_id: str) -> None:
         counter = signed_counter_key(pool_id)

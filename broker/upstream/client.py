@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -38,10 +38,8 @@ class CognitoUpstream:
     def __init__(
         self,
         settings: UpstreamSettings,
-        session_factory: Callable[..., Any] | None = None,  # None: boto3's default Session
     ) -> None:
         self._settings = settings
-        self._session_factory = session_factory
         self._client: Any = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -61,8 +59,7 @@ class CognitoUpstream:
         import botocore.config
 
         settings = self._settings
-        factory = self._session_factory or boto3.session.Session
-        session = factory(region_name=settings.region)
+        session = boto3.session.Session(region_name=settings.region)
         config = botocore.config.Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=settings.connect_timeout,

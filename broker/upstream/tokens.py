@@ -28,7 +28,6 @@ user's next upstream call, that is, once their cached token is past the reuse th
 
 from __future__ import annotations
 
-import base64
 import binascii
 import contextlib
 import json
@@ -40,6 +39,7 @@ from typing import Final
 
 import redis
 
+from broker.b64 import b64decode
 from broker.backend.cache import cache_key, is_fresh
 from broker.backend.schemas import TokenRequest
 from broker.backend.tokens import IssuedToken, merge_tags
@@ -125,9 +125,7 @@ class UpstreamTokens:
         guard: Guard,
         min_remaining: float,
         clock: Callable[[], float],
-        limit_identity: Callable[[str], None] = lambda identity_id: None,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        limit_identity: Callable[[str], None],
     ) -> None:
         self._settings = settings
         self._identities = identities
@@ -137,8 +135,6 @@ class UpstreamTokens:
         self._min_remaining = min_remaining
         self._clock = clock
         self._limit_identity = limit_identity
-        self._monotonic = monotonic
-        self._sleep = sleep
         self._issuer = CACHE_ISSUER_PREFIX + (settings.endpoint_url or settings.region)
         self._lock_ttl_ms = round((settings.deadline + LOCK_MARGIN_SECONDS) * 1000)
 
@@ -176,7 +172,7 @@ class UpstreamTokens:
 
     # --- the miss: one upstream call per user ------------------------------------------
     def _coalesced(self, wanted: UserRequest) -> IssuedToken:
-        give_up_at = self._monotonic() + self._settings.deadline + WAIT_MARGIN_SECONDS
+        give_up_at = time.monotonic() + self._settings.deadline + WAIT_MARGIN_SECONDS
         waited_on: str | None = None
         while True:
             holder = self._tokens.try_lock(wanted.login, self._lock_ttl_ms)
@@ -186,9 +182,9 @@ class UpstreamTokens:
             if failure is not None and failure.holder in (waited_on, current):
                 return self._fall_back(wanted, rebuild(failure.error, failure.message))
             waited_on = current or waited_on
-            if self._monotonic() >= give_up_at:
+            if time.monotonic() >= give_up_at:
                 return self._fall_back(wanted, UpstreamUnavailable(STILL_WAITING))
-            self._sleep(POLL_SECONDS)
+            time.sleep(POLL_SECONDS)
             hit = self._cached(wanted)
             if hit is not None:
                 return hit
@@ -220,7 +216,7 @@ class UpstreamTokens:
                 self._tokens.release(wanted.login, holder)
 
     def _fetch(self, wanted: UserRequest, known: KnownIdentity | None) -> UpstreamToken:
-        deadline_at = self._monotonic() + self._settings.deadline
+        deadline_at = time.monotonic() + self._settings.deadline
         identity = known.identity_id if known is not None else None
         try:
             return self._guard.call(lambda: self._attempt(wanted, identity), deadline_at)
@@ -329,8 +325,7 @@ def token_lifetime(token: str, now: float, duration: int) -> tuple[int, int]:
     if len(parts) != 3:
         return issued, expires
     try:
-        payload = parts[1] + "=" * (-len(parts[1]) % 4)
-        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+        claims = json.loads(b64decode(parts[1]))
         exp = claims["exp"]
         iat = claims.get("iat", exp - duration)
     except (ValueError, TypeError, KeyError, UnicodeError, binascii.Error):
