@@ -266,6 +266,27 @@ def test_no_credentials_in_the_chain_is_unavailable_and_says_so(
     assert "found no AWS credentials (NoCredentialsError)" in answer["error"]["message"]
 
 
+def test_a_renewal_counts_once_against_the_per_identity_limit(
+    door: Callable[..., FlaskClient],
+) -> None:
+    """A known user whose token is renewed from upstream is one request for
+    BROKER_RATE_LIMIT_PER_IDENTITY, as in local mode (it was counted twice, so with a limit
+    of one token a second every renewal was refused)."""
+    clock = Clock()
+    client = door(
+        clock,
+        BROKER_RATE_LIMIT_PER_IDENTITY="1",
+        BROKER_BACKEND_CACHE_MIN_REMAINING="1",  # no reuse: every request renews
+    )
+    first = token_for(client, "renewed-once")  # unknown until now: not counted
+    clock.advance(1)
+    renewed = token_for(client, "renewed-once")  # one count in this second
+    assert renewed["identity_id"] == first["identity_id"]
+    assert renewed["cached"] is False
+    got, answer = ask(client, "renewed-once")  # a second request in the same second
+    assert got == 429 and answer["error"]["code"] == "RATE_LIMITED", answer
+
+
 def test_the_quota_answers_rate_limited_at_once_and_a_valid_token_is_served(
     door: Callable[..., FlaskClient], redis_server: RedisServer, upstream_pool: str
 ) -> None:

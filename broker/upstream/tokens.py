@@ -197,7 +197,6 @@ class UpstreamTokens:
                 stale = self._tokens.get(self._entry(wanted, known.identity_id))
                 if stale is not None and self._fresh(stale):  # a holder before us stored it
                     return _issued(known, stale, cached=True)
-                self._limit_identity(known.identity_id)
             try:
                 got = self._fetch(wanted, known)
             except (UpstreamThrottled, UpstreamUnavailable) as err:
