@@ -68,18 +68,22 @@ CODE_OF: Final[MappingProxyType[type[errors.BrokerError], str]] = MappingProxyTy
 
 
 def code_of(err: errors.BrokerError) -> str:
+    return _mapped_code(err) or "INTERNAL_ERROR"
+
+
+def _mapped_code(err: errors.BrokerError) -> str | None:
     for cls in type(err).__mro__:
         code = CODE_OF.get(cls)
         if code is not None:
             return code
-    return "INTERNAL_ERROR"
+    return None
 
 
 def render_error(err: errors.BrokerError) -> tuple[Reply, str]:
     """The door's answer for ``err`` and its code (the metrics' outcome label)."""
-    code = code_of(err)
-    known = any(cls in CODE_OF for cls in type(err).__mro__)
-    message = err.message if known else errors.INTERNAL_MESSAGE
+    mapped = _mapped_code(err)
+    code = mapped or "INTERNAL_ERROR"
+    message = err.message if mapped is not None else errors.INTERNAL_MESSAGE
     headers: tuple[tuple[str, str], ...] = ()
     if isinstance(err, SessionRejected) and err.challenge:
         headers = (("WWW-Authenticate", err.challenge),)

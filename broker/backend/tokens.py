@@ -44,6 +44,15 @@ class IssuedToken:
     new_identity: bool  # this request created the identity
 
 
+def requested_user(session: Session, request: TokenRequest) -> tuple[str, dict[str, str]]:
+    """The user a token is for (the session's, or in trusted mode the body's) and the
+    principal tags it carries (:func:`merge_tags`); both token sources start here."""
+    user_id = session.user_id if session.user_id is not None else request.user_id
+    if user_id is None:  # trusted mode without user_id is refused by the schema
+        raise ValidationException("user_id: Missing data for required field.")
+    return user_id, merge_tags(session.tags, request.principal_tags)
+
+
 def merge_tags(session: Mapping[str, str], body: Mapping[str, str]) -> dict[str, str]:
     """The session's tags, and the body's beside them; the body may not override one."""
     for tag in body:
@@ -78,10 +87,7 @@ class BackendTokens:
         self._clock = clock
 
     def issue(self, session: Session, request: TokenRequest) -> IssuedToken:
-        user_id = session.user_id if session.user_id is not None else request.user_id
-        if user_id is None:  # trusted mode without user_id is refused by the schema
-            raise ValidationException("user_id: Missing data for required field.")
-        tags = merge_tags(session.tags, request.principal_tags)
+        user_id, tags = requested_user(session, request)
         pool = self._pools.current()
         try:
             key, login = self._resolve(pool, user_id, tags, request.token_duration)

@@ -42,9 +42,9 @@ import redis
 from broker.b64 import b64decode
 from broker.backend.cache import cache_key, is_fresh
 from broker.backend.schemas import TokenRequest
-from broker.backend.tokens import IssuedToken, merge_tags
+from broker.backend.tokens import IssuedToken, requested_user
 from broker.backend.translators.session import Session
-from broker.errors import BrokerError, ValidationException
+from broker.errors import BrokerError
 from broker.services import Services
 from broker.store.token_cache import CachedToken, RedisTokenCache
 from broker.store.upstream_guard import RedisBreakerState, RedisQuota
@@ -153,12 +153,10 @@ class UpstreamTokens:
         )
 
     def issue(self, session: Session, request: TokenRequest) -> IssuedToken:
-        user_id = session.user_id if session.user_id is not None else request.user_id
-        if user_id is None:  # trusted mode without user_id is refused by the schema
-            raise ValidationException("user_id: Missing data for required field.")
+        user_id, tags = requested_user(session, request)
         wanted = UserRequest(
             user_id=user_id,
-            tags=merge_tags(session.tags, request.principal_tags),
+            tags=tags,
             duration=request.token_duration,
             login=login_key(self._settings.pool_id, self._settings.developer_provider, user_id),
         )
