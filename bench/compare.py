@@ -16,7 +16,6 @@ backend door's cache hits (``POST /v1/token``, 2,000 users cached first).
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import statistics
 import subprocess
@@ -28,7 +27,6 @@ from bench import loadgen, presign, procs, workloads
 from bench.harness import log
 
 USERS = 2000
-API_KEY_HEADER = "X-Api-Key"
 
 
 @dataclass
@@ -78,19 +76,15 @@ def _start(
     }
     side_dir = workdir / name
     side_dir.mkdir()
-    saved = procs.REPO_ROOT
-    procs.REPO_ROOT = tree  # Broker.start runs gunicorn in REPO_ROOT
-    try:
-        broker = procs.Broker(
-            workdir=side_dir,
-            venv=venv,
-            redis_url=redis.url,
-            credentials={key: secret},
-            cpus="0,1",
-            extra_env=env,
-        ).start(f"broker-{name}")
-    finally:
-        procs.REPO_ROOT = saved
+    broker = procs.Broker(
+        workdir=side_dir,
+        venv=venv,
+        redis_url=redis.url,
+        credentials={key: secret},
+        cpus="0,1",
+        extra_env=env,
+        root=tree,
+    ).start(f"broker-{name}")
     return Side(name, tree, broker)
 
 
@@ -100,26 +94,10 @@ def _prepare(side: Side, key: str, secret: str, api_key: str) -> None:
     side.target = presign.Target(host=f"{procs.LOOPBACK}:{broker.port}", key_id=key, secret=secret)
     side.pool = workloads.create_pool(broker.url, side.target, f"compare-{side.name}")
     workloads.seed(broker.url, side.target, side.pool, USERS, side_dir, "1")
-    headers = {
-        "Host": side.target.host,
-        "Content-Type": "application/json",
-        API_KEY_HEADER: api_key,
-    }
-    bodies = [
-        json.dumps({"user_id": f"user-{i}"}, separators=(",", ":")).encode() for i in range(USERS)
-    ]
-    side.cache_hits = presign.write_plain(side_dir / "backend.tsv", "/v1/token", headers, bodies)
-    fill = loadgen.run(
-        broker.url,
-        connections=16,
-        duration=120,
-        returning=None,
-        new=side.cache_hits,
-        new_every=1,
-        limit=USERS,
-        cpus="1",
-        workdir=side_dir,
+    side.cache_hits = workloads.cache_hits_file(
+        side_dir / "backend.tsv", side.target.host, api_key, USERS
     )
+    fill = workloads.each_once(broker.url, side.cache_hits, USERS, side_dir, "1")
     if fill.errors:
         raise RuntimeError(f"{side.name}: filling the token cache failed: {fill.statuses}")
 

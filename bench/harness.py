@@ -395,13 +395,13 @@ class Bench:
                 results.backend = {"skipped": f"POST /v1/token answered {status}: {answer}"}
                 log(f"backend: skipped, {results.backend['skipped'][:300]}")
                 return
-            bodies = [
-                json.dumps({"user_id": f"user-{i}"}, separators=(",", ":")).encode()
-                for i in range(plan.returning_users)
-            ]
-            path = presign.write_plain(self.workdir / "backend.tsv", "/v1/token", headers, bodies)
+            path = workloads.cache_hits_file(
+                self.workdir / "backend.tsv", host, self.api_key, plan.returning_users
+            )
             log(f"backend: filling the token cache with {plan.returning_users} users")
-            fill = self.wrk(broker.url, 16, 120, new=path, new_every=1, limit=plan.returning_users)
+            fill = workloads.each_once(
+                broker.url, path, plan.returning_users, self.workdir, plan.generator_cpus
+            )
             if fill.errors:
                 results.backend = {"skipped": f"filling the cache failed: {fill.statuses}"}
                 return
@@ -426,12 +426,11 @@ class Bench:
         plan = self.plan
         broker = self.broker(redis).start("broker-memory")
         try:
-            pool = workloads.create_pool(broker.url, self.target(broker.port), "bench-memory")
             target = self.target(broker.port)
-            seed = workloads.returning_file(
-                self.workdir / "mem-seed.tsv", target, pool, plan.returning_users
+            pool = workloads.create_pool(broker.url, target, "bench-memory")
+            workloads.seed(
+                broker.url, target, pool, plan.returning_users, self.workdir, plan.generator_cpus
             )
-            self.wrk(broker.url, 16, 120, new=seed, new_every=1, limit=plan.returning_users)
             samples = [self._rss_sample(broker, 0)]
             done = 0
             log(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import resource
 import signal
 import time
@@ -118,10 +117,4 @@ def run(
         statuses=statuses,
         generator_cpu=cpu / wall if wall else 0.0,
         raw=data,
-    )
-
-
-def available() -> bool:
-    return any(
-        os.access(os.path.join(d, "wrk"), os.X_OK) for d in os.environ["PATH"].split(os.pathsep)
     )

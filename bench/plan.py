@@ -85,14 +85,23 @@ def parse(argv: list[str] | None = None) -> Plan:
         metavar="NAME=VALUE",
         help="EXPERIMENT: extra environment for the broker, e.g. BROKER_ACCESS_LOG=off",
     )
+    # Two modes of their own, taken by bench/harness.py.main before this parser runs; declared
+    # here for --help, and refused when they come after other options.
     parser.add_argument(
         "--render",
         metavar="JSON",
-        help="only rewrite the .md and .png beside a saved benchmarks.json (first argument)",
+        help="only rewrite the .md and .png beside a saved benchmarks.json (alone)",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="REV and this checkout at once, short runs interleaved (first; bench/compare.py)",
     )
     parser.add_argument("--server-cpus", default="0,1", help="taskset list for the servers")
     parser.add_argument("--generator-cpus", default="1", help="taskset list for wrk")
     args = parser.parse_args(argv)
+    if args.render is not None or args.compare is not None:
+        parser.error("--render and --compare come first: bench/run --render JSON | --compare REV")
 
     quick = bool(args.quick)
     levels = _levels(args.levels) if args.levels else ((8, 32) if quick else (8, 32, 64))

@@ -286,6 +286,7 @@ class Broker:
     credentials: Mapping[str, str]
     cpus: str
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    root: Path = REPO_ROOT  # the checkout gunicorn serves (bench/compare.py: a worktree)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log: Path = Path()
@@ -315,7 +316,7 @@ class Broker:
         self.port = free_port()
         self.log = self.workdir / f"{name}.log"
         args = [str(self.venv / "bin" / "gunicorn"), "-c", "config/gunicorn.conf.py", "wsgi:app"]
-        self.proc = spawn(args, log=self.log, env=self.env(), cwd=REPO_ROOT, cpus=self.cpus)
+        self.proc = spawn(args, log=self.log, env=self.env(), cwd=self.root, cpus=self.cpus)
         wait_until(lambda: http_ok(f"{self.url}/readyz"), self.proc, START_TIMEOUT, self.log)
         # Every worker booted: the count of children has been the same for a second.
         deadline = time.monotonic() + 15.0

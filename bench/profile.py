@@ -207,15 +207,24 @@ def _settings(redis_url: str, broker_url: str, target: presign.Target, **extra: 
 
 
 def _wsgi_call(settings: Any, pool_id: str, target: presign.Target) -> Callable[[], bytes]:
+    """A returning user's signed GetOpenIdTokenForDeveloperIdentity, sent to a new app."""
+    body = presign.token_body(pool_id, workloads.PROVIDER, "ret-1")
+    headers = presign.sign(target, workloads.OPERATION, body)
+    return _app_call(settings, "/", f"http://{target.host}", headers, body)
+
+
+def _app_call(
+    settings: Any, path: str, base_url: str, headers: dict[str, str], body: bytes
+) -> Callable[[], bytes]:
+    """``POST path`` to an app built from ``settings``, called as WSGI (no server, no
+    HTTP); the call raises unless the answer is a 200."""
     from werkzeug.test import EnvironBuilder
 
     from broker.factory import create_app
 
     app = create_app(settings)
-    body = presign.token_body(pool_id, workloads.PROVIDER, "ret-1")
-    headers = presign.sign(target, workloads.OPERATION, body)
     environ = EnvironBuilder(
-        path="/", method="POST", base_url=f"http://{target.host}", headers=headers, data=body
+        path=path, method="POST", base_url=base_url, headers=headers, data=body
     ).get_environ()
 
     def call() -> bytes:
@@ -360,40 +369,20 @@ def components(
         return lambda: s.signer.sign(claims)
 
     def backend_hit() -> Callable[[], object]:
-        from werkzeug.test import EnvironBuilder
-
-        from broker.factory import create_app
-
         key = "k" * 40
-        app = create_app(
-            _settings(
-                redis_url,
-                broker_url,
-                target,
-                BROKER_BACKEND_AUTH="api_key",
-                BROKER_BACKEND_API_KEYS=key,
-                BROKER_BACKEND_POOL_NAME="bench-inprocess",
-                BROKER_BACKEND_DEVELOPER_PROVIDER="login.inprocess",
-            )
+        settings = _settings(
+            redis_url,
+            broker_url,
+            target,
+            BROKER_BACKEND_AUTH="api_key",
+            BROKER_BACKEND_API_KEYS=key,
+            BROKER_BACKEND_POOL_NAME="bench-inprocess",
+            BROKER_BACKEND_DEVELOPER_PROVIDER="login.inprocess",
         )
-        body = b'{"user_id":"user-1"}'
-        environ = EnvironBuilder(
-            path="/v1/token",
-            method="POST",
-            base_url=f"http://{target.host}",
-            headers={"Content-Type": "application/json", "X-Api-Key": key},
-            data=body,
-        ).get_environ()
-
-        def call() -> object:
-            env = dict(environ)
-            env["wsgi.input"] = io.BytesIO(body)
-            status: list[str] = []
-            data = b"".join(app.wsgi_app(env, lambda s, h, e=None: status.append(s)))
-            if not status or not status[0].startswith("200"):
-                raise RuntimeError(f"{status} {data[:200]!r}")
-            return data
-
+        headers = {"Content-Type": "application/json", "X-Api-Key": key}
+        call = _app_call(
+            settings, "/v1/token", f"http://{target.host}", headers, b'{"user_id":"user-1"}'
+        )
         call()  # the first one signs and fills the cache
         return call
 

@@ -72,21 +72,36 @@ def seed(
 ) -> loadgen.WrkResult:
     """Create the returning users' identities through the API itself (one wrk pass)."""
     path = returning_file(workdir / "seed.tsv", target, pool_id, users)
-    result = loadgen.run(
+    result = each_once(url, path, users, workdir, cpus)
+    if result.errors or result.requests < users:
+        raise RuntimeError(f"seeding {users} identities failed: {result}")
+    return result
+
+
+def each_once(url: str, path: Path, count: int, workdir: Path, cpus: str) -> loadgen.WrkResult:
+    """Send each of the first ``count`` requests of ``path`` once (16 connections): the pass
+    that creates identities or fills the token cache before a measurement."""
+    return loadgen.run(
         url,
         connections=16,
         duration=120,
         returning=None,
         new=path,
         new_every=1,
-        limit=users,
+        limit=count,
         cpus=cpus,
         workdir=workdir,
         log=workdir / "wrk.log",
     )
-    if result.errors or result.requests < users:
-        raise RuntimeError(f"seeding {users} identities failed: {result}")
-    return result
+
+
+def cache_hits_file(path: Path, host: str, api_key: str, users: int) -> Path:
+    """``POST /v1/token`` in trusted API-key mode for ``user-0`` .. ``user-<users-1>``."""
+    headers = {"Host": host, "Content-Type": "application/json", "X-Api-Key": api_key}
+    bodies = [
+        json.dumps({"user_id": f"user-{i}"}, separators=(",", ":")).encode() for i in range(users)
+    ]
+    return presign.write_plain(path, "/v1/token", headers, bodies)
 
 
 def post(
