@@ -1,13 +1,17 @@
 # shellcheck shell=bash
-# Shared set-up for scripts/test and scripts/run. Sourced, not executed; the caller has
-# already done `set -euo pipefail` and changed to the repository root.
+# Shared set-up for scripts/test, scripts/run, scripts/soak, scripts/container-check and
+# bench/run. Sourced, not executed; the caller has already done `set -euo pipefail` and
+# changed to the repository root.
 #
-#   ensure_venv LOCKFILE       create or reuse .venv, install LOCKFILE (with hashes) + the project
-#   ensure_redis_server_binary make sure `redis-server` is on PATH (apt-get when root)
+#   ensure_venv LOCK [LOCK...] create or reuse $VENV_DIR (default .venv), install the locks
+#                              (with hashes, one pip call) + the project
+#   ensure_command CMD [PKG]   make sure CMD is on PATH (apt-get install PKG when root)
+#   ensure_redis_server_binary ensure_command redis-server
 #
-# .venv is reused as long as its stamp (.venv/.stamp-<lock>.sha256) matches the sha256 of the
-# lock file and of pyproject.toml; otherwise the lock is installed again (pip leaves what is
-# already at the pinned version alone, so this is quick) and the stamp rewritten.
+# The venv is reused as long as its stamp ($VENV_DIR/.stamp-<first lock>.sha256) matches the
+# sha256 of the locks and of pyproject.toml; otherwise the locks are installed again (pip
+# leaves what is already at the pinned version alone, so this is quick) and the stamp
+# rewritten.
 
 VENV_DIR="${VENV_DIR:-.venv}"
 MIN_PYTHON="3.11"
@@ -50,20 +54,23 @@ _venv_pip() {
 }
 
 _venv_stamp_value() {
-  sha256sum "$1" pyproject.toml | sha256sum | cut -d' ' -f1
+  sha256sum "$@" pyproject.toml | sha256sum | cut -d' ' -f1
 }
 
 ensure_venv() {
-  local lock="$1"
-  if [[ ! -f "$lock" ]]; then
-    _venv_log "error: lock file $lock not found (run from the repository root)"
-    return 1
-  fi
+  local lock="$1" file requirements=()
+  for file in "$@"; do
+    if [[ ! -f "$file" ]]; then
+      _venv_log "error: lock file $file not found (run from the repository root)"
+      return 1
+    fi
+    requirements+=(-r "$file")
+  done
   if [[ ! -x "$VENV_DIR/bin/python" ]] || ! _venv_python_ok "$VENV_DIR/bin/python"; then
     _venv_create
   fi
   local stamp="$VENV_DIR/.stamp-${lock##*/}.sha256" want
-  want="$(_venv_stamp_value "$lock")"
+  want="$(_venv_stamp_value "$@")"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return 0
   fi
@@ -75,9 +82,9 @@ ensure_venv() {
     exec 9>&-
     return 0
   fi
-  _venv_log "installing $lock into $VENV_DIR (the lock or pyproject.toml changed, or a new venv)"
-  if ! _venv_pip install --require-hashes -r "$lock"; then
-    _venv_log "error: pip install --require-hashes -r $lock failed (see pip's message above)"
+  _venv_log "installing $* into $VENV_DIR (a lock or pyproject.toml changed, or a new venv)"
+  if ! _venv_pip install --require-hashes "${requirements[@]}"; then
+    _venv_log "error: pip install --require-hashes ${requirements[*]} failed (see pip's message above)"
     return 1
   fi
   if ! _venv_pip install --no-deps -e .; then
@@ -99,22 +106,28 @@ _apt_install() {
   apt-get install -y -q --no-install-recommends "$@" >/dev/null
 }
 
-ensure_redis_server_binary() {
-  if command -v redis-server >/dev/null; then
+ensure_command() {
+  local command="$1" package="${2:-$1}"
+  if command -v "$command" >/dev/null; then
     return 0
   fi
   if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null; then
-    _venv_log "redis-server not found; installing it with apt-get"
-    # Keep the package's init script from starting a system-wide server on 6379: the tests
-    # start their own on free ports, and scripts/run starts one with the project's settings.
+    _venv_log "$command not found; installing $package with apt-get"
+    # Keep a package's init script from starting a system-wide server (redis-server on
+    # 6379): the tests start their own on free ports, and scripts/run starts one with the
+    # project's settings.
     local policy=/usr/sbin/policy-rc.d added_policy=""
     if [[ ! -e "$policy" ]]; then
       printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added_policy=1
     fi
-    _apt_install redis-server || true
+    _apt_install "$package" || true
     [[ -n "$added_policy" ]] && rm -f "$policy"
-    command -v redis-server >/dev/null && return 0
+    command -v "$command" >/dev/null && return 0
   fi
-  _venv_log "error: redis-server is not on PATH; install it (Debian/Ubuntu: apt-get install redis-server)"
+  _venv_log "error: $command is not on PATH; install it (Debian/Ubuntu: apt-get install $package)"
   return 1
+}
+
+ensure_redis_server_binary() {
+  ensure_command redis-server
 }
