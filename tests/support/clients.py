@@ -14,17 +14,25 @@ REGION = "us-east-1"
 
 def cognito_client(server: BrokerServer, **config: Any) -> Any:
     """A ``cognito-identity`` client at ``server`` with its first key pair and no retries
-    (so a test sees every error); ``config`` adds botocore Config options. Each call makes
-    its own session: boto3 sessions are not to be shared between threads."""
+    (so a test sees every error); ``config`` adds botocore Config options."""
+    return cognito_at(
+        server.url,
+        server.access_key_id,
+        server.secret_access_key,
+        retries={"max_attempts": 1},
+        **config,
+    )
+
+
+def cognito_at(endpoint: str, key_id: str, secret: str, **config: Any) -> Any:
+    """A ``cognito-identity`` client at ``endpoint`` signing with ``key_id``/``secret``
+    (botocore Config options in ``config``). Each call makes its own session: boto3
+    sessions are not to be shared between threads."""
     session = boto3.session.Session(
-        aws_access_key_id=server.access_key_id,
-        aws_secret_access_key=server.secret_access_key,
-        region_name=REGION,
+        aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=REGION
     )
     return session.client(
-        "cognito-identity",
-        endpoint_url=server.url,
-        config=botocore.config.Config(retries={"max_attempts": 1}, **config),
+        "cognito-identity", endpoint_url=endpoint, config=botocore.config.Config(**config)
     )
 
 

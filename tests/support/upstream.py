@@ -29,10 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-import boto3
-import botocore.config
-
-from support.clients import create_developer_pool
+from support.clients import cognito_at, create_developer_pool
 from support.processes import (
     BrokerServer,
     ManagedProcess,
@@ -78,17 +75,13 @@ def upstream_token_calls(base_url: str, outcome: str | None = None) -> int:
 
 def cognito_client(endpoint: str, key_id: str, secret: str) -> Any:
     """A boto3 client at ``endpoint`` (no retries, no machine configuration read)."""
-    session = boto3.session.Session(
-        aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=REGION
-    )
-    return session.client(
-        "cognito-identity",
-        endpoint_url=endpoint,
-        config=botocore.config.Config(
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=10,
-        ),
+    return cognito_at(
+        endpoint,
+        key_id,
+        secret,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=10,
     )
 
 
