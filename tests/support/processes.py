@@ -130,7 +130,7 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _spawn(
+def spawn(
     args: Sequence[str],
     *,
     log: IO[bytes],
@@ -151,7 +151,7 @@ def _spawn(
     return proc
 
 
-def _end(proc: subprocess.Popen[bytes], timeout: float, first: signal.Signals) -> None:
+def end_process(proc: subprocess.Popen[bytes], timeout: float, first: signal.Signals) -> None:
     """Send ``first``, wait up to ``timeout``, then SIGKILL; always reaps the child."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -168,10 +168,10 @@ def _end(proc: subprocess.Popen[bytes], timeout: float, first: signal.Signals) -
 @atexit.register
 def _sweep() -> None:
     for proc in list(_live):
-        _end(proc, 2.0, signal.SIGTERM)
+        end_process(proc, 2.0, signal.SIGTERM)
 
 
-def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float) -> str:
+def wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float) -> str:
     """Poll ``ready`` until true; return '' then, else why it never was."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -276,18 +276,18 @@ class RedisServer(ManagedProcess):
             *self.config,
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
-            self._proc = _spawn(args, log=log)
-        return _wait_until(self.ping, self._proc, REDIS_START_TIMEOUT)
+            self._proc = spawn(args, log=log)
+        return wait_until(self.ping, self._proc, REDIS_START_TIMEOUT)
 
     def kill(self) -> None:
         """SIGKILL, like a crash: no shutdown save, no final fsync. The dir is kept."""
         if self._proc is not None:
-            _end(self._proc, STOP_TIMEOUT, signal.SIGKILL)
+            end_process(self._proc, STOP_TIMEOUT, signal.SIGKILL)
 
     def restart(self) -> Self:
         """Start again on the same port and dir (after kill(), or a graceful stop first)."""
         if self._proc is not None and self._proc.poll() is None:
-            _end(self._proc, STOP_TIMEOUT, signal.SIGTERM)
+            end_process(self._proc, STOP_TIMEOUT, signal.SIGTERM)
         self._fixed_port = True
         return self.start()
 
@@ -299,9 +299,18 @@ class RedisServer(ManagedProcess):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(STOP_TIMEOUT)
         if proc is not None:
-            _end(proc, STOP_TIMEOUT, signal.SIGTERM)
+            end_process(proc, STOP_TIMEOUT, signal.SIGTERM)
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def http_ok(url: str) -> bool:
+    """``GET url`` answers 200 within a second."""
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as resp:
+            return int(resp.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def broker_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -387,11 +396,7 @@ class BrokerServer(ManagedProcess):
         return child_pids(self.pid)
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/readyz", timeout=1.0) as resp:
-                return int(resp.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return http_ok(f"{self.url}/readyz")
 
     def start(self) -> Self:
         if self._proc is not None and self._proc.poll() is None:
@@ -403,8 +408,8 @@ class BrokerServer(ManagedProcess):
                 log.write(f"--- start on port {self.port}\n".encode())
                 log.flush()
                 args = [str(self.gunicorn), "-c", "config/gunicorn.conf.py", "wsgi:app"]
-                self._proc = _spawn(args, log=log, env=self.env(), cwd=REPO_ROOT)
-            reason = _wait_until(self.ready, self._proc, self.start_timeout)
+                self._proc = spawn(args, log=log, env=self.env(), cwd=REPO_ROOT)
+            reason = wait_until(self.ready, self._proc, self.start_timeout)
             if not reason:
                 return self
             in_use = "in use" in log_tail(self.log_path, 10)
@@ -423,7 +428,7 @@ class BrokerServer(ManagedProcess):
         if proc is None:
             return
         workers = child_pids(proc.pid) if proc.poll() is None else []
-        _end(proc, grace, signal.SIGTERM)
+        end_process(proc, grace, signal.SIGTERM)
         _kill_leftovers(workers)
 
     def stop(self, timeout: float = 25.0) -> None:

@@ -35,11 +35,13 @@ from support.processes import (
     ManagedProcess,
     ProcessStartError,
     RedisServer,
-    _end,
-    _spawn,
-    _wait_until,
+    broker_env,
+    end_process,
     free_port,
+    http_ok,
     log_tail,
+    spawn,
+    wait_until,
 )
 
 TOKEN_OPERATION = "GetOpenIdTokenForDeveloperIdentity"
@@ -159,20 +161,12 @@ class MotoServer(ManagedProcess):
         return f"http://127.0.0.1:{self.port}"
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1.0) as response:
-                return int(response.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return http_ok(f"{self.url}/moto-api/")
 
     def start(self) -> Self:
         if not self.executable.exists():
             raise ProcessStartError(f"{self.executable} not found (pip install 'moto[server]')")
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("AWS_", "MOTO_", "BROKER_"))
-        }
+        env = {key: value for key, value in broker_env().items() if not key.startswith("MOTO_")}
         env.update(
             {
                 "MOTO_ENABLE_RECORDING": "true",
@@ -182,8 +176,8 @@ class MotoServer(ManagedProcess):
         )
         args = [str(self.executable), "-H", "127.0.0.1", "-p", str(self.port)]
         with self.log_path.open("ab") as log:
-            self._proc = _spawn(args, log=log, env=env, cwd=self.dir)
-        reason = _wait_until(self.ready, self._proc, MOTO_START_TIMEOUT)
+            self._proc = spawn(args, log=log, env=env, cwd=self.dir)
+        reason = wait_until(self.ready, self._proc, MOTO_START_TIMEOUT)
         if reason:
             tail = log_tail(self.log_path)
             self.stop()
@@ -206,7 +200,7 @@ class MotoServer(ManagedProcess):
 
     def stop(self) -> None:
         if self._proc is not None:
-            _end(self._proc, 10.0, signal.SIGTERM)
+            end_process(self._proc, 10.0, signal.SIGTERM)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
