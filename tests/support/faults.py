@@ -107,6 +107,7 @@ class NewIdentityLoad:
         self.max_requests = max_requests
         self.max_seconds = max_seconds
         self.attempts: list[Attempt] = []
+        self._acknowledged = 0  # attempts answered 200, kept as they come in
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
@@ -123,11 +124,13 @@ class NewIdentityLoad:
             attempt = token_attempt(self.server, self.pool_id, self.provider, user)
             with self._lock:
                 self.attempts.append(attempt)
+                if attempt.status == 200:
+                    self._acknowledged += 1
 
     @property
     def acknowledged(self) -> int:
         with self._lock:
-            return sum(1 for a in self.attempts if a.status == 200)
+            return self._acknowledged
 
     def wait_for(self, acknowledged: int, timeout: float) -> None:
         """Block until this many requests in all have been answered 200."""
@@ -284,8 +287,9 @@ def _still_there(
     described = call(server, "DescribeIdentity", {"IdentityId": identity_id})
     if described.status_code != 200:
         return f"{identity_id}: DescribeIdentity answered {described.status_code}"
-    if described.json().get("Logins") != [provider]:
-        return f"{identity_id}: DescribeIdentity shows logins {described.json().get('Logins')}"
+    logins = described.json().get("Logins")
+    if logins != [provider]:
+        return f"{identity_id}: DescribeIdentity shows logins {logins}"
     again = token_attempt(server, pool_id, provider, user)
     if again.identity_id != identity_id:
         return f"{identity_id}: a new token call answered {again.status} {again.identity_id}"
@@ -297,8 +301,9 @@ def _count_listed(server: BrokerServer, pool_id: str) -> int:
     for _ in range(100_000):  # bounded: 6 million identities
         page = call(server, "ListIdentities", body)
         assert page.status_code == 200, page.text
-        count += len(page.json()["Identities"])
-        token = page.json().get("NextToken")
+        answer = page.json()
+        count += len(answer["Identities"])
+        token = answer.get("NextToken")
         if not token:
             return count
         body = {**body, "NextToken": token}
