@@ -3,12 +3,21 @@ for gives: each is compared here with that code, on ordinary and on odd input.""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
 from werkzeug.datastructures import EnvironHeaders
 
+from broker import jsonbody
+from broker.awsjson import validation
+from broker.awsjson.schemas import SCHEMAS
 from broker.doors import Exchange
+from broker.errors import SerializationException
 
 ENVIRONS: list[dict[str, Any]] = [
     {  # what gunicorn hands a door for a botocore request
@@ -49,3 +58,86 @@ def test_exchange_headers_are_werkzeugs_under_lower_case_names(environ: dict[str
     expected = {name.lower(): value for name, value in EnvironHeaders(environ).items()}
     headers = Exchange(environ, "rid").headers
     assert list(headers.items()) == list(expected.items())
+
+
+# --- validation: validation._load stands for marshmallow's Schema.load --------------------
+def test_every_operation_schema_is_loaded_without_marshmallows_machinery() -> None:
+    assert set(validation._PLAIN_FIELDS) == set(SCHEMAS)
+
+
+def _outcome(load: Callable[[], Any]) -> tuple[str, Any]:
+    try:
+        return "loaded", load()
+    except ValidationError as err:
+        return "invalid", err.messages
+    except SerializationException as err:
+        return "serialization", err.message
+
+
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+_JSON = st.recursive(
+    _SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner)
+)
+_VALUES = (
+    _JSON
+    | st.from_regex(r"us-east-1:[0-9a-f-]{1,40}", fullmatch=True)
+    | st.dictionaries(st.sampled_from(["login.dev", "x" * 130, ""]), _SCALARS, max_size=3)
+)
+
+
+@st.composite
+def _requests(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """An operation and a body mixing its own members (of any JSON type) with others."""
+    operation = draw(st.sampled_from(sorted(SCHEMAS)))
+    members = [field.data_key or name for name, field in SCHEMAS[operation].load_fields.items()]
+    keys = st.sampled_from(members) | st.text(max_size=5)
+    return operation, draw(st.dictionaries(keys, _VALUES, max_size=6))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_requests())
+def test_load_gives_what_marshmallow_gives(request: tuple[str, dict[str, Any]]) -> None:
+    operation, data = request
+    fields = validation._PLAIN_FIELDS[operation]
+    assert _outcome(lambda: validation._load(fields, data)) == _outcome(
+        lambda: SCHEMAS[operation].load(data)
+    )
+
+
+def test_load_reports_each_invalid_member_as_marshmallow_does() -> None:
+    operation = "GetOpenIdTokenForDeveloperIdentity"
+    data = {"TokenDuration": 0, "Logins": {"": "u"}, "Other": 1}  # no IdentityPoolId
+    fields = validation._PLAIN_FIELDS[operation]
+    outcome = _outcome(lambda: validation._load(fields, data))
+    assert outcome == _outcome(lambda: SCHEMAS[operation].load(data))
+    assert outcome[0] == "invalid" and set(outcome[1]) == {
+        "IdentityPoolId",
+        "Logins",
+        "TokenDuration",
+    }
+
+
+# --- JSON bodies: a decoder made once stands for json.loads -------------------------------
+@pytest.mark.parametrize(
+    "body",
+    [b"{}", b'{"a": [1, 2.5, "\\u00e9"]}', b"\xef\xbb\xbf{}", b'{"a": NaN}', b"[1]", b"{"],
+)
+def test_bodies_parse_as_json_loads_parses_them(body: bytes) -> None:
+    def reference() -> dict[str, Any]:
+        data = json.loads(body.decode("utf-8"), parse_constant=jsonbody._reject_constant)
+        if type(data) is not dict:
+            raise jsonbody.NotAJsonObject(jsonbody.json_type_name(data))
+        return data
+
+    def outcome(parse: Callable[[], Any]) -> tuple[str, Any]:
+        try:
+            return "parsed", parse()
+        except (ValueError, UnicodeDecodeError) as err:
+            return type(err).__name__, str(err)
+
+    expected = outcome(reference)
+    got = outcome(lambda: jsonbody.parse_object(body))
+    if expected[0] in ("parsed", "NotAJsonObject"):
+        assert got == expected
+    else:  # parse_object words the failure itself, from the same error
+        assert got[0] == "NotJson" and expected[1] in got[1]
