@@ -274,10 +274,15 @@ def _not_post(start_response: StartResponse, rid: str, *, options: bool) -> list
     return [body]
 
 
+#: ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` is this encoder's
+#: ``encode``; made once, as json.dumps makes one for every call given options.
+_COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _json_bytes(value: Any) -> bytes:
     """Compact UTF-8 JSON; a text holding an unpaired surrogate (which UTF-8 cannot carry)
     is written with ASCII escapes instead, still valid JSON."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    text = _COMPACT_JSON.encode(value)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

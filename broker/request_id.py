@@ -6,15 +6,16 @@ without Flask's request context, and the log formatter must find the id either w
 
 from __future__ import annotations
 
-import uuid
 from contextvars import ContextVar, Token
+
+from broker.uuids import random_uuid
 
 CURRENT: ContextVar[str | None] = ContextVar("broker_request_id", default=None)
 
 
 def begin() -> tuple[str, Token[str | None]]:
     """A fresh id, made current; give the token to :func:`end` when the request is done."""
-    request_id = str(uuid.uuid4())
+    request_id = random_uuid()
     return request_id, CURRENT.set(request_id)
 
 

@@ -4,7 +4,10 @@ for gives: each is compared here with that code, on ordinary and on odd input.""
 from __future__ import annotations
 
 import json
+import uuid
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,9 +16,10 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 from werkzeug.datastructures import EnvironHeaders
 
-from broker import jsonbody
+from broker import jsonbody, uuids
 from broker.awsjson import validation
 from broker.awsjson.schemas import SCHEMAS
+from broker.backend import envelope
 from broker.doors import Exchange
 from broker.errors import SerializationException
 
@@ -141,3 +145,22 @@ def test_bodies_parse_as_json_loads_parses_them(body: bytes) -> None:
         assert got == expected
     else:  # parse_object words the failure itself, from the same error
         assert got[0] == "NotJson" and expected[1] in got[1]
+
+
+# --- ids: random_uuid stands for str(uuid.uuid4()) ----------------------------------------
+def test_random_uuids_are_version_4_uuids_in_canonical_text() -> None:
+    made = [uuids.random_uuid() for _ in range(4000)]
+    assert len(set(made)) == len(made)
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
+    # every variant digit occurs, about equally: the two bits left random stay random
+    counts = Counter(text[19] for text in made)
+    assert set(counts) == set("89ab") and min(counts.values()) > 800
+
+
+# --- the backend envelope's timestamps, cached per second ---------------------------------
+@pytest.mark.parametrize("epoch", [0, 1.9, 1_790_000_000, 1_790_000_000.75, 4_102_444_800])
+def test_iso8601_is_strftime_of_the_whole_second(epoch: float) -> None:
+    expected = datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert envelope.iso8601(epoch) == envelope.iso8601(epoch) == expected

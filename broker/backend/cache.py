@@ -34,6 +34,8 @@ from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key
 LOCK_TTL_MS: Final = 5_000  # longer than any signature takes; a dead holder frees it
 WAIT_SECONDS: Final = 1.0  # how long a coalesced miss waits before signing itself
 POLL_SECONDS: Final = 0.005
+#: ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``'s encoder, made once.
+_COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def login_cache_key(
 
 
 def _key(pool_id: str, material: list[object]) -> CacheKey:
-    text = json.dumps(material, separators=(",", ":"), ensure_ascii=False)
+    text = _COMPACT_JSON.encode(material)
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return CacheKey(pool_id, entry_key(pool_id, digest))
 

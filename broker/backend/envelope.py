@@ -10,6 +10,7 @@ never a 200 and never its own text.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -24,6 +25,7 @@ from broker.doors import Reply, json_reply
 
 CONTENT_TYPE: Final = "application/json"
 NO_STORE: Final = (("Cache-Control", "no-store"),)
+ISO8601_CACHE_SIZE: Final = 4096  # instants: each user's creation and token expiry
 
 #: Envelope code -> HTTP status. The OpenAPI document lists exactly these.
 STATUS_OF: Final = MappingProxyType(
@@ -98,4 +100,11 @@ def success(data: dict[str, Any]) -> Reply:
 
 def iso8601(epoch: float) -> str:
     """Seconds since the epoch -> ``2026-01-02T03:04:05Z`` (RFC 3339 ``date-time``, UTC)."""
-    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso8601_second(int(epoch))
+
+
+@lru_cache(maxsize=ISO8601_CACHE_SIZE)
+def _iso8601_second(second: int) -> str:
+    # Cached: a cache hit answers the identity's creation and the cached token's expiry,
+    # the same two instants for every hit, and strftime costs more than the lookup.
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

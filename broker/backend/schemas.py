@@ -32,6 +32,8 @@ USER_ID_ONLY_TRUSTED: Final = (
     "user_id is accepted only with BROKER_BACKEND_AUTH=api_key; here the session names the user"
 )
 MAX_LABEL: Final = 40  # a member or map key quoted in a message is cut here
+#: ``json.dumps(data, ensure_ascii=False)``'s encoder, made once rather than per call.
+_JSON: Final = json.JSONEncoder(ensure_ascii=False)
 
 
 class WholeNumber(fields.Integer):
@@ -109,7 +111,7 @@ def _parse(body: bytes) -> dict[str, Any]:
     except NotAJsonObject:
         raise ValidationException("The request body must be a JSON object.") from None
     try:  # an escaped unpaired surrogate ("\\ud800") parses, but no token can carry it
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        _JSON.encode(data).encode("utf-8")
     except UnicodeEncodeError:
         raise ValidationException("The request body holds an unpaired UTF-16 surrogate.") from None
     return data

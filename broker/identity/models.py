@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from broker.uuids import random_uuid
 
 #: The provider name under which an unauthenticated identity's token is sent back to
 #: GetOpenIdToken (contract section 7).
@@ -18,7 +19,7 @@ MAX_DEVELOPER_USER_IDENTIFIER_LENGTH = 1024
 
 def new_resource_id(region: str) -> str:
     """A pool or identity id: ``<region>:<uuid4>`` in lower-case hex (contract section 3)."""
-    return f"{region}:{uuid.uuid4()}"
+    return f"{region}:{random_uuid()}"
 
 
 def pool_arn(region: str, account_id: str, pool_id: str) -> str:

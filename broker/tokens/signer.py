@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from joserfc.jws import JWSRegistry
 from joserfc.util import json_b64encode, urlsafe_b64encode
 
 from broker.tokens.keys import ALGORITHM, KeyRing, SigningKey
+
+#: What ``json.dumps(claims, ensure_ascii=False, separators=(",", ":"))`` uses, made once
+#: (json.dumps makes an encoder for every call given options).
+_COMPACT_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class TokenSigner:
@@ -27,7 +31,7 @@ class TokenSigner:
 
     def sign(self, claims: Mapping[str, Any]) -> str:
         key = self._keyring.current()
-        payload = json.dumps(dict(claims), ensure_ascii=False, separators=(",", ":"))
+        payload = _COMPACT_JSON.encode(dict(claims))
         signing_input = self._header_segment(key) + b"." + urlsafe_b64encode(payload.encode())
         signature = urlsafe_b64encode(self._algorithm.sign(signing_input, key.key))
         return (signing_input + b"." + signature).decode("ascii")
