@@ -7,21 +7,29 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 from werkzeug.datastructures import EnvironHeaders
 
 from broker import jsonbody, uuids
-from broker.awsjson import validation
+from broker.awsjson import sigv4, validation
 from broker.awsjson.schemas import SCHEMAS
 from broker.backend import envelope
 from broker.doors import Exchange
-from broker.errors import SerializationException
+from broker.errors import (
+    IncompleteSignatureException,
+    InvalidSignatureException,
+    SerializationException,
+)
 
 ENVIRONS: list[dict[str, Any]] = [
     {  # what gunicorn hands a door for a botocore request
@@ -164,3 +172,54 @@ def test_random_uuids_are_version_4_uuids_in_canonical_text() -> None:
 def test_iso8601_is_strftime_of_the_whole_second(epoch: float) -> None:
     expected = datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert envelope.iso8601(epoch) == envelope.iso8601(epoch) == expected
+
+
+# --- SigV4: the signing key and the parsed scope are cached -------------------------------
+SECRETS = {"AKIDFIRST": "first-secret-of-16+chars", "AKIDSECOND": "second-secret-16+chars"}
+
+
+def _signed(
+    key_id: str, secret: str, at: datetime, *, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "T.Op"}
+    headers.update(extra or {})
+    request = AWSRequest(method="POST", url="http://broker.test/", data=b"{}", headers=headers)
+    auth = SigV4Auth(Credentials(key_id, secret), "cognito-identity", "us-east-1")
+    with mock.patch("botocore.auth.get_current_datetime", return_value=at):  # sign "at"
+        auth.add_auth(request)
+    return {**dict(request.headers.items()), "Host": "broker.test"}
+
+
+def _verify(headers: dict[str, str], at: datetime, secrets: dict[str, str] = SECRETS) -> str:
+    return sigv4.verify_request(
+        "POST", "/", "", headers, b"{}", credentials=secrets, region="us-east-1", now=at
+    )
+
+
+def test_cached_keys_and_scopes_follow_the_key_the_day_and_the_signed_headers() -> None:
+    day = datetime(2026, 3, 1, 23, 59, 30, tzinfo=UTC)
+    next_day = day + timedelta(minutes=1)
+    for at in (day, next_day, day):
+        for key_id, secret in SECRETS.items():
+            assert _verify(_signed(key_id, secret, at), at) == key_id
+            extra = _signed(key_id, secret, at, extra={"X-Amz-Meta": "1"})
+            assert _verify(extra, at) == key_id  # same Credential, other SignedHeaders
+    # A request signed with the other key's secret, or yesterday's scope, still fails
+    forged = _signed("AKIDFIRST", SECRETS["AKIDSECOND"], day)
+    with pytest.raises(InvalidSignatureException):
+        _verify(forged, day)
+    with pytest.raises(InvalidSignatureException):  # a rotated secret under the same key id
+        _verify(_signed("AKIDFIRST", SECRETS["AKIDFIRST"], day), day, {"AKIDFIRST": "x" * 20})
+    stale = _signed("AKIDFIRST", SECRETS["AKIDFIRST"], day)
+    stale["X-Amz-Date"] = next_day.strftime("%Y%m%dT%H%M%SZ")
+    with pytest.raises(InvalidSignatureException, match="Date in Credential scope"):
+        _verify(stale, next_day)
+
+
+def test_a_bad_scope_is_refused_every_time() -> None:
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    headers = _signed("AKIDFIRST", SECRETS["AKIDFIRST"], at)
+    bad = headers["Authorization"].replace("SignedHeaders=", "SignedHeaders=;", 1)
+    for _ in range(2):
+        with pytest.raises(IncompleteSignatureException, match="SignedHeaders must be"):
+            _verify({**headers, "Authorization": bad}, at)

@@ -47,6 +47,7 @@ MAX_SKEW = timedelta(minutes=5)
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 AMZ_PREFIX = "x-amz-"  # every request header with this prefix must be signed
 SIGNING_KEY_CACHE_SIZE = 256  # (secret, date, region, service) tuples: keys x days x scopes
+SCOPE_CACHE_SIZE = 256  # (Credential, SignedHeaders) pairs: clients' keys x days x header sets
 _AUTH_PARAMS = ("Credential", "SignedHeaders", "Signature")
 _HEX_DIGITS = frozenset("0123456789abcdef")
 _SIGNATURE_LENGTH = 64
@@ -86,8 +87,7 @@ def verify_request(
     """
     if now.tzinfo is None:
         raise ValueError("now must be a timezone-aware datetime")
-    lowered = _lower_headers(headers)
-    authorization = _authorization(headers)
+    lowered, authorization = _read_headers(headers)
     if not authorization:
         raise MissingAuthenticationTokenException(MISSING_AUTHENTICATION)
     credential, signed_names, signature = _parse_authorization(authorization)
@@ -147,29 +147,28 @@ def verify_request(
     return key_id
 
 
-def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Lower-case names; values trimmed with inner whitespace runs collapsed (Trimall).
+def _read_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """The headers under lower-case names, and the Authorization header; one pass.
 
-    A name seen twice gets its values joined with ``,``, as botocore signs repeated headers.
+    Names are lower-cased and values trimmed with inner whitespace runs collapsed
+    (Trimall); a name seen twice gets its values joined with ``,``, as botocore signs
+    repeated headers. The Authorization header is kept as sent (joined with ``,`` if
+    repeated), trimmed of HTTP's own whitespace (space and tab) only. Not Trimall:
+    ``str.split()`` also takes a no-break space or a control character for a separator,
+    which would let a changed header pass for the one that was signed.
     """
     lowered: dict[str, str] = {}
+    authorization: list[str] = []
     for name, value in headers.items():
         key = name.lower()
+        if key == "authorization":
+            authorization.append(value.strip(" \t"))
         trimmed = " ".join(value.split())
         lowered[key] = f"{lowered[key]},{trimmed}" if key in lowered else trimmed
-    return lowered
+    return lowered, ",".join(authorization)
 
 
-def _authorization(headers: Mapping[str, str]) -> str:
-    """The Authorization header as sent, trimmed of HTTP's own whitespace (space and tab)
-    only. Not Trimall: ``str.split()`` also takes a no-break space or a control character
-    for a separator, which would let a changed header pass for the one that was signed."""
-    return ",".join(
-        value.strip(" \t") for name, value in headers.items() if name.lower() == "authorization"
-    )
-
-
-def _parse_authorization(value: str) -> tuple[list[str], list[str], str]:
+def _parse_authorization(value: str) -> tuple[tuple[str, ...], tuple[str, ...], str]:
     """Split ``AWS4-HMAC-SHA256 Credential=.., SignedHeaders=.., Signature=..`` (any order)."""
     algorithm, _, rest = value.partition(" ")
     if algorithm != ALGORITHM:
@@ -194,25 +193,7 @@ def _parse_authorization(value: str) -> tuple[list[str], list[str], str]:
         raise IncompleteSignatureException(
             " ".join(f"Authorization header requires '{name}' parameter." for name in missing)
         )
-
-    credential = params["Credential"].split("/")
-    if len(credential) != 5 or not all(credential):
-        raise IncompleteSignatureException(
-            "Credential must have exactly 5 slash-delimited elements, "
-            "e.g. keyid/date/region/service/term."
-        )
-    if len(credential[1]) != 8 or not (credential[1].isascii() and credential[1].isdigit()):
-        raise IncompleteSignatureException("Credential date must be in the yyyyMMdd format.")
-
-    signed_names = sorted({name.lower() for name in params["SignedHeaders"].split(";")})
-    if "" in signed_names:
-        raise IncompleteSignatureException(
-            "SignedHeaders must be a ';'-separated list of header names."
-        )
-    if "host" not in signed_names:
-        raise IncompleteSignatureException(
-            "'Host' must be a 'SignedHeader' in the AWS Authorization."
-        )
+    credential, signed_names = _parse_scope(params["Credential"], params["SignedHeaders"])
 
     signature = params["Signature"]
     if len(signature) != _SIGNATURE_LENGTH or not _HEX_DIGITS.issuperset(signature):
@@ -222,7 +203,38 @@ def _parse_authorization(value: str) -> tuple[list[str], list[str], str]:
     return credential, signed_names, signature
 
 
-def _require_amz_headers_signed(lowered: Mapping[str, str], signed_names: list[str]) -> None:
+@lru_cache(maxsize=SCOPE_CACHE_SIZE)
+def _parse_scope(
+    credential_param: str, signed_headers_param: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The Credential's five elements and the sorted SignedHeaders names, checked.
+
+    Cached: a client sends the same two parameters with every request of a day (only the
+    signature changes), and splitting, checking and sorting them cost more than the
+    lookup. Raising is never cached, so a bad parameter fails each time the same way.
+    """
+    credential = tuple(credential_param.split("/"))
+    if len(credential) != 5 or not all(credential):
+        raise IncompleteSignatureException(
+            "Credential must have exactly 5 slash-delimited elements, "
+            "e.g. keyid/date/region/service/term."
+        )
+    if len(credential[1]) != 8 or not (credential[1].isascii() and credential[1].isdigit()):
+        raise IncompleteSignatureException("Credential date must be in the yyyyMMdd format.")
+
+    signed_names = tuple(sorted({name.lower() for name in signed_headers_param.split(";")}))
+    if "" in signed_names:
+        raise IncompleteSignatureException(
+            "SignedHeaders must be a ';'-separated list of header names."
+        )
+    if "host" not in signed_names:
+        raise IncompleteSignatureException(
+            "'Host' must be a 'SignedHeader' in the AWS Authorization."
+        )
+    return credential, signed_names
+
+
+def _require_amz_headers_signed(lowered: Mapping[str, str], signed_names: tuple[str, ...]) -> None:
     """Every ``x-amz-*`` header the request carries must be in SignedHeaders.
 
     Why: the operation is named by ``X-Amz-Target`` alone, so a signature that left it out
@@ -256,20 +268,23 @@ def _parse_amz_date(value: str) -> datetime:
 
 def _check_skew(amz_date: str, signed_at: datetime, now: datetime, max_skew: timedelta) -> None:
     """Refuse a request dated more than ``max_skew`` from the server clock, as AWS words it."""
-    minutes = f"{max_skew.total_seconds() / 60:g} min."
     if signed_at < now - max_skew:
         raise InvalidSignatureException(
             f"Signature expired: {amz_date} is now earlier than "
-            f"{_stamp(now - max_skew)} ({_stamp(now)} - {minutes})"
+            f"{_stamp(now - max_skew)} ({_stamp(now)} - {_minutes(max_skew)})"
         )
     if signed_at > now + max_skew:
         raise InvalidSignatureException(
             f"Signature not yet current: {amz_date} is still later than "
-            f"{_stamp(now + max_skew)} ({_stamp(now)} + {minutes})"
+            f"{_stamp(now + max_skew)} ({_stamp(now)} + {_minutes(max_skew)})"
         )
 
 
-def _check_scope(credential: list[str], amz_date: str, region: str, service: str) -> None:
+def _minutes(span: timedelta) -> str:
+    return f"{span.total_seconds() / 60:g} min."
+
+
+def _check_scope(credential: tuple[str, ...], amz_date: str, region: str, service: str) -> None:
     """The credential scope must name the request's day, our region and our service."""
     _, scope_date, scope_region, scope_service, terminator = credential
     if scope_date != amz_date[:8]:
