@@ -4,6 +4,7 @@ for gives: each is compared here with that code, on ordinary and on odd input.""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from broker.errors import (
     InvalidSignatureException,
     SerializationException,
 )
+from broker.store.client import RedisConnector
+from broker.store.script_runner import ScriptRunner
 
 ENVIRONS: list[dict[str, Any]] = [
     {  # what gunicorn hands a door for a botocore request
@@ -223,3 +226,34 @@ def test_a_bad_scope_is_refused_every_time() -> None:
     for _ in range(2):
         with pytest.raises(IncompleteSignatureException, match="SignedHeaders must be"):
             _verify({**headers, "Authorization": bad}, at)
+
+
+# --- Redis: script_runner takes and gives back pooled connections itself ------------------
+ECHO = "return {KEYS[1], ARGV[1]}"
+
+
+class _Runner(ScriptRunner):
+    def run(self, key: str, arg: str) -> object:
+        return self._run(ECHO, [key], [arg])
+
+
+def test_threads_sharing_a_runner_each_get_their_own_replies(redis_server: Any) -> None:
+    runner = _Runner(RedisConnector(redis_server.url, timeout=2.0))
+    wrong: list[object] = []
+
+    def work(n: int) -> None:
+        for i in range(300):
+            key, arg = f"{{t}}:{n}", f"{n}-{i}"
+            answer = runner.run(key, arg)
+            if answer != [key, arg]:
+                wrong.append(answer)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+    pool = runner.redis.connection_pool
+    assert not pool._in_use_connections  # every connection was given back
+    assert 1 <= len(pool._available_connections) <= len(threads)
