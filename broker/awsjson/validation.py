@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from marshmallow import EXCLUDE, Schema, ValidationError
-from marshmallow.constants import missing
+from marshmallow import Schema, ValidationError
 
 from broker.awsjson.fields import StrictField, Violation, camel_case
 from broker.awsjson.schemas import OPERATIONS, SCHEMAS
 from broker.errors import SerializationException, ValidationException
 from broker.jsonbody import NotAJsonObject, NotJson, parse_object
+from broker.schema_loading import SchemaLoader
 
 # OPERATIONS (the operation names that have a schema) and StrictField are re-exported.
 __all__ = ["OPERATIONS", "StrictField", "load_request"]
@@ -44,58 +44,15 @@ def load_request(operation: str, body: bytes) -> dict[str, Any]:
     """
     schema = SCHEMAS[operation]
     data = _parse(body)
-    fields = _PLAIN_FIELDS.get(operation)
     try:
-        result: dict[str, Any] = schema.load(data) if fields is None else _load(fields, data)
+        result = _LOADERS[operation].load(data)
     except ValidationError as err:
         raise _validation_exception(schema, err.messages) from None
     return result
 
 
-# --- the members -------------------------------------------------------------------------
-Fields = tuple[tuple[str, StrictField, str], ...]  # (member name, field, result key)
-
-
-def _plain_fields(schema: Schema) -> Fields | None:
-    """The fields of a schema that :func:`_load` may load in marshmallow's stead: one that
-    declares no hooks (``pre_load``, ``validates``, ``post_load``...), ignores unknown
-    members and holds StrictFields only, as every schema of ``schemas`` does."""
-    if any(schema._hooks.values()) or schema.unknown != EXCLUDE or schema.partial or schema.many:
-        return None
-    found = []
-    for name, field in schema.load_fields.items():
-        if not isinstance(field, StrictField):
-            return None
-        found.append((field.data_key or name, field, field.attribute or name))
-    return tuple(found)
-
-
-def _load(fields: Fields, data: dict[str, Any]) -> dict[str, Any]:
-    """``schema.load(data)`` for a schema of :func:`_plain_fields`: the same walk over the
-    fields as marshmallow's ``Schema._deserialize``, without the per-call machinery for
-    hooks, partial loading and collections (as costly as the fields' own work). The same
-    result and the same errors (``tests/test_fast_paths.py`` compares them)."""
-    result: dict[str, Any] = {}
-    errors: dict[str, Any] = {}
-    for key, field, attribute in fields:
-        try:
-            value = field.deserialize(data.get(key, missing), key, data)
-        except ValidationError as err:
-            errors[key] = err.messages
-            continue
-        if value is not missing:
-            result[attribute] = value
-    if errors:
-        raise ValidationError(errors)
-    return result
-
-
-#: Operation -> its schema's fields, for the schemas :func:`_load` may load.
-_PLAIN_FIELDS: Final[dict[str, Fields]] = {
-    operation: fields
-    for operation, schema in SCHEMAS.items()
-    if (fields := _plain_fields(schema)) is not None
-}
+#: Operation -> the loader of its schema.
+_LOADERS: Final = {operation: SchemaLoader(schema) for operation, schema in SCHEMAS.items()}
 
 
 # --- the body ----------------------------------------------------------------------------

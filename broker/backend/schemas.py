@@ -26,6 +26,7 @@ from broker.model_limits import (
     MAX_TOKEN_DURATION,
     MIN_TOKEN_DURATION,
 )
+from broker.schema_loading import SchemaLoader
 from broker.tokens.claims import DEFAULT_TOKEN_DURATION
 
 USER_ID_ONLY_TRUSTED: Final = (
@@ -77,6 +78,7 @@ class TrustedTokenRequestSchema(TokenRequestSchema):
 
 SESSION_SCHEMA: Final = TokenRequestSchema()
 TRUSTED_SCHEMA: Final = TrustedTokenRequestSchema()
+_LOADERS: Final = {False: SchemaLoader(SESSION_SCHEMA), True: SchemaLoader(TRUSTED_SCHEMA)}
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,8 @@ def load_token_request(body: bytes, *, trusted: bool) -> TokenRequest:
     data = _parse(body)
     if not trusted and "user_id" in data:
         raise ValidationException(USER_ID_ONLY_TRUSTED)
-    schema = TRUSTED_SCHEMA if trusted else SESSION_SCHEMA
     try:
-        loaded: dict[str, Any] = schema.load(data)
+        loaded = _LOADERS[trusted].load(data)
     except ValidationError as err:
         raise ValidationException("Invalid request body: " + _describe(err.messages)) from None
     return TokenRequest(
