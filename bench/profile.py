@@ -50,6 +50,7 @@ BY_PACKAGE = {
 # (package, file suffix, function) of the first known frame -> a more telling category
 SPECIAL: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("gunicorn", "workers/sync.py", ("wait", "accept", "run_for_one", "run_for_multiple"), IDLE),
+    ("broker", "server/worker.py", ("_turn",), IDLE),  # the keep-alive worker's select()
     (
         "gunicorn",
         "util.py",
@@ -60,6 +61,15 @@ SPECIAL: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("redis", "_parsers/socket.py", ("_read_from_socket",), "Redis: waiting for replies"),
     ("redis", "connection.py", ("send_packed_command",), "Redis: sending commands"),
     ("joserfc", "jws_algs.py", ("sign",), RSA),
+    *(
+        (
+            "broker",
+            f"server/{name}.py",
+            (),
+            "HTTP worker: parsing, environ, response (broker/server)",
+        )
+        for name in ("worker", "parsing", "wsgi")
+    ),
     ("broker", "awsjson/sigv4.py", (), "SigV4 verification (broker/awsjson/sigv4.py)"),
     (
         "broker",

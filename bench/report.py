@@ -451,7 +451,8 @@ def markdown(results: Results, plan: Plan, png_name: str) -> str:
         "installs wrk with apt-get when missing, and runs `python -m bench`.",
         "- It starts its own `redis-server` (append-only file, fsync every second, as "
         "`scripts/run`), the broker as `gunicorn -c config/gunicorn.conf.py wsgi:app` with "
-        "production settings (sync workers, default count: cores + 1, access log on, explicit "
+        "production settings (the default keep-alive worker `broker/server/`, default count: "
+        "cores + 1, access log on, explicit "
         "`BROKER_CREDENTIALS`), and `moto_server`, each on a free port of 127.0.0.1, and stops "
         "every one of them at the end, on failure and on Ctrl-C.",
         f"- Load: wrk 4.1 with `bench/token.lua`, one thread pinned to CPU {plan.generator_cpus}; "

@@ -1,6 +1,6 @@
 """Worker crash (docs/reliability.md): ``kill -9`` of gunicorn workers under a load of
 new-identity requests. The master replaces each one; clients see at most a failed
-connection for the request that worker was serving; afterwards every acknowledged identity
+connection for each request that worker had been sent; afterwards every acknowledged identity
 is intact and the consistency checker finds nothing."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from support.processes import BrokerServer, RedisServer
 PROVIDER = "login.crash"
 SOAK = os.environ.get("BROKER_SOAK") == "1"
 WORKERS = 3
+THREADS = 4
 KILLS = 30 if SOAK else 3
 ACKS_PER_PHASE = 150 if SOAK else 100
 REPLACE_TIMEOUT = 20.0
@@ -55,7 +56,7 @@ def test_killed_workers_are_replaced_and_nothing_acknowledged_is_lost(
     ) as server:
         master = server.pid
         pool_id = create_pool(server, PROVIDER)
-        with NewIdentityLoad(server, pool_id, PROVIDER, threads=4) as load:
+        with NewIdentityLoad(server, pool_id, PROVIDER, threads=THREADS) as load:
             for kill in range(1, KILLS + 1):
                 load.wait_for(ACKS_PER_PHASE * kill, timeout=60)
                 victim = rng.choice(server.worker_pids())
@@ -88,5 +89,6 @@ def test_killed_workers_are_replaced_and_nothing_acknowledged_is_lost(
         if a.status != 200
     )
     assert set(failures) <= CONNECTION_ERRORS, failures
-    # a sync worker serves one request at a time: at most one failure per kill
-    assert sum(failures.values()) <= KILLS, failures
+    # A worker holds kept-alive connections: a kill fails at most the requests it had been
+    # sent and not yet answered, one per connection, so one per client thread.
+    assert sum(failures.values()) <= KILLS * THREADS, failures

@@ -1,0 +1,190 @@
+"""Bytes from one connection in, whole HTTP/1.1 requests out, within gunicorn's limits.
+
+The parsing itself is llhttp's (through ``httptools``), strict mode: it rejects what
+request smuggling needs (Content-Length beside Transfer-Encoding, a bad chunk size, bare CR
+or LF, obsolete line folding, a space before a header's colon). What this module adds is
+gunicorn's limits (``limit_request_line``, ``limit_request_fields``,
+``limit_request_field_size``), a cap on the body held in memory, and requests as plain
+values.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final
+
+import httptools
+
+# Status and message of each refusal; the worker answers with these and closes.
+BAD_REQUEST: Final = (400, "The request is not valid HTTP/1.1.")
+URI_TOO_LONG: Final = (414, "The request line is too long.")
+HEADERS_TOO_LARGE: Final = (431, "Too many request headers, or a header too large.")
+UPGRADE_REFUSED: Final = (400, "Protocol upgrades and CONNECT are not served here.")
+
+
+class Refused(Exception):
+    """The connection's input cannot be served: answer ``status`` and close."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True)
+class Request:
+    method: str = ""
+    target: bytes = b""  # the request target as sent (origin form, or absolute form)
+    version: str = "1.1"
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytearray = field(default_factory=bytearray)
+    content_length: int | None = None  # as declared; None when absent (chunked)
+    keep_alive: bool = True
+    continued: bool = False  # "100 Continue" was sent for it
+    # The body went past the cap: ``body`` holds its first cap + 1 bytes only, the rest is
+    # not read, and the connection closes after the answer.
+    oversized: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    request_line: int = 4094  # gunicorn's defaults; 0 means unlimited, as in gunicorn
+    fields: int = 100
+    field_size: int = 8190
+    body: int = 1024 * 1024
+
+
+class RequestReader:
+    """Feed it what the socket gives; take complete requests from ``ready``.
+
+    A request whose body outgrows ``limits.body`` is made ready at once with the part read
+    so far (``oversized``), so that the application answers it in its own format; nothing
+    after it on the connection is read.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._parser = httptools.HttpRequestParser(self)
+        self.ready: deque[Request] = deque()
+        self._current: Request | None = None
+        self._field_bytes = 0
+        self.stopped = False  # an oversized request was made ready: read no further
+        self.started = False  # a request has begun and is not complete yet
+        # llhttp hands a header over only once it is whole: bound what the head of one
+        # request may take before its end is seen (the limits above, summed).
+        self._head_bytes = 0
+        self._head_limit = (limits.request_line or 65536) + (limits.fields or 1000) * (
+            (limits.field_size or 65536) + 2
+        )
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``; raises :class:`Refused` for input that is not served."""
+        if self.stopped:
+            return
+        if not self.headers_complete():
+            self._head_bytes += len(data)
+            if self._head_bytes > self._head_limit:
+                raise Refused(*HEADERS_TOO_LARGE)
+        try:
+            self._parser.feed_data(data)
+        except Refused:
+            raise
+        except httptools.HttpParserUpgrade:
+            raise Refused(*UPGRADE_REFUSED) from None
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, Refused):  # raised in a callback, wrapped by httptools
+                raise cause from None
+            if isinstance(cause, _Oversized):
+                return
+            raise Refused(*BAD_REQUEST) from None
+
+    # --- httptools callbacks ---------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._current = Request()
+        self._field_bytes = 0
+        self.started = True
+
+    def on_url(self, url: bytes) -> None:
+        request = self._request()
+        request.target += url
+        limit = self._limits.request_line
+        if limit and len(request.target) > limit:
+            raise Refused(*URI_TOO_LONG)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        request = self._request()
+        limits = self._limits
+        if limits.fields and len(request.headers) >= limits.fields:
+            raise Refused(*HEADERS_TOO_LARGE)
+        # gunicorn counts the whole line: "name: value\r\n"
+        if limits.field_size and len(name) + len(value) + 4 > limits.field_size:
+            raise Refused(*HEADERS_TOO_LARGE)
+        request.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        request = self._request()
+        self._head_bytes = 0
+        parser = self._parser
+        request.method = parser.get_method().decode("ascii")
+        request.version = parser.get_http_version()
+        limit = self._limits.request_line
+        # gunicorn's limit is the whole request line: "METHOD target HTTP/x.y"
+        if limit and len(request.method) + len(request.target) + 10 > limit:
+            raise Refused(*URI_TOO_LONG)
+        request.keep_alive = parser.should_keep_alive()
+        for name, value in request.headers:
+            if name.lower() == b"content-length":
+                request.content_length = int(value)  # llhttp accepted it: digits only
+        if request.content_length is not None and request.content_length > self._limits.body:
+            self._oversize(request)
+
+    def on_body(self, body: bytes) -> None:
+        request = self._request()
+        request.body += body
+        if len(request.body) > self._limits.body:
+            del request.body[self._limits.body + 1 :]
+            self._oversize(request)
+
+    def on_message_complete(self) -> None:
+        request = self._request()
+        self.ready.append(request)
+        self._current = None
+        self.started = False
+
+    def take_continue(self) -> bool:
+        """True once for a request whose head is complete, that asked for ``100 Continue``
+        (RFC 9110 section 10.1.1) and has sent no body yet: the worker answers it then."""
+        request = self._current
+        if request is None or not request.method or request.continued or request.body:
+            return False
+        if request.version != "1.1":
+            return False
+        request.continued = True
+        return any(
+            name.lower() == b"expect" and value.strip().lower() == b"100-continue"
+            for name, value in request.headers
+        )
+
+    def headers_complete(self) -> bool:
+        request = self._current
+        return request is not None and bool(request.method)
+
+    def _oversize(self, request: Request) -> None:
+        request.oversized = True
+        request.keep_alive = False
+        self.ready.append(request)
+        self._current = None
+        self.started = False
+        self.stopped = True
+        raise _Oversized
+
+    def _request(self) -> Request:
+        if self._current is None:  # llhttp calls on_message_begin first, always
+            raise Refused(*BAD_REQUEST)
+        return self._current
+
+
+class _Oversized(Exception):
+    """Stops llhttp after an oversized request was made ready."""
