@@ -8,7 +8,7 @@ application's own settings are read by ``config.settings.Settings.from_env`` in 
 variable                   gunicorn setting                      default
 =========================  ====================================  ============================
 BROKER_BIND                bind                                  127.0.0.1:8000
-BROKER_WORKERS             workers                               cores (sync: cores + 1), at least 2
+BROKER_WORKERS             workers                               cores + 1, at least 2
 BROKER_WORKER_CLASS        worker_class: keepalive or sync       keepalive
 BROKER_WORKER_TIMEOUT      timeout (s)                           30
 BROKER_GRACEFUL_TIMEOUT    graceful_timeout (s)                  20
@@ -58,15 +58,14 @@ def _int_env(name: str, default: int, minimum: int, maximum: int) -> int:
         _fail(str(exc))
 
 
-def _default_workers(worker_class: str) -> int:
-    """One keep-alive worker per core: each serves the connections it holds, so a worker
-    waiting for a core would hold all their requests (docs/performance.md). A sync worker
-    holds one request; one more than the cores keeps them busy while one waits for Redis."""
+def _default_workers() -> int:
+    """One more than the cores keeps them busy while a worker waits for Redis; with one
+    worker per core instead, the keep-alive worker measured no better (docs/performance.md)."""
     try:
         cores = len(os.sched_getaffinity(0))  # honours CPU pinning (containers, taskset)
     except AttributeError:
         cores = os.cpu_count() or 1
-    return max(2, cores + 1 if worker_class == "sync" else cores)
+    return max(2, cores + 1)
 
 
 def _bind() -> str:
@@ -113,7 +112,7 @@ bind = [_bind()]
 # keepalive: broker.server.worker.KeepAliveWorker (persistent connections, llhttp parsing;
 # docs/performance.md). sync: gunicorn's own sync worker, one connection per request.
 worker_class = _worker_class()
-workers = _int_env("BROKER_WORKERS", _default_workers(worker_class), 1, MAX_WORKERS)
+workers = _int_env("BROKER_WORKERS", _default_workers(), 1, MAX_WORKERS)
 timeout = _int_env("BROKER_WORKER_TIMEOUT", 30, 1, MAX_SECONDS)
 graceful_timeout = _int_env("BROKER_GRACEFUL_TIMEOUT", 20, 0, MAX_SECONDS)
 keepalive = _int_env("BROKER_KEEPALIVE", 5, 0, MAX_SECONDS)

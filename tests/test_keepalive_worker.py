@@ -8,6 +8,7 @@ is what is checked.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -18,6 +19,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from support.processes import REPO_ROOT, BrokerServer, RedisServer
@@ -89,19 +91,19 @@ def test_upgrade_and_connect_are_refused() -> None:
 
 def test_gunicorns_limits_hold_even_for_a_header_that_never_ends() -> None:
     limits = Limits(request_line=100, fields=3, field_size=50, body=10)
-    assert read_all(b"GET /" + b"a" * 80 + b" HTTP/1.1\r\n\r\n", limits).ready
+    assert read_all(b"GET /" + b"a" * 80 + b" HTTP/1.0\r\n\r\n", limits).ready
     with pytest.raises(Refused) as too_long:
-        read_all(b"GET /" + b"a" * 90 + b" HTTP/1.1\r\n\r\n", limits)
+        read_all(b"GET /" + b"a" * 90 + b" HTTP/1.0\r\n\r\n", limits)
     assert too_long.value.status == 414
     with pytest.raises(Refused) as too_many:
-        read_all(b"GET / HTTP/1.1\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n", limits)
+        read_all(b"GET / HTTP/1.0\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n", limits)
     assert too_many.value.status == HEADERS_TOO_LARGE[0]
     with pytest.raises(Refused) as too_big:
-        read_all(b"GET / HTTP/1.1\r\nA: " + b"v" * 50 + b"\r\n\r\n", limits)
+        read_all(b"GET / HTTP/1.0\r\nA: " + b"v" * 50 + b"\r\n\r\n", limits)
     assert too_big.value.status == 431
     # llhttp hands a header over only when it ends: the reader bounds it meanwhile
     reader = RequestReader(limits)
-    reader.feed(b"GET / HTTP/1.1\r\nA: ")
+    reader.feed(b"GET / HTTP/1.0\r\nA: ")
     with pytest.raises(Refused) as endless:
         for _ in range(1000):
             reader.feed(b"v" * 1000)
@@ -110,12 +112,12 @@ def test_gunicorns_limits_hold_even_for_a_header_that_never_ends() -> None:
 
 def test_a_body_over_the_cap_is_handed_over_at_once_and_nothing_after_it_is_read() -> None:
     limits = Limits(body=10)
-    declared = read_all(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", limits)
+    declared = read_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", limits)
     (request,) = declared.ready
     assert request.oversized and request.content_length == 11 and not request.keep_alive
     assert declared.stopped
     chunked = read_all(
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
         limits,
     )
@@ -125,13 +127,13 @@ def test_a_body_over_the_cap_is_handed_over_at_once_and_nothing_after_it_is_read
 
 def test_100_continue_is_offered_once_and_only_before_the_body() -> None:
     reader = RequestReader(Limits())
-    reader.feed(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+    reader.feed(b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
     assert reader.take_continue() is True
     assert reader.take_continue() is False
     reader.feed(b"ok")
     assert [bytes(r.body) for r in reader.ready] == [b"ok"]
     plain = RequestReader(Limits())
-    plain.feed(b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n")
+    plain.feed(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n")
     assert plain.take_continue() is False
 
 
@@ -151,7 +153,7 @@ def test_the_environ_follows_pep_3333_and_drops_underscored_header_names() -> No
     assert "HTTP_CONTENT_LENGTH" not in environ
     assert environ["wsgi.input"].read() == b"hi"
     assert (environ["REMOTE_ADDR"], environ["SERVER_PORT"]) == ("10.0.0.1", "8000")
-    absolute = read_all(b"GET http://h:1/p?q HTTP/1.1\r\n\r\n").ready[0]
+    absolute = read_all(b"GET http://h:1/p?q HTTP/1.1\r\nHost: h:1\r\n\r\n").ready[0]
     environ = environ_for(absolute, Server("h", "1", False), None)
     assert (environ["PATH_INFO"], environ["QUERY_STRING"]) == ("/p", "q")
 
@@ -444,6 +446,8 @@ def test_requests_before_garbage_on_one_connection_are_answered_first(
 def test_worker_connections_bounds_the_connections_one_worker_holds(
     redis_url: str, broker_credentials: dict[str, str]
 ) -> None:
+    """Full: a new connection takes the place of the one idle longest; with none idle it
+    waits in the kernel's queue until one is."""
     env = {"GUNICORN_CMD_ARGS": "--worker-connections 2"}
     with BrokerServer(
         redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
@@ -452,15 +456,24 @@ def test_worker_connections_bounds_the_connections_one_worker_holds(
         for sock in (first, second):
             sock.sendall(HEALTH)
             assert recv_response(sock).status == 200
-        with connect(server) as third:  # queued by the kernel, not accepted
-            third.sendall(HEALTH)
-            third.settimeout(1)
+        third = connect(server)
+        third.sendall(HEALTH)
+        assert recv_response(third).status == 200
+        assert closed_by_server(first, 2)  # evicted: idle longest
+        partial = b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+        second.sendall(partial)  # both held connections now have a request arriving
+        third.sendall(partial)
+        with connect(server) as fourth:
+            fourth.sendall(HEALTH)
+            fourth.settimeout(1)
             with pytest.raises(TimeoutError):
-                third.recv(1)
-            first.close()  # room: the third is taken and answered
-            third.settimeout(5)
-            assert recv_response(third).status == 200
-        second.close()
+                fourth.recv(1)
+            second.sendall(b"\r\n")  # its request completes: it is idle once answered
+            assert recv_response(second).status == 200
+            fourth.settimeout(5)
+            assert recv_response(fourth).status == 200
+        for sock in (first, second, third):
+            sock.close()
 
 
 def test_the_legacy_write_callable_is_honoured() -> None:
@@ -491,7 +504,7 @@ def gunicorn_settings(env: dict[str, str], cpus: str = "0,1") -> subprocess.Comp
 @pytest.mark.parametrize(
     ("env", "cpus", "expected"),
     [
-        ({}, "0,1", "broker.server.worker.KeepAliveWorker 2"),
+        ({}, "0,1", "broker.server.worker.KeepAliveWorker 3"),
         ({}, "0", "broker.server.worker.KeepAliveWorker 2"),  # at least two
         ({"BROKER_WORKER_CLASS": "sync"}, "0,1", "sync 3"),
         (
@@ -517,3 +530,178 @@ def test_a_bad_worker_class_stops_gunicorn_with_one_line() -> None:
     assert done.stderr.strip() == (
         "config/gunicorn.conf.py: BROKER_WORKER_CLASS must be 'keepalive' or 'sync', got 'gevent'"
     )
+
+
+# --- what a hostile or careless client must not achieve (review of the first version) ----
+def test_upgrade_requests_are_refused_not_served() -> None:
+    raw = (
+        b"POST /healthz HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: foo\r\n"
+        b"Content-Length: 5\r\n\r\nhello"
+    )
+    reader = RequestReader(Limits())
+    with pytest.raises(Refused) as refused:
+        reader.feed(raw)
+    assert refused.value.status == 400 and not reader.ready  # one answer: the refusal
+
+
+def test_trailers_never_join_the_request_headers() -> None:
+    reader = read_all(
+        b"POST / HTTP/1.1\r\nHost: real\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\nAuthorization: forged\r\nHost: evil\r\n\r\n"
+    )
+    (request,) = reader.ready
+    assert bytes(request.body) == b"abc"
+    assert [n for n, _ in request.headers] == [b"Host", b"Transfer-Encoding"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /healthz HTTP/2.0\r\nHost: a\r\n\r\n",
+        b"GET /healthz\r\n\r\n",  # HTTP/0.9
+        b"GET / HTTP/1.1\r\n\r\n",  # no Host
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\nContent-Length: 1\r\n\r\nx",
+        b"GET / HTTP/1.0\r\nX: " + b"v" * 8000 + b"\r\n" + b"Y: " + b"v" * 8000 + b"\r\n" * 0,
+    ],
+)
+def test_versions_hosts_and_expectations_outside_http_11_are_refused(raw: bytes) -> None:
+    reader = RequestReader(Limits())
+    with pytest.raises(Refused):
+        reader.feed(raw)
+        for _ in range(20):  # the last case: a head that keeps growing past 64 KiB
+            reader.feed(b"Z: " + b"v" * 8000 + b"\r\n")
+    assert not reader.ready
+
+
+def test_targets_fragments_and_absolute_form_without_a_path() -> None:
+    server = Server("h", "1", False)
+    fragment = read_all(b"GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n").ready[0]
+    assert environ_for(fragment, server, None)["PATH_INFO"] == "/a"
+    bare = read_all(b"GET http://h HTTP/1.1\r\nHost: h\r\n\r\n").ready[0]
+    assert environ_for(bare, server, None)["PATH_INFO"] == "/"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        ("200 OK\r\nX-Injected: 1", []),
+        ("", []),
+        ("101 Switching Protocols", []),
+        ("200 OK", [("X-A:B", "1")]),
+        ("200 OK", [("Bad Name", "1")]),
+        ("200 OK", [("X-A", b"bytes")]),
+    ],
+)
+def test_a_malformed_answer_from_the_app_is_refused(status: str, headers: list[Any]) -> None:
+    with pytest.raises(ValueError):
+        Response("1.1", "GET").start_response(status, headers)
+
+
+def test_an_app_that_never_calls_start_response_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        Response("1.1", "GET").encode([b"x"], keep_alive=True)
+
+
+def test_exc_info_replaces_an_answer_not_yet_sent() -> None:
+    response = Response("1.1", "GET")
+    response.start_response("200 OK", [("X-A", "1")])
+    try:
+        raise RuntimeError("late failure")
+    except RuntimeError:
+        response.start_response("500 Internal Server Error", [], sys.exc_info())
+    assert response.encode([b"oops"], keep_alive=False).startswith(
+        b"HTTP/1.1 500 Internal Server Error\r\n"
+    )
+
+
+def test_a_client_that_never_reads_its_answers_does_not_stall_the_worker(
+    one_worker: BrokerServer,
+) -> None:
+    """It sends request after request and reads nothing: once its answers fill the socket,
+    the worker stops reading from it and serves others (the first version blocked in
+    send() until gunicorn killed the worker)."""
+    (pid,) = one_worker.worker_pids()
+    greedy = socket.socket()
+    greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    greedy.connect(("127.0.0.1", one_worker.port))
+    greedy.setblocking(False)
+    try:
+        pipelined = b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n" * 500
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            with contextlib.suppress(BlockingIOError):
+                greedy.send(pipelined)
+            time.sleep(0.01)
+        for _ in range(3):
+            started = time.monotonic()
+            with connect(one_worker) as other:
+                other.sendall(HEALTH)
+                assert recv_response(other).status == 200
+            assert time.monotonic() - started < 1.0
+        time.sleep(1)
+        assert one_worker.worker_pids() == [pid]  # not killed for missing its heartbeat
+    finally:
+        greedy.close()
+
+
+def test_blank_lines_do_not_keep_a_connection_open(one_worker: BrokerServer) -> None:
+    with connect(one_worker) as sock:
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 6:
+            try:
+                sock.sendall(b"\r\n")
+            except OSError:
+                closed = True
+                break
+            if closed_by_server(sock, 0.5):
+                closed = True
+                break
+        assert closed and time.monotonic() - started < 4  # BROKER_KEEPALIVE=2
+
+
+def test_partial_requests_beyond_the_memory_budget_get_503(
+    redis_url: str, broker_credentials: dict[str, str]
+) -> None:
+    """BROKER_MAX_BODY_BYTES=1024: the worker holds at most 16 x (1 KiB + 64 KiB) of request
+    bytes; heads of 60 KB that never end take it over after 17 connections."""
+    env = {"BROKER_MAX_BODY_BYTES": "1024"}
+    with BrokerServer(
+        redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
+    ) as server:
+        socks = [connect(server) for _ in range(20)]
+        try:
+            for sock in socks:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 60_000)
+            time.sleep(0.5)
+            busy = 0
+            for sock in socks:
+                sock.settimeout(0.2)
+                with contextlib.suppress(TimeoutError, ConnectionResetError):
+                    if b" 503 " in sock.recv(200):
+                        busy += 1
+            assert busy >= 1
+            with connect(server) as other:
+                other.sendall(HEALTH)
+                assert recv_response(other).status == 200
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+def test_keepalive_zero_means_one_request_per_connection(
+    redis_url: str, broker_credentials: dict[str, str]
+) -> None:
+    env = {"BROKER_KEEPALIVE": "0"}
+    with (
+        BrokerServer(
+            redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
+        ) as server,
+        connect(server) as sock,
+    ):
+        time.sleep(1.2)  # the first request may take its time (the request timeout)
+        sock.sendall(HEALTH)
+        response = recv_response(sock)
+        assert response.status == 200 and response.getheader("Connection") == "close"
+        assert closed_by_server(sock, 3)

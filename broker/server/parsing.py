@@ -1,11 +1,12 @@
 """Bytes from one connection in, whole HTTP/1.1 requests out, within gunicorn's limits.
 
 The parsing itself is llhttp's (through ``httptools``), strict mode: it rejects what
-request smuggling needs (Content-Length beside Transfer-Encoding, a bad chunk size, bare CR
-or LF, obsolete line folding, a space before a header's colon). What this module adds is
-gunicorn's limits (``limit_request_line``, ``limit_request_fields``,
-``limit_request_field_size``), a cap on the body held in memory, and requests as plain
-values.
+request smuggling needs (Content-Length beside Transfer-Encoding, two lengths, a bad chunk
+size, bare CR or LF, obsolete line folding, a space before a header's colon). What this
+module adds: gunicorn's limits (``limit_request_line``, ``limit_request_fields``,
+``limit_request_field_size``) and a bound on a whole request head, a cap on the body held
+in memory, HTTP/1.0 and 1.1 only, one ``Host``, no protocol upgrade, trailers kept out of
+the headers, and requests as plain values.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ import httptools
 
 # Status and message of each refusal; the worker answers with these and closes.
 BAD_REQUEST: Final = (400, "The request is not valid HTTP/1.1.")
+BAD_VERSION: Final = (400, "Only HTTP/1.0 and HTTP/1.1 are served.")
+BAD_HOST: Final = (400, "An HTTP/1.1 request needs exactly one Host header.")
 URI_TOO_LONG: Final = (414, "The request line is too long.")
 HEADERS_TOO_LARGE: Final = (431, "Too many request headers, or a header too large.")
 UPGRADE_REFUSED: Final = (400, "Protocol upgrades and CONNECT are not served here.")
+EXPECTATION_FAILED: Final = (417, "The only expectation served is 100-continue.")
+
+HEAD_LIMIT: Final = 64 * 1024  # bytes of one request head (request line and headers)
 
 
 class Refused(Exception):
@@ -41,7 +47,9 @@ class Request:
     body: bytearray = field(default_factory=bytearray)
     content_length: int | None = None  # as declared; None when absent (chunked)
     keep_alive: bool = True
+    expects_continue: bool = False
     continued: bool = False  # "100 Continue" was sent for it
+    upgrade: bool = False  # asked for a protocol upgrade (or CONNECT): refused
     # The body went past the cap: ``body`` holds its first cap + 1 bytes only, the rest is
     # not read, and the connection closes after the answer.
     oversized: bool = False
@@ -68,43 +76,77 @@ class RequestReader:
         self._parser = httptools.HttpRequestParser(self)
         self.ready: deque[Request] = deque()
         self._current: Request | None = None
-        self._field_bytes = 0
+        self._headers_done = False
+        self._field_count = 0  # header and trailer fields of the current request
         self.stopped = False  # an oversized request was made ready: read no further
-        self.started = False  # a request has begun and is not complete yet
         # llhttp hands a header over only once it is whole: bound what the head of one
-        # request may take before its end is seen (the limits above, summed).
+        # request may take before its end is seen.
         self._head_bytes = 0
-        self._head_limit = (limits.request_line or 65536) + (limits.fields or 1000) * (
-            (limits.field_size or 65536) + 2
+        self._head_limit = min(
+            HEAD_LIMIT,
+            (limits.request_line or HEAD_LIMIT)
+            + (limits.fields or 100) * ((limits.field_size or HEAD_LIMIT) + 2),
         )
 
+    @property
+    def started(self) -> bool:
+        """Part of a request has arrived and it is not complete yet."""
+        return self._current is not None
+
+    def buffered(self) -> int:
+        """Bytes of requests held: the one arriving and those ready."""
+        held = sum(len(r.body) for r in self.ready)
+        if self._current is not None:
+            held += len(self._current.body)
+        return held + self._head_bytes
+
     def feed(self, data: bytes) -> None:
-        """Parse ``data``; raises :class:`Refused` for input that is not served."""
+        """Parse ``data``; raises :class:`Refused` for input that is not served (the
+        requests made ready before it stay ready)."""
         if self.stopped:
             return
-        if not self.headers_complete():
+        if not self._headers_done:
             self._head_bytes += len(data)
             if self._head_bytes > self._head_limit:
+                self.stopped = True
                 raise Refused(*HEADERS_TOO_LARGE)
         try:
             self._parser.feed_data(data)
-        except Refused:
-            raise
         except httptools.HttpParserUpgrade:
+            self.stopped = True
+            # llhttp completed the upgrade request before pausing: it is not served
+            self.ready = deque(r for r in self.ready if not r.upgrade)
             raise Refused(*UPGRADE_REFUSED) from None
         except httptools.HttpParserError as exc:
             cause = exc.__context__
-            if isinstance(cause, Refused):  # raised in a callback, wrapped by httptools
-                raise cause from None
             if isinstance(cause, _Oversized):
                 return
+            self.stopped = True
+            if isinstance(cause, Refused):  # raised in a callback, wrapped by httptools
+                raise cause from None
             raise Refused(*BAD_REQUEST) from None
+
+    def discard(self) -> None:
+        """Drop every request held and read no further (the connection is closing)."""
+        self.ready.clear()
+        self._current = None
+        self._head_bytes = 0
+        self.stopped = True
+
+    def take_continue(self) -> bool:
+        """True once for a request whose head is complete, that asked for ``100 Continue``
+        (RFC 9110 section 10.1.1) and has sent no body yet: the worker answers it then."""
+        request = self._current
+        if request is None or not self._headers_done or request.continued or request.body:
+            return False
+        request.continued = True
+        return request.expects_continue
 
     # --- httptools callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._current = Request()
-        self._field_bytes = 0
-        self.started = True
+        self._headers_done = False
+        self._field_count = 0
 
     def on_url(self, url: bytes) -> None:
         request = self._request()
@@ -116,27 +158,44 @@ class RequestReader:
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self._request()
         limits = self._limits
-        if limits.fields and len(request.headers) >= limits.fields:
+        self._field_count += 1
+        if limits.fields and self._field_count > limits.fields:
             raise Refused(*HEADERS_TOO_LARGE)
         # gunicorn counts the whole line: "name: value\r\n"
         if limits.field_size and len(name) + len(value) + 4 > limits.field_size:
             raise Refused(*HEADERS_TOO_LARGE)
+        if self._headers_done:
+            return  # a trailer (after a chunked body): never one of the request's headers
         request.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         request = self._request()
-        self._head_bytes = 0
         parser = self._parser
+        self._headers_done = True
+        self._head_bytes = 0
         request.method = parser.get_method().decode("ascii")
         request.version = parser.get_http_version()
+        if request.version not in ("1.0", "1.1"):
+            raise Refused(*BAD_VERSION)
         limit = self._limits.request_line
         # gunicorn's limit is the whole request line: "METHOD target HTTP/x.y"
         if limit and len(request.method) + len(request.target) + 10 > limit:
             raise Refused(*URI_TOO_LONG)
         request.keep_alive = parser.should_keep_alive()
+        request.upgrade = parser.should_upgrade()
+        hosts = 0
         for name, value in request.headers:
-            if name.lower() == b"content-length":
+            lower = name.lower()
+            if lower == b"host":
+                hosts += 1
+            elif lower == b"content-length":
                 request.content_length = int(value)  # llhttp accepted it: digits only
+            elif lower == b"expect":
+                if value.strip().lower() != b"100-continue":
+                    raise Refused(*EXPECTATION_FAILED)
+                request.expects_continue = request.version == "1.1"
+        if hosts > 1 or (hosts == 0 and request.version == "1.1"):
+            raise Refused(*BAD_HOST)
         if request.content_length is not None and request.content_length > self._limits.body:
             self._oversize(request)
 
@@ -148,35 +207,15 @@ class RequestReader:
             self._oversize(request)
 
     def on_message_complete(self) -> None:
-        request = self._request()
-        self.ready.append(request)
+        self.ready.append(self._request())
         self._current = None
-        self.started = False
-
-    def take_continue(self) -> bool:
-        """True once for a request whose head is complete, that asked for ``100 Continue``
-        (RFC 9110 section 10.1.1) and has sent no body yet: the worker answers it then."""
-        request = self._current
-        if request is None or not request.method or request.continued or request.body:
-            return False
-        if request.version != "1.1":
-            return False
-        request.continued = True
-        return any(
-            name.lower() == b"expect" and value.strip().lower() == b"100-continue"
-            for name, value in request.headers
-        )
-
-    def headers_complete(self) -> bool:
-        request = self._current
-        return request is not None and bool(request.method)
+        self._headers_done = False
 
     def _oversize(self, request: Request) -> None:
         request.oversized = True
         request.keep_alive = False
         self.ready.append(request)
         self._current = None
-        self.started = False
         self.stopped = True
         raise _Oversized
 

@@ -3,55 +3,68 @@
 One thread, one selector: the listening sockets and every open connection. A connection
 whose input holds a whole request has it served at once, synchronously, as gunicorn's sync
 worker would (the broker's requests are short and wait only on Redis); a connection that
-is idle, or still sending its request, costs nothing while it waits. So, unlike the sync
-worker, slow or idle clients do not hold the worker, and a client that sends many requests
-does not pay for a new TCP connection and a gunicorn request setup each time.
+is idle, still sending its request, or slow to read its answer costs nothing while it
+waits. So, unlike the sync worker, slow or idle clients do not hold the worker, and a client
+that sends many requests does not pay for a new TCP connection and a gunicorn request setup
+each time.
 
 Kept from gunicorn: the arbiter, signals and graceful shutdown, the heartbeat (``notify``),
-``max_requests``, ``timeout`` (the longest a request may take to arrive), ``keepalive`` (how
-long an idle connection stays open), ``worker_connections``, the request limits and the
-access log (``logger_class``). Refusals (bad HTTP, limits) are answered in JSON.
+``max_requests``, ``timeout`` (the longest a request may take to arrive, and an answer to be
+taken), ``keepalive`` (how long an idle connection stays open; 0: one request per
+connection), ``worker_connections``, the request limits and the access log
+(``logger_class``). Refusals (bad HTTP, limits) are answered in JSON. Not served: TLS (the
+worker refuses to start), gunicorn's request hooks and proxy headers (``wsgi.url_scheme`` is
+always ``http``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import selectors
 import socket
 import time
+from collections import deque
 from datetime import timedelta
 from typing import Any
 
 from gunicorn.workers.base import Worker
 
+from broker.server.balance import Loads
 from broker.server.parsing import Limits, Refused, Request, RequestReader
 from broker.server.wsgi import BadTarget, Response, Server, environ_for
 
 READ_SIZE = 65536
 DRAIN_SECONDS = 2.0  # lingering on a connection closed with unread input (RFC 9112 9.6)
 DRAIN_BYTES = 65536
-ACCEPT_DELAY_PER_CONNECTION = 0.0002  # seconds a worker defers an accept per connection held
-MAX_ACCEPT_DELAY = 0.005
+ACCEPT_DEFERRAL = 0.001  # seconds a worker lets a lighter one take a new connection first
+ACCEPT_BACKOFF = 0.05  # after accept() failed for want of a resource (EMFILE, ENOBUFS...)
 SWEEP_SECONDS = 0.25  # how often connections past their deadline are looked for
+PIPELINE_TURN = 8  # requests of one connection served per turn: others get theirs between
+BUFFER_BUDGET_BODIES = 16  # bytes of requests a worker holds: this many maximal bodies
 STATUS_PHRASES = {
     400: "Bad Request",
     413: "Content Too Large",
     414: "URI Too Long",
+    417: "Expectation Failed",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
+BUSY = (503, "The server holds too many partial requests; retry.")
 
 
 class Connection:
     __slots__ = (
         "addr",
+        "closing",
         "deadline",
         "drained",
         "draining",
+        "held",
         "in_request",
+        "out",
         "reader",
         "server",
         "sock",
@@ -63,9 +76,12 @@ class Connection:
         self.reader = reader
         self.server = server
         self.deadline = 0.0  # monotonic: closed when reached (idle, slow request, drain)
-        self.in_request = False  # part of a request has arrived
+        self.in_request = False  # part of a request has arrived, or an answer is unsent
+        self.out = b""  # answer bytes the client has not taken yet
+        self.closing = False  # close (gracefully) once ``out`` is sent
         self.draining = False  # answered and half-closed: reading what is left, then closing
         self.drained = 0
+        self.held = 0  # request bytes buffered (the worker's budget)
 
 
 class KeepAliveWorker(Worker):  # type: ignore[misc]
@@ -75,11 +91,19 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
     max_requests: int
     timeout: int
     ppid: int
+    age: int
     cfg: Any
     log: Any
     sockets: list[socket.socket]
     PIPE: tuple[int, int]
     wsgi: Any
+
+    loads: Loads | None = None  # made in the master by the first worker, shared by all
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # in the master, before the fork
+        if KeepAliveWorker.loads is None:
+            KeepAliveWorker.loads = Loads(max(16, 4 * int(self.cfg.workers)))
 
     def init_process(self) -> None:
         from config.settings import Settings  # the app's own settings: the body limit
@@ -87,56 +111,70 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         cfg = self.cfg
         if cfg.is_ssl:
             raise RuntimeError("TLS is not served by this worker: terminate it in front")
+        body = Settings.from_env(os.environ).max_body_bytes
         self._limits = Limits(
             request_line=cfg.limit_request_line,
             fields=cfg.limit_request_fields,
             field_size=cfg.limit_request_field_size,
-            body=Settings.from_env(os.environ).max_body_bytes,
+            body=body,
         )
+        self._budget = BUFFER_BUDGET_BODIES * (body + 65536)
+        self._buffered = 0
         self._keepalive = float(cfg.keepalive)
         # gunicorn hands its workers half the timeout (they notify twice per period)
         self._request_timeout = float(cfg.timeout or 30)
         self._max_connections = max(1, int(cfg.worker_connections))
         self._connections: dict[int, Connection] = {}
+        self._backlog: deque[Connection] = deque()  # ready requests left for the next turn
         self._selector = selectors.DefaultSelector()
         self._servers: dict[int, Server] = {}
         self._last_notify = 0.0
         self._listening = False
         self._accept_at = 0.0  # when a deferred accept is due (0: none)
-        self._next_sweep = 0.0  # when to close the connections past their deadline
+        self._next_sweep = 0.0
+        self._loads = KeepAliveWorker.loads or Loads(16)
+        self._loads.claim(self.age)
         super().init_process()
 
     # --- the loop --------------------------------------------------------------------------
     def run(self) -> None:
-        selector = self._selector
         for listener in self.sockets:
             listener.setblocking(False)
             name = listener.getsockname()
             host, port = (name[0], str(name[1])) if isinstance(name, tuple) else (str(name), "")
             self._servers[listener.fileno()] = Server(host, port, self.cfg.workers > 1)
-        selector.register(self.PIPE[0], selectors.EVENT_READ, self.PIPE[0])
+        self._selector.register(self.PIPE[0], selectors.EVENT_READ, self.PIPE[0])
         self._listen(True)
-        while self.alive:
-            self._turn()
-            if self.ppid != os.getppid():
-                self.log.info("Parent changed, shutting down: %s", self)
-                break
-        self._shut_down()
+        try:
+            while self.alive:
+                self._turn()
+                if self.ppid != os.getppid():
+                    self.log.info("Parent changed, shutting down: %s", self)
+                    break
+            self._shut_down()
+        finally:
+            self._loads.release()
 
     def _turn(self) -> None:
-        """One pass: wait for input (a second at most), serve what is whole, keep time."""
+        """One pass: wait for sockets (a second at most), serve what is whole, keep time."""
         self._heartbeat()
         timeout = 1.0
-        if self._accept_at:
+        if self._backlog:
+            timeout = 0.0
+        elif self._accept_at:
             timeout = max(0.0, min(timeout, self._accept_at - time.monotonic()))
-        for key, _ in self._selector.select(timeout):
+        for key, mask in self._selector.select(timeout):
             data = key.data
             if isinstance(data, Connection):
-                self._readable(data)
+                self._guarded(data, mask)
             elif data is None:
                 self._listener_ready(key.fileobj)  # type: ignore[arg-type]
             else:
                 _drain_pipe(self.PIPE[0])
+        for _ in range(len(self._backlog)):
+            conn = self._backlog.popleft()
+            if conn.sock.fileno() in self._connections and not conn.out:
+                self._guarded(conn, 0)
         now = time.monotonic()
         if self._accept_at and now >= self._accept_at and self.alive:
             self._accept_at = 0.0
@@ -147,16 +185,36 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             self._next_sweep = now + SWEEP_SECONDS
             for conn in [c for c in self._connections.values() if c.deadline < now]:
                 self._close(conn)
+            if not self._listening and not self._accept_at:
+                self._listen(True)  # full a moment ago: a connection may have gone idle
+
+    def _guarded(self, conn: Connection, mask: int) -> None:
+        """Whatever goes wrong with one connection ends that connection, not the worker."""
+        try:
+            if mask & selectors.EVENT_WRITE:
+                self._flush(conn)
+            elif mask & selectors.EVENT_READ:
+                self._readable(conn)
+            else:
+                self._serve_ready(conn)
+        except Exception:
+            self.log.exception("Error on a connection; closing it")
+            self._close(conn)
 
     def _shut_down(self) -> None:
-        """Graceful: take no new connection, close the idle ones, and finish the requests
-        that are arriving, until gunicorn's graceful timeout (the arbiter kills after it)."""
+        """Graceful: take no new connection; serve what idle connections already sent
+        (answered with ``Connection: close``), close the others, finish requests that are
+        arriving and answers being taken, until gunicorn's graceful timeout."""
         self._accept_at = 0.0
         self._listen(False)
+        for conn in list(self._connections.values()):
+            if not conn.in_request and not conn.draining:
+                self._guarded(conn, selectors.EVENT_READ)  # reads nothing: EAGAIN
         deadline = time.monotonic() + float(self.cfg.graceful_timeout)
         while time.monotonic() < deadline:
             for conn in [c for c in self._connections.values() if not c.in_request]:
-                self._close(conn)
+                if not conn.draining:
+                    self._close(conn)
             if not self._connections:
                 break
             self._turn()
@@ -169,10 +227,11 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             self._last_notify = now
             self.notify()
 
+    # --- connections in ----------------------------------------------------------------------
     def _listen(self, on: bool) -> None:
-        """Watch the listening sockets, or stop watching them (while full, or while letting
-        the other workers take a new connection first)."""
-        on = on and self.alive and len(self._connections) < self._max_connections
+        """Watch the listening sockets, or stop (while full, backing off, or letting a
+        lighter worker take a new connection first)."""
+        on = on and self.alive
         if on == self._listening:
             return
         self._listening = on
@@ -183,41 +242,48 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
                 self._selector.unregister(listener)
 
     def _listener_ready(self, listener: socket.socket) -> None:
-        """A connection waits. Every worker is woken for it; the one holding the fewest
-        connections should take it, so each waits a little per connection it already holds
-        before accepting: kept-alive connections then spread evenly over the workers
-        (otherwise the first worker awake takes most of them, and its clients queue)."""
-        held = len(self._connections)
-        if held == 0:
-            self._accept(listener)
-            self._listen(True)
+        """A connection waits, and every worker was woken for it. The one holding the
+        fewest connections takes it; the others wait a millisecond first, then take it if it
+        is still there (the lighter worker may be busy)."""
+        if self.cfg.workers > 1 and self._loads.lighter_than(len(self._connections)):
+            self._accept_at = time.monotonic() + ACCEPT_DEFERRAL
+            self._listen(False)
             return
-        self._accept_at = time.monotonic() + min(
-            held * ACCEPT_DELAY_PER_CONNECTION, MAX_ACCEPT_DELAY
-        )
-        self._listen(False)
+        self._accept(listener)
 
     def _accept(self, listener: socket.socket) -> None:
-        """At most one connection: the other workers take their share."""
-        if len(self._connections) >= self._max_connections:
+        if len(self._connections) >= self._max_connections and not self._evict_idle():
+            self._listen(False)  # full of busy connections: the sweep looks again
             return
         try:
             sock, addr = listener.accept()
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
-        except OSError as exc:
-            if exc.errno in (errno.ECONNABORTED, errno.EMFILE, errno.ENFILE):
-                return
-            raise
+        except OSError as exc:  # EMFILE, ENOBUFS, ...: back off rather than spin or die
+            self.log.warning("accept() failed: %s; backing off", exc)
+            self._accept_at = time.monotonic() + ACCEPT_BACKOFF
+            self._listen(False)
+            return
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        server = self._servers[listener.fileno()]
-        conn = Connection(sock, addr, RequestReader(self._limits), server)
-        conn.deadline = time.monotonic() + self._keepalive
+        conn = Connection(sock, addr, RequestReader(self._limits), self._servers[listener.fileno()])
+        # The first request must come within the keep-alive time, or the request timeout
+        # when connections are not kept alive.
+        conn.deadline = time.monotonic() + (self._keepalive or self._request_timeout)
         self._connections[sock.fileno()] = conn
         self._selector.register(sock, selectors.EVENT_READ, conn)
+        self._loads.publish(len(self._connections))
 
+    def _evict_idle(self) -> bool:
+        """Full: close the connection idle longest, if any, to make room."""
+        idle = [c for c in self._connections.values() if not c.in_request and not c.draining]
+        if not idle:
+            return False
+        self._close(min(idle, key=lambda c: c.deadline))
+        return True
+
+    # --- requests ----------------------------------------------------------------------------
     def _readable(self, conn: Connection) -> None:
         try:
             data = conn.sock.recv(READ_SIZE)
@@ -239,32 +305,48 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         try:
             reader.feed(data)
         except Refused as refused:
-            refusal = refused  # after the requests that came whole before it
-        served = False
-        while reader.ready:
-            if not self._serve(conn, reader.ready.popleft()):
-                return
-            served = True
-        if refusal is not None:
+            refusal = refused  # answered after the requests that came whole before it
+        if self._hold(conn, reader.buffered()) and refusal is None:
+            refusal = Refused(*BUSY)
+        if reader.started and not conn.in_request:
+            conn.in_request = True  # all of it must arrive within the timeout
+            conn.deadline = time.monotonic() + self._request_timeout
+        if not self._serve_ready(conn):
+            return
+        if refusal is not None:  # queued after the answers before it, if any are unsent
             self._refuse(conn, refusal.status, refusal.message)
             return
-        now = time.monotonic()
-        if reader.started:
-            # A request is arriving: all of it must within the timeout.
-            if served or not conn.in_request:
-                conn.in_request = True
-                conn.deadline = now + self._request_timeout
-            if reader.take_continue():
-                self._send(conn, b"HTTP/1.1 100 Continue\r\n\r\n")
-        else:
-            conn.in_request = False
-            conn.deadline = now + self._keepalive
+        if reader.take_continue():
+            self._write(conn, b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    # --- one request -----------------------------------------------------------------------
+    def _serve_ready(self, conn: Connection) -> bool:
+        """Serve the requests ready on ``conn``, a few per turn; False when it was closed.
+        Stops while an answer waits for the client to take it."""
+        reader = conn.reader
+        served = 0
+        while reader.ready and not conn.out:
+            if served == PIPELINE_TURN:
+                self._backlog.append(conn)  # the rest next turn: others first
+                break
+            if not self._serve(conn, reader.ready.popleft()):
+                return False
+            served += 1
+            self._heartbeat()
+        if served and conn.sock.fileno() in self._connections:
+            self._hold(conn, reader.buffered())
+            # The next request (or the answer's delivery) gets a whole timeout of its own;
+            # a connection with nothing left is idle from now.
+            busy = bool(conn.out or reader.started or reader.ready)
+            conn.in_request = busy
+            conn.deadline = time.monotonic() + (self._request_timeout if busy else self._keepalive)
+        return conn.sock.fileno() in self._connections
+
     def _serve(self, conn: Connection, request: Request) -> bool:
         """Answer one request; False when the connection was closed."""
         started = time.monotonic()
-        keep_alive = request.keep_alive and self.alive and not request.oversized
+        keep_alive = (
+            request.keep_alive and self.alive and not request.oversized and self._keepalive > 0
+        )
         self.nr += 1
         if self.nr >= self.max_requests:
             self.log.info("Autorestarting worker after current request.")
@@ -288,100 +370,126 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             self.log.exception("Error handling request %s", environ.get("PATH_INFO", ""))
             self._refuse(conn, 500, "Internal server error.")
             return False
-        sent = self._send(conn, payload)
-        self._access(response, request, environ, time.monotonic() - started)
-        if not sent:
-            return False
+        self._access(response.status, response.headers, response.body_length, environ, started)
         if not keep_alive:
-            self._finish(conn, unread=request.oversized)
-            return False
-        return True
+            conn.closing = True
+        self._write(conn, payload)
+        return conn.sock.fileno() in self._connections and not conn.closing
 
-    def _access(
-        self, response: Response, request: Request, environ: dict[str, Any], seconds: float
-    ) -> None:
-        try:
-            self.log.access(_AccessResponse(response), request, environ, timedelta(seconds=seconds))
-        except Exception:
-            self.log.exception("access log line not written")
+    def _hold(self, conn: Connection, held: int) -> bool:
+        """Account the bytes ``conn`` buffers; True when the worker's budget is exceeded."""
+        self._buffered += held - conn.held
+        conn.held = held
+        return self._buffered > self._budget and held > 0
 
-    # --- answers that are not the application's ---------------------------------------------
+    # --- answers -----------------------------------------------------------------------------
     def _refuse(self, conn: Connection, status: int, message: str) -> None:
+        """Answer a request that is not served (a JSON body) and close the connection."""
         body = json.dumps({"error": STATUS_PHRASES.get(status, ""), "message": message}).encode()
         head = (
             f"HTTP/1.1 {status} {STATUS_PHRASES.get(status, '')}\r\n"
             "Content-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         ).encode("latin-1")
-        if self._send(conn, head + body):
-            self._finish(conn, unread=True)
+        self.log.debug("refused a request: %s %s", status, message)
+        status_line = f"{status} {STATUS_PHRASES.get(status, '')}"
+        self._access(status_line, [], len(body), {"REMOTE_ADDR": _host(conn.addr)}, None)
+        conn.closing = True
+        self._write(conn, head + body)
 
-    # --- the socket ------------------------------------------------------------------------
-    def _send(self, conn: Connection, data: bytes) -> bool:
-        """Write all of ``data`` (waiting for the client up to the request timeout);
-        False, with the connection closed, when it cannot be delivered."""
-        sock = conn.sock
-        view = memoryview(data)
-        deadline = 0.0
-        while view:
-            try:
-                n = sock.send(view)
-            except (BlockingIOError, InterruptedError):
-                n = 0
-            except OSError:
-                self._close(conn)
-                return False
-            view = view[n:]
-            if view:
-                now = time.monotonic()
-                deadline = deadline or now + self._request_timeout
-                if now > deadline or not _wait_writable(sock, deadline - now):
-                    self._close(conn)
-                    return False
-        return True
+    def _access(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        length: int,
+        environ: dict[str, Any],
+        started: float | None,
+    ) -> None:
+        seconds = time.monotonic() - started if started is not None else 0.0
+        try:
+            self.log.access(
+                _AccessResponse(status, headers, length), None, environ, timedelta(seconds=seconds)
+            )
+        except Exception:
+            self.log.exception("access log line not written")
 
-    def _finish(self, conn: Connection, *, unread: bool) -> None:
-        """Close after an answer; with input possibly unread, half-close and drain first so
-        that the kernel does not reset the connection before the client read the answer."""
-        if not unread:
+    def _write(self, conn: Connection, data: bytes) -> None:
+        """Send what the socket takes now; the rest waits for the client (the connection
+        is then watched for writing only: no more of its requests are read meanwhile)."""
+        if conn.out:
+            conn.out += data
+        else:
+            conn.out = data
+            self._flush(conn)
+
+    def _flush(self, conn: Connection) -> None:
+        try:
+            sent = conn.sock.send(conn.out)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
             self._close(conn)
             return
+        conn.out = conn.out[sent:]
+        fd = conn.sock.fileno()
+        if conn.out:
+            if self._selector.get_key(fd).events != selectors.EVENT_WRITE:
+                self._selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+                conn.in_request = True  # the answer must be taken within the timeout
+                conn.deadline = time.monotonic() + self._request_timeout
+            return
+        if self._selector.get_key(fd).events != selectors.EVENT_READ:
+            self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+            if conn.reader.ready:
+                self._backlog.append(conn)
+            elif not conn.reader.started:
+                conn.in_request = False
+                conn.deadline = time.monotonic() + self._keepalive
+        if conn.closing:
+            self._finish(conn)
+
+    def _finish(self, conn: Connection) -> None:
+        """Close after the last answer: half-close, then read and drop what the client still
+        sends, so that the kernel does not reset the connection before it read the answer."""
         try:
             conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
             self._close(conn)
             return
         conn.draining = True
+        conn.in_request = False
         conn.deadline = time.monotonic() + DRAIN_SECONDS
+        conn.reader.discard()
+        self._hold(conn, 0)
 
     def _close(self, conn: Connection) -> None:
         fd = conn.sock.fileno()
-        if self._connections.pop(fd, None) is not None:
+        if fd >= 0 and self._connections.pop(fd, None) is not None:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(conn.sock)
+            self._loads.publish(len(self._connections))
+        self._hold(conn, 0)
         with contextlib.suppress(OSError):
             conn.sock.close()
         if not self._listening and not self._accept_at and self.alive:
             self._listen(True)  # room again after being full
 
 
+class _AccessResponse:
+    """The attributes of gunicorn's response object that the broker's access line reads."""
+
+    def __init__(self, status: str, headers: list[tuple[str, str]], length: int) -> None:
+        self.status = status
+        self.headers = headers
+        self.sent = length
+        self.response_length = length
+
+
+def _host(addr: tuple[str, int] | None) -> str:
+    return addr[0] if addr else ""
+
+
 def _drain_pipe(fd: int) -> None:
     """The wake-up pipe (gunicorn's signal handlers write to it)."""
     with contextlib.suppress(BlockingIOError):
         os.read(fd, 64)
-
-
-class _AccessResponse:
-    """The attributes of gunicorn's response object that its loggers read."""
-
-    def __init__(self, response: Response) -> None:
-        self.status = response.status
-        self.headers = response.headers
-        self.sent = response.body_length
-        self.response_length = response.body_length
-
-
-def _wait_writable(sock: socket.socket, timeout: float) -> bool:
-    with selectors.DefaultSelector() as sel:
-        sel.register(sock, selectors.EVENT_WRITE)
-        return bool(sel.select(timeout))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -14,7 +15,10 @@ import httptools
 
 from broker.server.parsing import Request
 
-HEADER_UNSAFE: Final = frozenset("\r\n\0")
+STATUS: Final = re.compile(r"[2-5][0-9][0-9] [^\r\n\0]*")  # no 1xx: the worker sends those
+TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110 5.6.2)
+UNSAFE_VALUE: Final = re.compile(r"[\r\n\0]")
+SOFTWARE: Final = "identity-broker"
 
 
 class BadTarget(ValueError):
@@ -27,6 +31,7 @@ class Server:
     def __init__(self, name: str, port: str, multiprocess: bool) -> None:
         self.base: dict[str, Any] = {
             "SCRIPT_NAME": "",
+            "SERVER_SOFTWARE": SOFTWARE,
             "SERVER_NAME": name,
             "SERVER_PORT": port,
             "wsgi.version": (1, 0),
@@ -77,15 +82,15 @@ def environ_for(request: Request, server: Server, peer: tuple[str, int] | None) 
 
 def _split_target(target: bytes) -> tuple[bytes, bytes]:
     if target.startswith(b"/"):
-        path, _, query = target.partition(b"?")
-        return path, query.partition(b"#")[0]
+        path, _, query = target.partition(b"#")[0].partition(b"?")
+        return path, query
     try:  # absolute form (RFC 9112 section 3.2.2): what a proxy sends
         url = httptools.parse_url(target)
     except httptools.HttpParserInvalidURLError:
         raise BadTarget(target[:64].decode("latin-1")) from None
-    if url.path is None:
-        raise BadTarget(target[:64].decode("latin-1"))
-    return url.path, url.query or b""
+    if url.schema not in (b"http", b"https") or url.host is None:
+        raise BadTarget(target[:64].decode("latin-1"))  # "*", an authority, another scheme
+    return url.path or b"/", url.query or b""
 
 
 class Response:
@@ -104,11 +109,18 @@ class Response:
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Callable[[bytes], None]:
-        if exc_info is not None and self.status:
-            raise exc_info[1].with_traceback(exc_info[2])
+        """Nothing is sent before the application returns, so a second call (with
+        ``exc_info``, PEP 3333) simply replaces the first. A malformed status or header is
+        the application's fault: ValueError, answered 500 by the worker."""
+        if self.status and exc_info is None:
+            raise AssertionError("start_response called twice without exc_info")
+        if not isinstance(status, str) or not STATUS.fullmatch(status):
+            raise ValueError(f"invalid status line from the application: {status!r}")
         for name, value in headers:
-            if HEADER_UNSAFE.intersection(name) or HEADER_UNSAFE.intersection(value):
-                raise ValueError(f"unsafe character in response header {name!r}")
+            if not isinstance(name, str) or not TOKEN.fullmatch(name):
+                raise ValueError(f"invalid response header name {name!r}")
+            if not isinstance(value, str) or UNSAFE_VALUE.search(value):
+                raise ValueError(f"invalid value of response header {name!r}")
         self.status = status
         self.headers = headers
         return self.written.append
@@ -117,8 +129,10 @@ class Response:
         """Status line, headers and body in one buffer. The body is gathered first so that
         its length is known: the broker's answers are small."""
         body = b"".join(self.written) + b"".join(chunks) if self.written else b"".join(chunks)
+        if not self.status:
+            raise ValueError("the application returned without calling start_response")
         code = self.status[:3]
-        bodiless = self.head_method or code in ("204", "304") or code.startswith("1")
+        bodiless = self.head_method or code in ("204", "304")
         lines = [f"HTTP/{self.version} {self.status}"]
         has_length = False
         for name, value in self.headers:
