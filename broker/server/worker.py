@@ -39,6 +39,7 @@ READ_SIZE = 65536
 DRAIN_SECONDS = 2.0  # lingering on a connection closed with unread input (RFC 9112 9.6)
 DRAIN_BYTES = 65536
 ACCEPT_DEFERRAL = 0.001  # seconds a worker lets a lighter one take a new connection first
+ACCEPT_BURST = 64  # connections taken in one go at most
 ACCEPT_BACKOFF = 0.05  # after accept() failed for want of a resource (EMFILE, ENOBUFS...)
 SWEEP_SECONDS = 0.25  # how often connections past their deadline are looked for
 PIPELINE_TURN = 8  # requests of one connection served per turn: others get theirs between
@@ -163,24 +164,22 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             timeout = 0.0
         elif self._accept_at:
             timeout = max(0.0, min(timeout, self._accept_at - time.monotonic()))
-        for key, mask in self._selector.select(timeout):
+        events = self._selector.select(timeout)
+        for key, _ in events:  # new connections first: their first requests wait meanwhile
+            if key.data is None:
+                self._listener_ready(key.fileobj)  # type: ignore[arg-type]
+        for key, mask in events:
             data = key.data
             if isinstance(data, Connection):
                 self._guarded(data, mask)
-            elif data is None:
-                self._listener_ready(key.fileobj)  # type: ignore[arg-type]
-            else:
+            elif data is not None:
                 _drain_pipe(self.PIPE[0])
         for _ in range(len(self._backlog)):
             conn = self._backlog.popleft()
             if conn.sock.fileno() in self._connections and not conn.out:
                 self._guarded(conn, 0)
+        self._accept_if_due()
         now = time.monotonic()
-        if self._accept_at and now >= self._accept_at and self.alive:
-            self._accept_at = 0.0
-            for listener in self.sockets:
-                self._accept(listener)
-            self._listen(True)
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_SECONDS
             for conn in [c for c in self._connections.values() if c.deadline < now]:
@@ -242,28 +241,52 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
                 self._selector.unregister(listener)
 
     def _listener_ready(self, listener: socket.socket) -> None:
-        """A connection waits, and every worker was woken for it. The one holding the
-        fewest connections takes it; the others wait a millisecond first, then take it if it
-        is still there (the lighter worker may be busy)."""
-        if self.cfg.workers > 1 and self._loads.lighter_than(len(self._connections)):
+        """Connections wait, and every worker was woken for them. The one holding the
+        fewest takes them, as long as it stays the lightest; the others wait a millisecond
+        first, then take one if it is still there (the lighter worker may be busy)."""
+        if self._lighter_elsewhere():
             self._accept_at = time.monotonic() + ACCEPT_DEFERRAL
             self._listen(False)
             return
-        self._accept(listener)
+        self._accept_while_lightest(listener)
 
-    def _accept(self, listener: socket.socket) -> None:
-        if len(self._connections) >= self._max_connections and not self._evict_idle():
+    def _lighter_elsewhere(self) -> bool:
+        """Another worker holds at least two connections fewer (one of slack lets a burst
+        be taken two at a time per worker, and still spreads within one)."""
+        return self.cfg.workers > 1 and self._loads.lighter_than(len(self._connections) - 1)
+
+    def _accept_if_due(self) -> None:
+        """A deferred accept whose time has come (checked between requests too)."""
+        if self._accept_at and time.monotonic() >= self._accept_at and self.alive:
+            self._accept_at = 0.0
+            for listener in self.sockets:
+                if self._accept(listener, evict=True):  # the lighter worker did not: this
+                    self._accept_while_lightest(listener)  # one, and more while lightest
+            self._listen(True)
+
+    def _accept_while_lightest(self, listener: socket.socket) -> None:
+        """A burst of connections (a client pool opening) is taken at once, not one per
+        wake-up, so that none waits long for its first request to be read."""
+        for taken in range(ACCEPT_BURST):
+            # Only the first may make room: the listener said a connection waits.
+            if not self._accept(listener, evict=taken == 0) or self._lighter_elsewhere():
+                return
+
+    def _accept(self, listener: socket.socket, *, evict: bool) -> bool:
+        """One connection, if one waits and there is room (when full and ``evict``, made
+        by closing the connection idle longest); True when taken."""
+        if len(self._connections) >= self._max_connections and not (evict and self._evict_idle()):
             self._listen(False)  # full of busy connections: the sweep looks again
-            return
+            return False
         try:
             sock, addr = listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
+            return False
         except OSError as exc:  # EMFILE, ENOBUFS, ...: back off rather than spin or die
             self.log.warning("accept() failed: %s; backing off", exc)
             self._accept_at = time.monotonic() + ACCEPT_BACKOFF
             self._listen(False)
-            return
+            return False
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -274,6 +297,7 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         self._connections[sock.fileno()] = conn
         self._selector.register(sock, selectors.EVENT_READ, conn)
         self._loads.publish(len(self._connections))
+        return True
 
     def _evict_idle(self) -> bool:
         """Full: close the connection idle longest, if any, to make room."""
@@ -332,6 +356,7 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
                 return False
             served += 1
             self._heartbeat()
+            self._accept_if_due()
         if served and conn.sock.fileno() in self._connections:
             self._hold(conn, reader.buffered())
             # The next request (or the answer's delivery) gets a whole timeout of its own;
