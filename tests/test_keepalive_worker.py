@@ -705,3 +705,15 @@ def test_keepalive_zero_means_one_request_per_connection(
         response = recv_response(sock)
         assert response.status == 200 and response.getheader("Connection") == "close"
         assert closed_by_server(sock, 3)
+
+
+def test_header_names_are_mapped_the_same_from_the_remembered_table() -> None:
+    raw = (
+        b"POST /p HTTP/1.1\r\nHost: h\r\nX_Spoof: 1\r\nContent-Type: a/b\r\n"
+        b"x-amz-date: d\r\nContent-Length: 0\r\n\r\n"
+    )
+    server = Server("h", "1", False)
+    first, second = (environ_for(read_all(raw).ready[0], server, None) for _ in range(2))
+    assert first == {**second, "wsgi.input": first["wsgi.input"]}
+    assert "HTTP_X_SPOOF" not in second and second["CONTENT_TYPE"] == "a/b"
+    assert second["HTTP_X_AMZ_DATE"] == "d" and "HTTP_CONTENT_TYPE" not in second

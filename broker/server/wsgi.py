@@ -54,7 +54,7 @@ def environ_for(request: Request, server: Server, peer: tuple[str, int] | None) 
     environ.update(
         {
             "REQUEST_METHOD": request.method,
-            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+            "PATH_INFO": (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1"),
             "QUERY_STRING": query.decode("latin-1"),
             "RAW_URI": raw,
             "REQUEST_URI": raw,
@@ -65,19 +65,36 @@ def environ_for(request: Request, server: Server, peer: tuple[str, int] | None) 
         }
     )
     for name, value in request.headers:
-        if b"_" in name:
+        key = _environ_key(name)
+        if key is None:
             continue
-        key = name.decode("latin-1").upper().replace("-", "_")
-        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-            pass
-        else:
-            key = "HTTP_" + key
         text = value.decode("latin-1")
         if key in environ:
             environ[key] = environ[key] + "," + text
         else:
             environ[key] = text
     return environ
+
+
+_KEYS: dict[bytes, str | None] = {}  # header name as sent -> environ key (None: dropped)
+_MAX_KEYS = 512
+
+
+def _environ_key(name: bytes) -> str | None:
+    """``X-Amz-Date`` -> ``HTTP_X_AMZ_DATE``; None for a name holding ``_``. Remembered for
+    the names clients keep sending (a bounded table: others are worked out each time)."""
+    key = _KEYS.get(name, "")
+    if key != "":
+        return key
+    if b"_" in name:
+        key = None
+    else:
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+    if len(_KEYS) < _MAX_KEYS:
+        _KEYS[name] = key
+    return key
 
 
 def _split_target(target: bytes) -> tuple[bytes, bytes]:
