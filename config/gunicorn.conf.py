@@ -26,7 +26,9 @@ any socket is opened, instead of a traceback from every worker.
 ``preload_app`` stays False: each worker imports the app after the fork and so builds its own
 Redis connection pool and loads the signing key itself; no socket is shared across a fork.
 ``forwarded_allow_ips`` is left at gunicorn's default (trust X-Forwarded-* from 127.0.0.1
-only; gunicorn reads FORWARDED_ALLOW_IPS itself).
+only; gunicorn reads FORWARDED_ALLOW_IPS itself); it applies to the sync worker only: the
+keep-alive worker reads no proxy header (the broker's URLs come from BROKER_ISSUER, not from
+the request), nor does it run gunicorn's pre_request/post_request hooks or serve TLS.
 """
 
 from __future__ import annotations

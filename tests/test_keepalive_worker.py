@@ -717,3 +717,103 @@ def test_header_names_are_mapped_the_same_from_the_remembered_table() -> None:
     assert first == {**second, "wsgi.input": first["wsgi.input"]}
     assert "HTTP_X_SPOOF" not in second and second["CONTENT_TYPE"] == "a/b"
     assert second["HTTP_X_AMZ_DATE"] == "d" and "HTTP_CONTENT_TYPE" not in second
+
+
+# --- second review ----------------------------------------------------------------------
+def read_statuses(sock: socket.socket, count: int, method: str = "GET") -> list[int]:
+    wire = Wire(sock)
+    statuses = []
+    for _ in range(count):
+        try:
+            statuses.append(recv_response(wire, method).status)
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            break
+    return statuses
+
+
+def test_requests_pipelined_before_garbage_are_all_answered_first(
+    one_worker: BrokerServer,
+) -> None:
+    with connect(one_worker) as sock:
+        sock.sendall(HEALTH * 12 + b"GARBAGE\r\n\r\n")
+        assert read_statuses(sock, 14) == [200] * 12 + [400]
+
+
+def test_100_continue_comes_after_the_answers_before_it(one_worker: BrokerServer) -> None:
+    with connect(one_worker) as sock:
+        sock.sendall(
+            HEALTH * 9 + b"POST /healthz HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 2\r\n\r\n"
+        )
+        wire = Wire(sock)
+        assert [recv_response(wire).status for _ in range(9)] == [200] * 9
+        assert wire.file.readline() == b"HTTP/1.1 100 Continue\r\n"
+        assert wire.file.readline() == b"\r\n"
+        sock.sendall(b"ok")
+        assert recv_response(wire, "POST").status == 405  # /healthz answers GET
+
+
+def test_a_full_worker_never_closes_a_connection_whose_request_has_come(
+    redis_url: str, broker_credentials: dict[str, str]
+) -> None:
+    env = {"GUNICORN_CMD_ARGS": "--worker-connections 2", "BROKER_KEEPALIVE": "30"}
+    with BrokerServer(
+        redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
+    ) as server:
+        for _ in range(3):
+            with connect(server) as a, connect(server) as b:
+                for sock in (a, b):
+                    sock.sendall(HEALTH)
+                    assert recv_response(sock).status == 200
+                a.sendall(HEALTH)  # a's request and a new connection arrive together
+                with connect(server) as c:
+                    c.sendall(HEALTH)
+                    assert recv_response(a).status == 200
+                    assert recv_response(c).status == 200  # b, idle, made room
+                    assert closed_by_server(b, 2)
+
+
+def test_a_full_worker_takes_new_connections_in_the_place_of_idle_ones_at_once(
+    redis_url: str, broker_credentials: dict[str, str]
+) -> None:
+    env = {"GUNICORN_CMD_ARGS": "--worker-connections 4", "BROKER_KEEPALIVE": "30"}
+    with BrokerServer(
+        redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
+    ) as server:
+        idle = [connect(server) for _ in range(4)]
+        try:
+            for sock in idle:
+                sock.sendall(HEALTH)
+                assert recv_response(sock).status == 200
+            started = time.monotonic()
+            for _ in range(8):
+                with connect(server) as new:
+                    new.sendall(HEALTH)
+                    assert recv_response(new).status == 200
+            assert time.monotonic() - started < 2.0  # not one a second
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_a_read_full_of_whole_requests_is_no_oversized_head(one_worker: BrokerServer) -> None:
+    with connect(one_worker) as sock:
+        sock.sendall(HEALTH + b"GET /hea")
+        wire = Wire(sock)
+        assert recv_response(wire).status == 200
+        time.sleep(0.2)
+        rest = b"lthz HTTP/1.1\r\nHost: t\r\n\r\n"
+        many = (65536 - len(rest)) // len(HEALTH)
+        sock.sendall(rest + HEALTH * many)
+        assert [recv_response(wire).status for _ in range(many + 1)] == [200] * (many + 1)
+
+
+def test_trailers_that_never_end_are_refused() -> None:
+    reader = RequestReader(Limits(body=1024))
+    reader.feed(
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-T: "
+    )
+    with pytest.raises(Refused) as refused:
+        for _ in range(100):
+            reader.feed(b"a" * 65536)
+    assert refused.value.status == 413

@@ -6,9 +6,9 @@ queue behind each other while other workers have few. So each worker publishes i
 a small table of shared memory (made in the master, inherited by every worker it forks) and
 lets a lighter worker go first.
 
-A slot is ``age % slots`` (gunicorn numbers its workers by age): two live workers may share
-one after many restarts, which only blurs the counts; a slot names its worker's pid, and a
-dead worker's slot is ignored.
+A worker claims the first free slot from ``age % slots`` on (gunicorn numbers its workers
+by age): free means empty, or naming a pid that is gone (a worker killed without releasing
+it). Only with more live workers than slots do two share one, which blurs the counts.
 """
 
 from __future__ import annotations
@@ -28,16 +28,27 @@ class Loads:
 
     def claim(self, age: int) -> None:
         """In a worker, once, after the fork."""
-        self._mine = age % self._slots
-        SLOT.pack_into(self._map, self._mine * SLOT.size, os.getpid(), 0)
+        me = os.getpid()
+        first = age % self._slots
+        self._mine = first
+        for step in range(self._slots):
+            index = (first + step) % self._slots
+            pid, _ = SLOT.unpack_from(self._map, index * SLOT.size)
+            if pid <= 0 or pid == me or not _alive(pid):
+                self._mine = index
+                break
+        SLOT.pack_into(self._map, self._mine * SLOT.size, me, 0)
 
     def publish(self, held: int) -> None:
         if self._mine >= 0:
             SLOT.pack_into(self._map, self._mine * SLOT.size, os.getpid(), held)
 
     def release(self) -> None:
+        """At exit; a slot another worker took over (more workers than slots) is left."""
         if self._mine >= 0:
-            SLOT.pack_into(self._map, self._mine * SLOT.size, 0, 0)
+            pid, _ = SLOT.unpack_from(self._map, self._mine * SLOT.size)
+            if pid == os.getpid():
+                SLOT.pack_into(self._map, self._mine * SLOT.size, 0, 0)
 
     def lighter_than(self, held: int) -> bool:
         """Does another live worker hold fewer connections than ``held``?"""
@@ -45,11 +56,16 @@ class Loads:
         for index, (pid, count) in enumerate(SLOT.iter_unpack(self._map)):
             if pid <= 0 or count >= held or index == self._mine or pid == me:
                 continue
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                continue  # killed without releasing its slot
-            except PermissionError:
-                pass  # alive, under another user
-            return True
+            if _alive(pid):  # not killed without releasing its slot
+                return True
         return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True

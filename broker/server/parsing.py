@@ -23,6 +23,7 @@ BAD_VERSION: Final = (400, "Only HTTP/1.0 and HTTP/1.1 are served.")
 BAD_HOST: Final = (400, "An HTTP/1.1 request needs exactly one Host header.")
 URI_TOO_LONG: Final = (414, "The request line is too long.")
 HEADERS_TOO_LARGE: Final = (431, "Too many request headers, or a header too large.")
+REQUEST_TOO_LARGE: Final = (413, "The request's body or trailers are too large.")
 UPGRADE_REFUSED: Final = (400, "Protocol upgrades and CONNECT are not served here.")
 EXPECTATION_FAILED: Final = (417, "The only expectation served is 100-continue.")
 
@@ -79,14 +80,16 @@ class RequestReader:
         self._headers_done = False
         self._field_count = 0  # header and trailer fields of the current request
         self.stopped = False  # an oversized request was made ready: read no further
-        # llhttp hands a header over only once it is whole: bound what the head of one
-        # request may take before its end is seen.
-        self._head_bytes = 0
+        # llhttp hands a header (or a trailer) over only once it is whole, and httptools
+        # gathers it meanwhile: bound the bytes one request may take while it stays open.
+        self._open_bytes = 0
+        self._head_held = 0  # bytes read while the current head is open (for the budget)
         self._head_limit = min(
             HEAD_LIMIT,
             (limits.request_line or HEAD_LIMIT)
             + (limits.fields or 100) * ((limits.field_size or HEAD_LIMIT) + 2),
         )
+        self._request_limit = limits.body + 2 * HEAD_LIMIT  # body, chunk framing, trailers
 
     @property
     def started(self) -> bool:
@@ -97,19 +100,15 @@ class RequestReader:
         """Bytes of requests held: the one arriving and those ready."""
         held = sum(len(r.body) for r in self.ready)
         if self._current is not None:
-            held += len(self._current.body)
-        return held + self._head_bytes
+            held += len(self._current.body) + (0 if self._headers_done else self._head_held)
+        return held
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raises :class:`Refused` for input that is not served (the
         requests made ready before it stay ready)."""
         if self.stopped:
             return
-        if not self._headers_done:
-            self._head_bytes += len(data)
-            if self._head_bytes > self._head_limit:
-                self.stopped = True
-                raise Refused(*HEADERS_TOO_LARGE)
+        open_before = self._current
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -125,12 +124,27 @@ class RequestReader:
             if isinstance(cause, Refused):  # raised in a callback, wrapped by httptools
                 raise cause from None
             raise Refused(*BAD_REQUEST) from None
+        head_open = self._current is not None and not self._headers_done
+        if head_open:  # at most the whole chunk is this head's: an upper bound
+            same = open_before is not None and self._current is open_before
+            self._head_held = self._head_held + len(data) if same else len(data)
+        if open_before is not None and self._current is open_before:
+            # The same request was open before and after: all of this chunk was its own.
+            # (The chunk a request begins in is not counted: at most one read, 64 KiB.)
+            self._open_bytes += len(data)
+            if self._headers_done and self._open_bytes > self._request_limit:
+                self.stopped = True
+                raise Refused(*REQUEST_TOO_LARGE)
+            if not self._headers_done and self._open_bytes > self._head_limit:
+                self.stopped = True
+                raise Refused(*HEADERS_TOO_LARGE)
 
     def discard(self) -> None:
         """Drop every request held and read no further (the connection is closing)."""
         self.ready.clear()
         self._current = None
-        self._head_bytes = 0
+        self._open_bytes = 0
+        self._head_held = 0
         self.stopped = True
 
     def take_continue(self) -> bool:
@@ -147,6 +161,8 @@ class RequestReader:
         self._current = Request()
         self._headers_done = False
         self._field_count = 0
+        self._open_bytes = 0
+        self._head_held = 0
 
     def on_url(self, url: bytes) -> None:
         request = self._request()
@@ -172,7 +188,6 @@ class RequestReader:
         request = self._request()
         parser = self._parser
         self._headers_done = True
-        self._head_bytes = 0
         request.method = parser.get_method().decode("ascii")
         request.version = parser.get_http_version()
         if request.version not in ("1.0", "1.1"):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import selectors
 import socket
 import time
@@ -67,6 +68,7 @@ class Connection:
         "in_request",
         "out",
         "reader",
+        "refusal",
         "server",
         "sock",
     )
@@ -83,6 +85,7 @@ class Connection:
         self.draining = False  # answered and half-closed: reading what is left, then closing
         self.drained = 0
         self.held = 0  # request bytes buffered (the worker's budget)
+        self.refusal: Refused | None = None  # to answer once the requests before it are
 
 
 class KeepAliveWorker(Worker):  # type: ignore[misc]
@@ -151,29 +154,31 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
                 self._turn()
                 if self.ppid != os.getppid():
                     self.log.info("Parent changed, shutting down: %s", self)
+                    self.alive = False
                     break
             self._shut_down()
         finally:
             self._loads.release()
 
-    def _turn(self) -> None:
-        """One pass: wait for sockets (a second at most), serve what is whole, keep time."""
+    def _turn(self, max_wait: float = SWEEP_SECONDS) -> None:
+        """One pass: wait for sockets (``max_wait`` at most), serve what is whole, keep
+        time (deadlines are looked at every SWEEP_SECONDS)."""
         self._heartbeat()
-        timeout = 1.0
+        timeout = max(0.0, max_wait)
         if self._backlog:
             timeout = 0.0
         elif self._accept_at:
             timeout = max(0.0, min(timeout, self._accept_at - time.monotonic()))
         events = self._selector.select(timeout)
-        for key, _ in events:  # new connections first: their first requests wait meanwhile
-            if key.data is None:
-                self._listener_ready(key.fileobj)  # type: ignore[arg-type]
-        for key, mask in events:
+        for key, mask in events:  # requests already here first: then new connections
             data = key.data
             if isinstance(data, Connection):
                 self._guarded(data, mask)
             elif data is not None:
                 _drain_pipe(self.PIPE[0])
+        for key, _ in events:
+            if key.data is None and self._listening:
+                self._listener_ready(key.fileobj)  # type: ignore[arg-type]
         for _ in range(len(self._backlog)):
             conn = self._backlog.popleft()
             if conn.sock.fileno() in self._connections and not conn.out:
@@ -203,20 +208,23 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
     def _shut_down(self) -> None:
         """Graceful: take no new connection; serve what idle connections already sent
         (answered with ``Connection: close``), close the others, finish requests that are
-        arriving and answers being taken, until gunicorn's graceful timeout."""
+        arriving and answers being taken, until just before gunicorn's graceful timeout
+        (the arbiter kills the worker at it)."""
+        self.alive = False
         self._accept_at = 0.0
         self._listen(False)
         for conn in list(self._connections.values()):
             if not conn.in_request and not conn.draining:
                 self._guarded(conn, selectors.EVENT_READ)  # reads nothing: EAGAIN
-        deadline = time.monotonic() + float(self.cfg.graceful_timeout)
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + max(0.0, float(self.cfg.graceful_timeout) - 1.0)
+        while True:
             for conn in [c for c in self._connections.values() if not c.in_request]:
                 if not conn.draining:
                     self._close(conn)
-            if not self._connections:
+            left = deadline - time.monotonic()
+            if not self._connections or left <= 0:
                 break
-            self._turn()
+            self._turn(max_wait=min(left, SWEEP_SECONDS))
         for conn in list(self._connections.values()):
             self._close(conn)
 
@@ -244,6 +252,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         """Connections wait, and every worker was woken for them. The one holding the
         fewest takes them, as long as it stays the lightest; the others wait a millisecond
         first, then take one if it is still there (the lighter worker may be busy)."""
+        if self._accept_at:
+            return  # already deferred, or backing off
         if self._lighter_elsewhere():
             self._accept_at = time.monotonic() + ACCEPT_DEFERRAL
             self._listen(False)
@@ -253,29 +263,36 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
     def _lighter_elsewhere(self) -> bool:
         """Another worker holds at least two connections fewer (one of slack lets a burst
         be taken two at a time per worker, and still spreads within one)."""
-        return self.cfg.workers > 1 and self._loads.lighter_than(len(self._connections) - 1)
+        return self._loads.lighter_than(len(self._connections) - 1)
 
     def _accept_if_due(self) -> None:
-        """A deferred accept whose time has come (checked between requests too)."""
-        if self._accept_at and time.monotonic() >= self._accept_at and self.alive:
-            self._accept_at = 0.0
-            for listener in self.sockets:
-                if self._accept(listener, evict=True):  # the lighter worker did not: this
-                    self._accept_while_lightest(listener)  # one, and more while lightest
+        """A deferred accept whose time has come (checked between requests too): the
+        lighter worker did not take the connection, so this one does (without closing an
+        idle connection of its own for it while a lighter worker has room)."""
+        if not self._accept_at or time.monotonic() < self._accept_at or not self.alive:
+            return
+        self._accept_at = 0.0
+        evict = not self._lighter_elsewhere()
+        for listener in self.sockets:
+            if self._accept(listener, evict=evict):
+                self._accept_while_lightest(listener)
+        if not self._accept_at:  # not backing off after a failed accept()
             self._listen(True)
 
     def _accept_while_lightest(self, listener: socket.socket) -> None:
         """A burst of connections (a client pool opening) is taken at once, not one per
         wake-up, so that none waits long for its first request to be read."""
-        for taken in range(ACCEPT_BURST):
-            # Only the first may make room: the listener said a connection waits.
-            if not self._accept(listener, evict=taken == 0) or self._lighter_elsewhere():
+        for _ in range(ACCEPT_BURST):
+            if not self._accept(listener, evict=True) or self._lighter_elsewhere():
                 return
 
     def _accept(self, listener: socket.socket, *, evict: bool) -> bool:
-        """One connection, if one waits and there is room (when full and ``evict``, made
-        by closing the connection idle longest); True when taken."""
-        if len(self._connections) >= self._max_connections and not (evict and self._evict_idle()):
+        """One connection, if one waits and there is room; when full and ``evict``, room is
+        made by closing the connection idle longest, but only for a connection known to
+        wait. True when one was taken."""
+        if len(self._connections) >= self._max_connections and not (
+            evict and _waiting(listener) and self._evict_idle()
+        ):
             self._listen(False)  # full of busy connections: the sweep looks again
             return False
         try:
@@ -300,12 +317,21 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         return True
 
     def _evict_idle(self) -> bool:
-        """Full: close the connection idle longest, if any, to make room."""
+        """Full: close the connection idle longest to make room, if one is idle: nothing
+        of a request arrived on it, not even unread in the kernel (a peek tells)."""
         idle = [c for c in self._connections.values() if not c.in_request and not c.draining]
-        if not idle:
-            return False
-        self._close(min(idle, key=lambda c: c.deadline))
-        return True
+        for conn in sorted(idle, key=lambda c: c.deadline):
+            try:
+                waiting = conn.sock.recv(1, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                self._close(conn)  # idle indeed
+                return True
+            except OSError:
+                waiting = b""
+            if not waiting:  # the client has gone: closing it makes room too
+                self._close(conn)
+                return True
+        return False
 
     # --- requests ----------------------------------------------------------------------------
     def _readable(self, conn: Connection) -> None:
@@ -325,46 +351,46 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             self._close(conn)
             return
         reader = conn.reader
-        refusal: Refused | None = None
         try:
             reader.feed(data)
         except Refused as refused:
-            refusal = refused  # answered after the requests that came whole before it
-        if self._hold(conn, reader.buffered()) and refusal is None:
-            refusal = Refused(*BUSY)
-        if reader.started and not conn.in_request:
-            conn.in_request = True  # all of it must arrive within the timeout
+            conn.refusal = refused  # answered after the requests that came whole before it
+        if (reader.started or reader.ready) and not conn.in_request:
+            conn.in_request = True  # a request has come: all of it must within the timeout
             conn.deadline = time.monotonic() + self._request_timeout
-        if not self._serve_ready(conn):
-            return
-        if refusal is not None:  # queued after the answers before it, if any are unsent
-            self._refuse(conn, refusal.status, refusal.message)
-            return
-        if reader.take_continue():
-            self._write(conn, b"HTTP/1.1 100 Continue\r\n\r\n")
+        self._account(conn)
+        self._serve_ready(conn)
 
-    def _serve_ready(self, conn: Connection) -> bool:
-        """Serve the requests ready on ``conn``, a few per turn; False when it was closed.
-        Stops while an answer waits for the client to take it."""
+    def _serve_ready(self, conn: Connection) -> None:
+        """Serve the requests ready on ``conn``, a few per turn; then, with nothing before
+        them left unsent, a refusal or a ``100 Continue``. Stops while an answer waits for
+        the client to take it."""
         reader = conn.reader
         served = 0
         while reader.ready and not conn.out:
             if served == PIPELINE_TURN:
                 self._backlog.append(conn)  # the rest next turn: others first
-                break
+                return
             if not self._serve(conn, reader.ready.popleft()):
-                return False
+                return
             served += 1
             self._heartbeat()
             self._accept_if_due()
-        if served and conn.sock.fileno() in self._connections:
-            self._hold(conn, reader.buffered())
+        if reader.ready or conn.sock.fileno() not in self._connections:
+            return  # waiting for the client to take an answer, or closed
+        if conn.refusal is not None:
+            refusal, conn.refusal = conn.refusal, None
+            self._refuse(conn, refusal.status, refusal.message)  # after what is unsent
+            return
+        if served:
+            self._account(conn)
             # The next request (or the answer's delivery) gets a whole timeout of its own;
             # a connection with nothing left is idle from now.
-            busy = bool(conn.out or reader.started or reader.ready)
+            busy = bool(conn.out or reader.started)
             conn.in_request = busy
             conn.deadline = time.monotonic() + (self._request_timeout if busy else self._keepalive)
-        return conn.sock.fileno() in self._connections
+        if not conn.out and reader.take_continue():
+            self._write(conn, b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _serve(self, conn: Connection, request: Request) -> bool:
         """Answer one request; False when the connection was closed."""
@@ -401,11 +427,27 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         self._write(conn, payload)
         return conn.sock.fileno() in self._connections and not conn.closing
 
-    def _hold(self, conn: Connection, held: int) -> bool:
-        """Account the bytes ``conn`` buffers; True when the worker's budget is exceeded."""
+    def _hold(self, conn: Connection, held: int) -> None:
+        """Account the request bytes ``conn`` buffers in the worker's total."""
         self._buffered += held - conn.held
         conn.held = held
-        return self._buffered > self._budget and held > 0
+
+    def _account(self, conn: Connection) -> None:
+        """Update what ``conn`` holds; past the worker's budget, the connection holding the
+        most is refused (503) and its requests dropped, whichever connection read last."""
+        self._hold(conn, conn.reader.buffered())
+        if self._buffered <= self._budget:
+            return
+        largest = max(
+            (c for c in self._connections.values() if not c.draining),
+            key=lambda c: c.held,
+            default=None,
+        )
+        if largest is not None and largest.held > 0:
+            largest.reader.discard()
+            self._hold(largest, 0)
+            largest.refusal = None
+            self._refuse(largest, *BUSY)
 
     # --- answers -----------------------------------------------------------------------------
     def _refuse(self, conn: Connection, status: int, message: str) -> None:
@@ -465,9 +507,10 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             return
         if self._selector.get_key(fd).events != selectors.EVENT_READ:
             self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
-            if conn.reader.ready:
-                self._backlog.append(conn)
-            elif not conn.reader.started:
+            reader = conn.reader
+            if reader.ready or reader.started or conn.refusal is not None:
+                self._backlog.append(conn)  # what waited behind the answer, next turn
+            else:
                 conn.in_request = False
                 conn.deadline = time.monotonic() + self._keepalive
         if conn.closing:
@@ -512,6 +555,11 @@ class _AccessResponse:
 
 def _host(addr: tuple[str, int] | None) -> str:
     return addr[0] if addr else ""
+
+
+def _waiting(listener: socket.socket) -> bool:
+    """A connection waits to be accepted (another worker may still take it first)."""
+    return bool(select.select([listener], [], [], 0)[0])
 
 
 def _drain_pipe(fd: int) -> None:
