@@ -39,7 +39,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
 from werkzeug.wsgi import get_content_length, get_input_stream
 
-from broker import metrics, request_id
+from broker import jsontext, metrics, request_id
 from broker.errors import (
     INTERNAL_MESSAGE,
     STORE_UNAVAILABLE_MESSAGE,
@@ -274,15 +274,10 @@ def _not_post(start_response: StartResponse, rid: str, *, options: bool) -> list
     return [body]
 
 
-#: ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` is this encoder's
-#: ``encode``; made once, as json.dumps makes one for every call given options.
-_COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
 def _json_bytes(value: Any) -> bytes:
     """Compact UTF-8 JSON; a text holding an unpaired surrogate (which UTF-8 cannot carry)
     is written with ASCII escapes instead, still valid JSON."""
-    text = _COMPACT_JSON.encode(value)
+    text = jsontext.COMPACT.encode(value)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

@@ -3,19 +3,18 @@ config/gunicorn.conf.py). The access line is built from named fields, never from
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any
 
 from gunicorn.glogging import Logger
 
+from broker import jsontext
 from broker.logs import JsonFormatter
 
 ACCESS_LOGGER = "gunicorn.access"
-_JSON: Final = json.JSONEncoder(ensure_ascii=False)  # json.dumps would build one per line
 
 
 class JsonLogger(Logger):  # type: ignore[misc]
@@ -48,7 +47,7 @@ class JsonLogger(Logger):  # type: ignore[misc]
             if name.lower() == "x-amzn-requestid":
                 request_id = value
                 break
-        line = _JSON.encode(
+        line = jsontext.PLAIN.encode(
             {
                 "ts": self._timestamp(time.time()),
                 "level": "INFO",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -29,13 +28,12 @@ from typing import Final
 
 import redis
 
+from broker import jsontext
 from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key
 
 LOCK_TTL_MS: Final = 5_000  # longer than any signature takes; a dead holder frees it
 WAIT_SECONDS: Final = 1.0  # how long a coalesced miss waits before signing itself
 POLL_SECONDS: Final = 0.005
-#: ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``'s encoder, made once.
-_COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ def login_cache_key(
 
 
 def _key(pool_id: str, material: list[object]) -> CacheKey:
-    text = _COMPACT_JSON.encode(material)
+    text = jsontext.COMPACT.encode(material)
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return CacheKey(pool_id, entry_key(pool_id, digest))
 

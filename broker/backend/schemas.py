@@ -9,13 +9,13 @@ Only trusted mode (``api_key``) names the user in the body: a session names its 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from broker import jsontext
 from broker.errors import ValidationException
 from broker.jsonbody import NotAJsonObject, NotJson, parse_object
 from broker.model_limits import (
@@ -33,8 +33,6 @@ USER_ID_ONLY_TRUSTED: Final = (
     "user_id is accepted only with BROKER_BACKEND_AUTH=api_key; here the session names the user"
 )
 MAX_LABEL: Final = 40  # a member or map key quoted in a message is cut here
-#: ``json.dumps(data, ensure_ascii=False)``'s encoder, made once rather than per call.
-_JSON: Final = json.JSONEncoder(ensure_ascii=False)
 
 
 class WholeNumber(fields.Integer):
@@ -112,7 +110,7 @@ def _parse(body: bytes) -> dict[str, Any]:
     except NotAJsonObject:
         raise ValidationException("The request body must be a JSON object.") from None
     try:  # an escaped unpaired surrogate ("\\ud800") parses, but no token can carry it
-        _JSON.encode(data).encode("utf-8")
+        jsontext.PLAIN.encode(data).encode("utf-8")
     except UnicodeEncodeError:
         raise ValidationException("The request body holds an unpaired UTF-16 surrogate.") from None
     return data

@@ -9,18 +9,14 @@ same claims and key always give the same token.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from joserfc.jws import JWSRegistry
 from joserfc.util import json_b64encode, urlsafe_b64encode
 
+from broker import jsontext
 from broker.tokens.keys import ALGORITHM, KeyRing, SigningKey
-
-#: What ``json.dumps(claims, ensure_ascii=False, separators=(",", ":"))`` uses, made once
-#: (json.dumps makes an encoder for every call given options).
-_COMPACT_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class TokenSigner:
@@ -31,7 +27,7 @@ class TokenSigner:
 
     def sign(self, claims: Mapping[str, Any]) -> str:
         key = self._keyring.current()
-        payload = _COMPACT_JSON.encode(dict(claims))
+        payload = jsontext.COMPACT.encode(dict(claims))
         signing_input = self._header_segment(key) + b"." + urlsafe_b64encode(payload.encode())
         signature = urlsafe_b64encode(self._algorithm.sign(signing_input, key.key))
         return (signing_input + b"." + signature).decode("ascii")
