@@ -102,12 +102,13 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
     PIPE: tuple[int, int]
     wsgi: Any
 
-    loads: Loads | None = None  # made in the master by the first worker, shared by all
+    shared_loads: Loads | None = None  # made in the master by the first worker, for all
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # in the master, before the fork
-        if KeepAliveWorker.loads is None:
-            KeepAliveWorker.loads = Loads(max(16, 4 * int(self.cfg.workers)))
+        if KeepAliveWorker.shared_loads is None:
+            KeepAliveWorker.shared_loads = Loads(max(16, 4 * int(self.cfg.workers)))
+        self._loads = KeepAliveWorker.shared_loads  # the fork keeps the mapping shared
 
     def init_process(self) -> None:
         from config.settings import Settings  # the app's own settings: the body limit
@@ -136,7 +137,6 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         self._listening = False
         self._accept_at = 0.0  # when a deferred accept is due (0: none)
         self._next_sweep = 0.0
-        self._loads = KeepAliveWorker.loads or Loads(16)
         self._loads.claim(self.age)
         super().init_process()
 
@@ -452,15 +452,14 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
     # --- answers -----------------------------------------------------------------------------
     def _refuse(self, conn: Connection, status: int, message: str) -> None:
         """Answer a request that is not served (a JSON body) and close the connection."""
-        body = json.dumps({"error": STATUS_PHRASES.get(status, ""), "message": message}).encode()
+        phrase = STATUS_PHRASES.get(status, "")
+        body = json.dumps({"error": phrase, "message": message}).encode()
         head = (
-            f"HTTP/1.1 {status} {STATUS_PHRASES.get(status, '')}\r\n"
-            "Content-Type: application/json\r\n"
+            f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         ).encode("latin-1")
         self.log.debug("refused a request: %s %s", status, message)
-        status_line = f"{status} {STATUS_PHRASES.get(status, '')}"
-        self._access(status_line, [], len(body), {"REMOTE_ADDR": _host(conn.addr)}, None)
+        self._access(f"{status} {phrase}", [], len(body), {"REMOTE_ADDR": _host(conn.addr)}, None)
         conn.closing = True
         self._write(conn, head + body)
 
