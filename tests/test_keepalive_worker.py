@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -216,15 +216,26 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def one_worker(redis_url: str, broker_credentials: dict[str, str]) -> Iterator[BrokerServer]:
+def single_worker(
+    redis_url: str, broker_credentials: dict[str, str]
+) -> Callable[[dict[str, str]], BrokerServer]:
+    """A broker with one worker and these settings, on the module's Redis (start it with
+    ``with``)."""
+
+    def make(env: dict[str, str]) -> BrokerServer:
+        return BrokerServer(redis_url=redis_url, credentials=broker_credentials, workers=1, env=env)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def one_worker(single_worker: Callable[[dict[str, str]], BrokerServer]) -> Iterator[BrokerServer]:
     env = {
         "BROKER_KEEPALIVE": "2",
         "BROKER_WORKER_TIMEOUT": "3",
         "BROKER_MAX_BODY_BYTES": "2048",
     }
-    with BrokerServer(
-        redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
-    ) as server:
+    with single_worker(env) as server:
         yield server
 
 
@@ -322,14 +333,9 @@ def test_expect_100_continue_is_answered_before_the_body(one_worker: BrokerServe
 
 
 def test_sigterm_ends_a_worker_holding_idle_connections_at_once(
-    redis_url: str, broker_credentials: dict[str, str]
+    single_worker: Callable[[dict[str, str]], BrokerServer],
 ) -> None:
-    server = BrokerServer(
-        redis_url=redis_url,
-        credentials=broker_credentials,
-        workers=1,
-        env={"BROKER_KEEPALIVE": "60", "BROKER_GRACEFUL_TIMEOUT": "20"},
-    )
+    server = single_worker({"BROKER_KEEPALIVE": "60", "BROKER_GRACEFUL_TIMEOUT": "20"})
     with server, connect(server) as idle:
         idle.sendall(HEALTH)
         assert recv_response(idle).status == 200
@@ -340,12 +346,10 @@ def test_sigterm_ends_a_worker_holding_idle_connections_at_once(
 
 
 def test_max_requests_closes_the_connection_with_the_last_answer(
-    redis_url: str, broker_credentials: dict[str, str]
+    single_worker: Callable[[dict[str, str]], BrokerServer],
 ) -> None:
     env = {"BROKER_MAX_REQUESTS": "5"}  # with jitter: the worker restarts within 5..5
-    with BrokerServer(
-        redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
-    ) as server:
+    with single_worker(env) as server:
         first = server.worker_pids()
         closes = 0
         for _ in range(4):
@@ -394,13 +398,11 @@ def test_kept_alive_connections_spread_over_the_workers(
 
 
 def test_the_sync_worker_stays_available(
-    redis_url: str, broker_credentials: dict[str, str]
+    single_worker: Callable[[dict[str, str]], BrokerServer],
 ) -> None:
     env = {"BROKER_WORKER_CLASS": "sync"}
     with (
-        BrokerServer(
-            redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
-        ) as server,
+        single_worker(env) as server,
         connect(server) as sock,
     ):
         sock.sendall(HEALTH)
@@ -409,7 +411,7 @@ def test_the_sync_worker_stays_available(
 
 
 def test_a_request_still_arriving_at_sigterm_is_finished_then_closed(
-    redis_url: str, broker_credentials: dict[str, str]
+    single_worker: Callable[[dict[str, str]], BrokerServer],
 ) -> None:
     body = b'{"MaxResults": 1}'
     head = (
@@ -417,7 +419,7 @@ def test_a_request_still_arriving_at_sigterm_is_finished_then_closed(
         b"X-Amz-Target: AWSCognitoIdentityService.ListIdentityPools\r\n"
         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
     )
-    server = BrokerServer(redis_url=redis_url, credentials=broker_credentials, workers=1)
+    server = single_worker({})
     with server, connect(server) as arriving, connect(server) as idle:
         idle.sendall(HEALTH)
         assert recv_response(idle).status == 200
@@ -444,14 +446,12 @@ def test_requests_before_garbage_on_one_connection_are_answered_first(
 
 
 def test_worker_connections_bounds_the_connections_one_worker_holds(
-    redis_url: str, broker_credentials: dict[str, str]
+    single_worker: Callable[[dict[str, str]], BrokerServer],
 ) -> None:
     """Full: a new connection takes the place of the one idle longest; with none idle it
     waits in the kernel's queue until one is."""
     env = {"GUNICORN_CMD_ARGS": "--worker-connections 2"}
-    with BrokerServer(
-        redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
-    ) as server:
+    with single_worker(env) as server:
         first, second = connect(server), connect(server)
         for sock in (first, second):
             sock.sendall(HEALTH)
@@ -662,14 +662,12 @@ def test_blank_lines_do_not_keep_a_connection_open(one_worker: BrokerServer) -> 
 
 
 def test_partial_requests_beyond_the_memory_budget_get_503(
-    redis_url: str, broker_credentials: dict[str, str]
+    single_worker: Callable[[dict[str, str]], BrokerServer],
 ) -> None:
     """BROKER_MAX_BODY_BYTES=1024: the worker holds at most 16 x (1 KiB + 64 KiB) of request
     bytes; heads of 60 KB that never end take it over after 17 connections."""
     env = {"BROKER_MAX_BODY_BYTES": "1024"}
-    with BrokerServer(
-        redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
-    ) as server:
+    with single_worker(env) as server:
         socks = [connect(server) for _ in range(20)]
         try:
             for sock in socks:
@@ -691,13 +689,11 @@ def test_partial_requests_beyond_the_memory_budget_get_503(
 
 
 def test_keepalive_zero_means_one_request_per_connection(
-    redis_url: str, broker_credentials: dict[str, str]
+    single_worker: Callable[[dict[str, str]], BrokerServer],
 ) -> None:
     env = {"BROKER_KEEPALIVE": "0"}
     with (
-        BrokerServer(
-            redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
-        ) as server,
+        single_worker(env) as server,
         connect(server) as sock,
     ):
         time.sleep(1.2)  # the first request may take its time (the request timeout)
@@ -754,12 +750,10 @@ def test_100_continue_comes_after_the_answers_before_it(one_worker: BrokerServer
 
 
 def test_a_full_worker_never_closes_a_connection_whose_request_has_come(
-    redis_url: str, broker_credentials: dict[str, str]
+    single_worker: Callable[[dict[str, str]], BrokerServer],
 ) -> None:
     env = {"GUNICORN_CMD_ARGS": "--worker-connections 2", "BROKER_KEEPALIVE": "30"}
-    with BrokerServer(
-        redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
-    ) as server:
+    with single_worker(env) as server:
         for _ in range(3):
             with connect(server) as a, connect(server) as b:
                 for sock in (a, b):
@@ -774,12 +768,10 @@ def test_a_full_worker_never_closes_a_connection_whose_request_has_come(
 
 
 def test_a_full_worker_takes_new_connections_in_the_place_of_idle_ones_at_once(
-    redis_url: str, broker_credentials: dict[str, str]
+    single_worker: Callable[[dict[str, str]], BrokerServer],
 ) -> None:
     env = {"GUNICORN_CMD_ARGS": "--worker-connections 4", "BROKER_KEEPALIVE": "30"}
-    with BrokerServer(
-        redis_url=redis_url, credentials=broker_credentials, workers=1, env=env
-    ) as server:
+    with single_worker(env) as server:
         idle = [connect(server) for _ in range(4)]
         try:
             for sock in idle:
