@@ -429,6 +429,50 @@ def test_jwt_user_claim_and_tag_claims(
     assert "tenant" in overriding.json["error"]["message"]
 
 
+#: What a session may hold under a tag-sourcing key without carrying a usable tag value.
+UNUSABLE_SESSION_VALUES = {
+    "absent": ...,
+    "empty": "",
+    "null": None,
+    "list": ["admin"],
+    "boolean": True,
+    "object": {"r": "admin"},
+}
+
+
+@pytest.mark.parametrize("mode", ["jwt-hs", "cookie"])
+@pytest.mark.parametrize("held", list(UNUSABLE_SESSION_VALUES))
+def test_a_session_sourced_tag_is_never_taken_from_the_body(
+    make_door: MakeDoor, pool: dict[str, Any], mode: str, held: str
+) -> None:
+    """A tag configured as coming from the session is refused in the body whatever the
+    session holds for it: absent, empty, null, a list, a boolean (security review, high)."""
+    tag_env = (
+        {"BROKER_BACKEND_JWT_TAG_CLAIMS": "role:role"}
+        if mode == "jwt-hs"
+        else {"BROKER_BACKEND_COOKIE_TAG_KEYS": "role:role"}
+    )
+    client = make_door(
+        {**mode_env(mode, Path(), ""), "BROKER_BACKEND_POOL_ID": pool["IdentityPoolId"], **tag_env}
+    )
+    value = UNUSABLE_SESSION_VALUES[held]
+    extra = {} if value is ... else {"role": value}
+    user = f"user-{uuid.uuid4().hex}"
+    if mode == "jwt-hs":
+        headers = bearer(hs_jwt(claims_for(user, **extra)))
+    else:
+        headers = {"Cookie": f"session={flask_cookie({'user_id': user, **extra})}"}
+
+    response = client.post("/v1/token", headers=headers, json={"principal_tags": {"role": "admin"}})
+    assert response.status_code == 403, response.json
+    assert response.json["error"]["code"] == "FORBIDDEN"
+    assert "role" in response.json["error"]["message"]
+    assert "token" not in response.json.get("data", {})
+
+    other = client.post("/v1/token", headers=headers, json={"principal_tags": {"env": "dev"}})
+    assert other.status_code == 200, other.json  # tags not sourced from the session still are
+
+
 def test_cookie_expires_after_the_backends_session_lifetime(
     make_door: MakeDoor, pool: dict[str, Any]
 ) -> None:
@@ -439,7 +483,7 @@ def test_cookie_expires_after_the_backends_session_lifetime(
         "BROKER_BACKEND_COOKIE_MAX_AGE": "3600",
     }
     client = make_door(env, clock)
-    cookie = {"Cookie": f"session={flask_cookie({'user_id': 'carol'})}"}
+    cookie = {"Cookie": f"session={flask_cookie({'user_id': 'carol'}, clock=clock)}"}
     assert client.post("/v1/token", headers=cookie).status_code == 200
     clock.advance(3601 + 1)
     expired = client.post("/v1/token", headers=cookie)

@@ -9,7 +9,7 @@ GetOpenIdTokenForDeveloperIdentity gives for that user. Only the cache is added.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -50,13 +50,17 @@ def requested_user(session: Session, request: TokenRequest) -> tuple[str, dict[s
     user_id = session.user_id if session.user_id is not None else request.user_id
     if user_id is None:  # trusted mode without user_id is refused by the schema
         raise ValidationException("user_id: Missing data for required field.")
-    return user_id, merge_tags(session.tags, request.principal_tags)
+    return user_id, merge_tags(session.tags, request.principal_tags, session.session_tags)
 
 
-def merge_tags(session: Mapping[str, str], body: Mapping[str, str]) -> dict[str, str]:
-    """The session's tags, and the body's beside them; the body may not override one."""
+def merge_tags(
+    session: Mapping[str, str], body: Mapping[str, str], reserved: Collection[str] = ()
+) -> dict[str, str]:
+    """The session's tags, and the body's beside them. The body may set no tag the session
+    carries and no tag configured to come from the session (``reserved``), even when this
+    session lacks it or holds an unusable value: such a tag is the backend's to vouch for."""
     for tag in body:
-        if tag in session:
+        if tag in session or tag in reserved:
             raise TagRefused(TAG_FROM_SESSION.format(tag=tag))
     merged = {**session, **body}
     if len(merged) > MAX_PRINCIPAL_TAGS:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from flask.testing import FlaskClient
+from itsdangerous import TimestampSigner
 from jwt.algorithms import RSAAlgorithm
 
 from broker.factory import create_app
@@ -174,9 +175,13 @@ def handmade_jwt(
 
 
 def flask_cookie(
-    session: Mapping[str, Any], secret: str = COOKIE_SECRET, salt: str = "cookie-session"
+    session: Mapping[str, Any],
+    secret: str = COOKIE_SECRET,
+    salt: str = "cookie-session",
+    clock: Callable[[], float] | None = None,
 ) -> str:
-    """The cookie a real Flask app with this SECRET_KEY (and session salt) sets."""
+    """The cookie a real Flask app with this SECRET_KEY (and session salt) sets; signed at
+    ``clock()`` when given (the broker's injected clock), so the two never disagree."""
 
     class SaltedInterface(SecureCookieSessionInterface):
         pass
@@ -187,6 +192,13 @@ def flask_cookie(
     app.session_interface = SaltedInterface()
     serializer = app.session_interface.get_signing_serializer(app)
     assert serializer is not None
+    if clock is not None:
+        tick = clock
+        serializer.signer = type(
+            "ClockedTimestampSigner",
+            (TimestampSigner,),
+            {"get_timestamp": lambda self: int(tick())},
+        )
     value: str = serializer.dumps(dict(session))
     return value
 

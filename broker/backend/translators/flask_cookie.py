@@ -18,7 +18,12 @@ from flask.json.tag import TaggedJSONSerializer
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from broker.backend.errors import SessionRejected
-from broker.backend.translators.session import Credentials, Session, tags_from, user_id_from
+from broker.backend.translators.session import (
+    Credentials,
+    Session,
+    session_from,
+    user_id_from,
+)
 from config.backend import CookieSettings
 
 MISSING: Final = "Missing session cookie {name!r}: forward the user's Cookie header."
@@ -81,4 +86,4 @@ class FlaskCookieTranslator:
         if data.get(key) is None:
             raise SessionRejected(NO_USER.format(key=key))
         user_id = user_id_from(data[key], what=f"{key!r} value")
-        return Session(user_id=user_id, tags=tags_from(data, self._settings.tag_keys))
+        return session_from(user_id, data, self._settings.tag_keys)

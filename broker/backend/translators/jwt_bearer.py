@@ -32,7 +32,7 @@ from broker.backend.translators.session import (
     Credentials,
     Session,
     bearer_token,
-    tags_from,
+    session_from,
     user_id_from,
 )
 from config.backend import JwtSettings
@@ -98,7 +98,7 @@ class JwtTranslator:
         claims = self.verify(token)
         user_claim = self._settings.user_claim
         user_id = user_id_from(claims.get(user_claim), what=f"{user_claim!r} claim")
-        return Session(user_id=user_id, tags=tags_from(claims, self._settings.tag_claims))
+        return session_from(user_id, claims, self._settings.tag_claims)
 
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims once every check above has passed."""

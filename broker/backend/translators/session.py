@@ -37,10 +37,13 @@ class Credentials:
 @dataclass(frozen=True)
 class Session:
     """A verified caller. ``user_id`` is None when the caller is trusted to name the user
-    in the body (trusted mode); ``tags`` are principal tags the session itself carries."""
+    in the body (trusted mode); ``tags`` are principal tags the session itself carries.
+    ``session_tags`` names every tag configured to come from the session, whether or not
+    this session carried a usable value for it: the body may set none of them."""
 
     user_id: str | None
     tags: Mapping[str, str] = field(default_factory=dict)
+    session_tags: frozenset[str] = frozenset()
 
 
 class SessionTranslator(Protocol):
@@ -85,6 +88,14 @@ def user_id_from(value: Any, *, what: str) -> str:
             f"{MAX_DEVELOPER_USER_IDENTIFIER_LENGTH} characters)."
         )
     return value
+
+
+def session_from(user_id: str, source: Mapping[str, Any], table: Mapping[str, str]) -> Session:
+    """A verified session for ``user_id`` with the principal tags ``table`` reads from
+    ``source`` (:func:`tags_from`); every tag of ``table`` is reserved to the session."""
+    return Session(
+        user_id=user_id, tags=tags_from(source, table), session_tags=frozenset(table.values())
+    )
 
 
 def tags_from(source: Mapping[str, Any], table: Mapping[str, str]) -> dict[str, str]:
