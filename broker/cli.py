@@ -14,6 +14,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from broker.store import migration
 from broker.store.checker import check_store
 from broker.tokens.keys import RedisKeySource
 from broker.web import services
@@ -32,7 +33,7 @@ broker = AppGroup("broker", help="Operate on the identity broker's Redis data.")
 )
 def check(pools: tuple[str, ...]) -> None:
     """Walk the Redis data (SCAN, never KEYS) and report every disagreement."""
-    report = check_store(services().connector.client(), pools or None)
+    report = check_store(services().connector, pools or None)
     for problem in report.problems:
         click.echo(str(problem))
     click.echo(report.summary())
@@ -73,6 +74,17 @@ def rotate_key(immediately: bool) -> None:
             f"signing key {new} is published and starts signing in {delay:.0f} s; "
             f"{signing} signs until then"
         )
+
+
+@broker.command("migrate")
+def migrate() -> None:
+    """Move a store written by an earlier broker to today's key layout (the sharded
+    identity index, the pool names of ListIdentityPools). Every broker does it at start;
+    this runs it now and says what it moved."""
+    report = migration.migrate(services().connector)
+    click.echo(report.summary())
+    if report.skipped:
+        raise click.exceptions.Exit(1)
 
 
 @broker.command("keys")

@@ -13,8 +13,9 @@ Flask's hooks and error handlers did for them, once for both:
 
 - a request id (``x-amzn-RequestId`` on every answer, and on every log line meanwhile);
 - one error path: a :class:`~broker.errors.BrokerError` is rendered by the door in its own
-  format; a Redis fault is counted, logged by type only and answered as
-  ``StoreUnavailable`` (AWS: InternalErrorException; backend: UNAVAILABLE); a werkzeug
+  format; a Redis fault, which the store turned into ``StoreUnavailable`` (and logged with
+  its cause), is counted and answered (AWS: InternalErrorException; backend: UNAVAILABLE);
+  a werkzeug
   HTTP error (a client that hung up mid-body) is the door's client error; anything else is
   logged with its traceback and answered as an internal error, never with its text;
 - the request metrics (door, operation, outcome, duration);
@@ -33,7 +34,6 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import redis
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
@@ -42,7 +42,6 @@ from werkzeug.wsgi import get_content_length, get_input_stream
 from broker import jsontext, metrics, request_id
 from broker.errors import (
     INTERNAL_MESSAGE,
-    STORE_UNAVAILABLE_MESSAGE,
     BrokerError,
     InternalErrorException,
     SerializationException,
@@ -243,11 +242,9 @@ def _serve(door: Door, exchange: Exchange) -> Reply:
     try:
         return door.handle(exchange)
     except BrokerError as err:
+        if isinstance(err, StoreUnavailable):
+            metrics.REDIS_ERRORS.inc()
         return door.render_error(err, exchange)
-    except redis.RedisError as err:
-        metrics.REDIS_ERRORS.inc()
-        door.log.error("%sredis error: %s", door.log_prefix, type(err).__name__)
-        return door.render_error(StoreUnavailable(STORE_UNAVAILABLE_MESSAGE), exchange)
     except HTTPException as err:
         return door.render_error(client_error(err), exchange)
     except Exception:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
-import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -18,11 +18,14 @@ from broker.backend import door as backend
 from broker.doors import FrontDoors
 from broker.errors import (
     INTERNAL_MESSAGE,
-    STORE_UNAVAILABLE_MESSAGE,
     BrokerError,
     InternalErrorException,
+    StoreUnavailable,
 )
 from broker.services import Clock, Services
+from broker.store import migration
+from broker.store.connection import describe_fault
+from broker.store.faults import REDIS_FAULTS
 from broker.web import EXTENSION
 from config.settings import DEV_ACCESS_KEY_ID, Settings
 
@@ -37,6 +40,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
     services = Services.build(settings, clock)
     app.extensions[EXTENSION] = services
     _load_signing_keys(services)
+    _migrate_in_background(services)
     if settings.dev_credentials:
         log.warning(
             "BROKER_CREDENTIALS is not set: accepting only the documented development key "
@@ -74,13 +78,9 @@ def _render(err: BrokerError) -> Response:
 def _register_error_renderers(app: Flask) -> None:
     @app.errorhandler(BrokerError)
     def _broker_error(err: BrokerError) -> Response:
+        if isinstance(err, StoreUnavailable):
+            metrics.REDIS_ERRORS.inc()
         return _render(err)
-
-    @app.errorhandler(redis.RedisError)
-    def _store_error(err: redis.RedisError) -> Response:
-        metrics.REDIS_ERRORS.inc()
-        log.error("redis error: %s", type(err).__name__)
-        return _render(InternalErrorException(STORE_UNAVAILABLE_MESSAGE))
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException) -> Response:
@@ -96,8 +96,44 @@ def _register_error_renderers(app: Flask) -> None:
 
 def _load_signing_keys(services: Services) -> None:
     """Load the keys at start so that keys no one can open stop the service at once
-    (KeyEncryptionError propagates); a Redis still starting only delays the load."""
+    (KeyEncryptionError propagates); a Redis still starting only delays the load. The
+    warning names the Redis and what it answered (the store logged the fault itself)."""
     try:
         services.keyring.current()
-    except InternalErrorException:
-        log.warning("signing keys not loaded yet: Redis is not reachable; retrying on use")
+    except InternalErrorException as exc:
+        log.warning(
+            "signing keys not loaded yet: %s does not serve (%s); retrying on use",
+            services.connector.describe(),
+            _root_cause(exc),
+        )
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return describe_fault(exc)
+
+
+def _migrate_in_background(services: Services) -> None:
+    """Bring a store written by an earlier broker to today's layout without holding the
+    worker's start (a large store takes seconds; readers look in the old layout meanwhile).
+    One process at a time does it (``broker.store.migration``)."""
+    if not _needs_migration(services):
+        return
+
+    def run() -> None:
+        try:
+            migration.migrate(services.connector)
+        except REDIS_FAULTS as exc:
+            log.warning(
+                "store migration not done now (%s); the next start tries again", describe_fault(exc)
+            )
+
+    threading.Thread(target=run, name="store-migration", daemon=True).start()
+
+
+def _needs_migration(services: Services) -> bool:
+    try:
+        return migration.needed(services.connector)
+    except REDIS_FAULTS:
+        return False  # Redis away: nothing to migrate now, the next start looks again

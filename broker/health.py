@@ -1,11 +1,21 @@
-"""Liveness (/healthz: the process answers) and readiness (/readyz: Redis answers and a
-signing key is loaded; 503 with the reasons when not)."""
+"""Liveness (/healthz: the process answers) and readiness (/readyz: the Redis topology
+serves and a signing key is loaded; 503 with the reasons when not).
+
+The Redis part names the topology's own health (``RedisConnector.health``): a standalone
+server's PING; a Sentinel set's current master, and that it answers as a master; a
+cluster's state and slot coverage, and every primary's PING. A ready answer names the
+topology and, for Sentinel, the master writes go to now.
+"""
 
 from __future__ import annotations
+
+import contextlib
+from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
 from broker.errors import BrokerError
+from broker.store.faults import REDIS_FAULTS
 from broker.web import services
 
 bp = Blueprint("health", __name__)
@@ -19,15 +29,19 @@ def healthz() -> Response:
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     svc = services()
-    reasons: list[str] = []
-    try:
-        svc.store.ping()
-    except Exception as exc:  # any Redis failure makes the process unready
-        reasons.append(f"redis unreachable: {type(exc).__name__}")
+    connector = svc.connector
+    reasons = connector.health()
     try:
         svc.keyring.current()
     except BrokerError:
         reasons.append("signing key not loaded")
+    body: dict[str, Any] = {"status": "unavailable" if reasons else "ready"}
     if reasons:
-        return jsonify(status="unavailable", reasons=reasons), 503
-    return jsonify(status="ready"), 200
+        body["reasons"] = reasons
+    mode = connector.settings.mode
+    if mode != "standalone":
+        body["redis"] = {"topology": mode}
+        if not reasons and mode == "sentinel":
+            with contextlib.suppress(*REDIS_FAULTS):  # moved since the check: the next probe
+                body["redis"]["master"] = connector.master_address()
+    return jsonify(body), 503 if reasons else 200

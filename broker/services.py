@@ -11,7 +11,7 @@ from broker.identity.developer import DeveloperProviders
 from broker.identity.models import pool_arn
 from broker.paging import PageTokens
 from broker.ratelimit import RateLimiter
-from broker.store.client import RedisConnector
+from broker.store.connection import RedisConnector
 from broker.store.rate_limits import RedisRateCounter
 from broker.store.redis_store import RedisStore
 from broker.store.signing_keys import RedisPagingSecret, RedisSigningKeys
@@ -40,7 +40,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock = time.time) -> Services:
-        connector = RedisConnector(settings.redis_url, settings.redis_timeout)
+        connector = RedisConnector(settings.redis)
         source: KeySource
         if settings.signing_key_file:
             source = FileKeySource(settings.signing_key_file)

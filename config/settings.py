@@ -13,27 +13,29 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from config.backend import BackendSettings
-from config.env import BETWEEN_0_AND_60_SECONDS, is_loopback, read_float, read_int
+from config.env import is_loopback, read_int
 from config.errors import ConfigError as ConfigError  # re-exported: callers import it here
 from config.keys import KeySettings
 from config.limits import RateLimitSettings
+from config.redis import DEFAULT_REDIS_TIMEOUT as DEFAULT_REDIS_TIMEOUT
+from config.redis import DEFAULT_REDIS_URL as DEFAULT_REDIS_URL
+from config.redis import RedisSettings
 from config.upstream import UpstreamSettings
 
 DEV_ACCESS_KEY_ID = "AKIDBROKERDEV"
 DEV_SECRET_ACCESS_KEY = "broker-development-secret-loopback-only"  # noqa: S105 - documented dev key
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_BIND = "127.0.0.1:8000"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "000000000000"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_POOLS = 1000
-DEFAULT_REDIS_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)  # may hold a password
+    #: Which Redis, its timeout and its durability; see ``config/redis.py``.
+    redis: RedisSettings = field(default_factory=RedisSettings)
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     region: str = DEFAULT_REGION
     account_id: str = DEFAULT_ACCOUNT_ID
@@ -42,7 +44,6 @@ class Settings:
     bind: str = DEFAULT_BIND
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_pools: int = DEFAULT_MAX_POOLS
-    redis_timeout: float = DEFAULT_REDIS_TIMEOUT
     dev_credentials: bool = False
     #: The backend front door (``POST /v1/token``); see ``config/backend.py``.
     backend: BackendSettings = field(default_factory=BackendSettings)
@@ -52,6 +53,15 @@ class Settings:
     limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     #: Upstream mode (tokens from a real Cognito pool); see ``config/upstream.py``.
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+
+    @property
+    def redis_url(self) -> str:
+        """The standalone server's URL (``REDIS_URL``); ``redis`` names the topology."""
+        return self.redis.url
+
+    @property
+    def redis_timeout(self) -> float:
+        return self.redis.timeout
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -78,13 +88,10 @@ class Settings:
         parts = urlsplit(issuer)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise ConfigError(f"BROKER_ISSUER must be an http(s) URL without query, got {issuer!r}")
-        redis_url = environ.get("REDIS_URL", DEFAULT_REDIS_URL).strip()
-        if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
         key_file = environ.get("BROKER_SIGNING_KEY_FILE", "").strip() or None
         upstream = UpstreamSettings.from_env(environ)
         return cls(
-            redis_url=redis_url,
+            redis=RedisSettings.from_env(environ),
             credentials=credentials,
             region=region,
             account_id=account,
@@ -95,13 +102,6 @@ class Settings:
                 environ, "BROKER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, low=1024
             ),
             max_pools=read_int(environ, "BROKER_MAX_POOLS", DEFAULT_MAX_POOLS, low=1),
-            redis_timeout=read_float(
-                environ,
-                "BROKER_REDIS_TIMEOUT",
-                DEFAULT_REDIS_TIMEOUT,
-                high=60,
-                bounds=BETWEEN_0_AND_60_SECONDS,
-            ),
             dev_credentials=dev,
             backend=BackendSettings.from_env(upstream.door_environ(environ)),
             keys=KeySettings.from_env(environ),

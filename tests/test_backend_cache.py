@@ -20,7 +20,9 @@ from support.backend import API_KEY, TRUSTED, Clock, door_client, token_for, tok
 from support.processes import BrokerServer, RedisServer
 
 from broker.backend.cache import CoalescingTokenCache, cache_key, is_fresh
+from broker.store.connection import RedisConnector
 from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key, signed_counter_key
+from config.redis import RedisSettings
 
 
 def signatures(redis_server: RedisServer, pool_id: str) -> int:
@@ -200,20 +202,15 @@ def test_a_hit_is_one_redis_round_trip(
     assert sent == ["EVALSHA"] * 10
 
 
-class ThreadedConnector:
-    """A client whose pool fits 50 threads (a gunicorn sync worker has one at a time)."""
-
-    def __init__(self, redis_server: RedisServer) -> None:
-        self._client = redis_server.client(max_connections=64)
-
-    def client(self) -> redis.Redis:
-        return self._client
+def threaded_connector(redis_server: RedisServer) -> RedisConnector:
+    """A connector whose pool fits 50 threads (a gunicorn sync worker has one at a time)."""
+    return RedisConnector(RedisSettings(url=redis_server.url), max_connections=128)
 
 
 def test_fifty_concurrent_misses_in_one_process_sign_once(redis_server: RedisServer) -> None:
     """The coalescing rule itself, with a slow signer and 50 real threads."""
     cache = CoalescingTokenCache(
-        RedisTokenCache(ThreadedConnector(redis_server)),  # type: ignore[arg-type]
+        RedisTokenCache(threaded_connector(redis_server)),
         min_remaining=0.5,
         clock=time.time,
     )
@@ -336,10 +333,10 @@ def test_the_named_pool_is_created_once_across_workers_and_restarts(
 
 def test_the_peeked_key_must_be_one_of_the_pools(redis_server: RedisServer) -> None:
     """A key of another pool would be another hash slot: refused before Redis sees it."""
-    from broker.store.client import RedisConnector
+    from broker.store.connection import RedisConnector
     from broker.store.redis_store import RedisStore
 
-    store = RedisStore(RedisConnector(redis_server.url, timeout=1.0))
+    store = RedisStore(RedisConnector.from_url(redis_server.url, timeout=1.0))
     pool_id, other = f"us-east-1:{uuid.uuid4()}", f"us-east-1:{uuid.uuid4()}"
     with pytest.raises(ValueError, match="same hash slot"):
         store.resolve_login(pool_id, "p:u", f"us-east-1:{uuid.uuid4()}", 0.0, entry_key(other, "x"))

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+from support import layout
 from support.identities import DEVELOPER_PROVIDER, REGION, identity_of, merge
 from support.processes import RedisServer, broker_env
 
@@ -21,8 +22,7 @@ from broker.store import checker
 from broker.store.checker import check_store
 
 REPO = Path(__file__).resolve().parent.parent
-IDENTITY_INDEX = "ib:{identities}:pool"
-POOL_INDEX = "ib:{pools}:index"
+POOL_INDEX = layout.POOL_INDEX
 
 Inject = Callable[[redis.Redis, str, dict[str, str], list[Callable[[], None]]], None]
 
@@ -71,13 +71,13 @@ def _identity_without_order(c: redis.Redis, p: str, ids: dict[str, str], undo: l
 
 
 def _identity_not_indexed(c: redis.Redis, p: str, ids: dict[str, str], undo: list[Any]) -> None:
-    c.hdel(IDENTITY_INDEX, ids["ann"])
+    c.hdel(layout.index_key(ids["ann"]), ids["ann"])
 
 
 def _index_without_identity(c: redis.Redis, p: str, ids: dict[str, str], undo: list[Any]) -> None:
     ghost = new_id()
-    c.hset(IDENTITY_INDEX, ghost, p)
-    undo.append(lambda: c.hdel(IDENTITY_INDEX, ghost))
+    c.hset(layout.index_key(ghost), ghost, p)
+    undo.append(lambda: c.hdel(layout.index_key(ghost), ghost))
 
 
 def _pool_not_indexed(c: redis.Redis, p: str, ids: dict[str, str], undo: list[Any]) -> None:
@@ -145,19 +145,19 @@ def test_each_disagreement_is_reported(
 def test_leftovers_of_a_deleted_pool_are_reported(redis_client: redis.Redis) -> None:
     deleted = new_id()
     identity = new_id()
-    redis_client.hset(IDENTITY_INDEX, identity, deleted)
+    redis_client.hset(layout.index_key(identity), identity, deleted)
     redis_client.zadd(POOL_INDEX, {deleted: 0})
     redis_client.hset(k(deleted, "logins"), f"{DEVELOPER_PROVIDER}:u", identity)
     try:
         report = check_store(redis_client, [deleted])
         found = sorted((p.kind, p.key) for p in report.problems)
         assert found == [
-            (checker.INDEX_OF_DELETED_POOL, IDENTITY_INDEX),
+            (checker.INDEX_OF_DELETED_POOL, layout.index_key(identity)),
             (checker.INDEX_OF_DELETED_POOL, POOL_INDEX),
             (checker.KEY_OF_DELETED_POOL, k(deleted, "logins")),
         ]
     finally:
-        redis_client.hdel(IDENTITY_INDEX, identity)
+        redis_client.hdel(layout.index_key(identity), identity)
         redis_client.zrem(POOL_INDEX, deleted)
         redis_client.delete(k(deleted, "logins"))
 
@@ -208,10 +208,10 @@ def test_cli_walks_the_whole_store(private_redis: RedisServer) -> None:
     from broker.identity.lifecycle import merge_developer_identities
     from broker.identity.models import PoolConfig
     from broker.identity.pools import create_pool
-    from broker.store.client import RedisConnector
+    from broker.store.connection import RedisConnector
     from broker.store.redis_store import RedisStore
 
-    store = RedisStore(RedisConnector(private_redis.url, 2.0))
+    store = RedisStore(RedisConnector.from_url(private_redis.url, 2.0))
     pools = [
         create_pool(
             store,

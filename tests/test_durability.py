@@ -19,16 +19,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from support import layout
 from support.faults import NewIdentityLoad, create_pool, record_figures, verify_identities
 from support.processes import REDIS_DURABLE_CONFIG, REPO_ROOT, BrokerServer, RedisServer, broker_env
 
+from broker.errors import StoreUnavailable
 from broker.identity.developer import resolve_developer_login
 from broker.identity.models import Identity, PoolConfig
 from broker.identity.pools import create_pool as create_pool_in
 from broker.identity.public import get_id
-from broker.store import keys
 from broker.store.checker import IDENTITY_NOT_INDEXED, INDEX_WITHOUT_IDENTITY, check_store
-from broker.store.client import RedisConnector
+from broker.store.connection import RedisConnector
 from broker.store.redis_store import RedisStore
 
 PROVIDER = "login.durable"
@@ -123,8 +124,8 @@ def test_a_creation_cut_short_before_its_index_entry_is_finished_by_the_retry(
     halfway_redis: tuple[RedisServer, str],
 ) -> None:
     server, halfway_url = halfway_redis
-    store = RedisStore(RedisConnector(server.url, 2.0))
-    halfway = RedisStore(RedisConnector(halfway_url, 2.0))
+    store = RedisStore(RedisConnector.from_url(server.url, 2.0))
+    halfway = RedisStore(RedisConnector.from_url(halfway_url, 2.0))
     pool = create_pool_in(
         store,
         PoolConfig(name="halfway", allow_unauthenticated=False, developer_provider_name="dev"),
@@ -139,8 +140,9 @@ def test_a_creation_cut_short_before_its_index_entry_is_finished_by_the_retry(
         )
         return resolved.identity.id
 
-    with pytest.raises(Exception, match="no permissions"):  # the client got no answer
+    with pytest.raises(StoreUnavailable) as refused:  # the client got no answer
         token_call(halfway)
+    assert "no permissions" in str(refused.value.__cause__)
     with server.client() as client:
         report = check_store(client, [pool.id])
         assert [p.kind for p in report.problems] == [IDENTITY_NOT_INDEXED]
@@ -148,7 +150,7 @@ def test_a_creation_cut_short_before_its_index_entry_is_finished_by_the_retry(
         identity_id = token_call(store)  # the client asks again, as every SDK does
 
         assert store.get_identity(identity_id) is not None  # DescribeIdentity finds it
-        assert client.hget(keys.IDENTITY_INDEX, identity_id) == pool.id
+        assert layout.indexed_pool(client, identity_id) == pool.id
         assert check_store(client, [pool.id]).clean
         assert token_call(store) == identity_id
 
@@ -175,10 +177,11 @@ def _get_id_refused_to(restricted: tuple[RedisServer, str]) -> tuple[RedisStore,
     """A GetId in a new unauthenticated pool through the restricted user, which Redis
     refuses partway ("no permissions"): the unrestricted store and the pool's id."""
     server, restricted_url = restricted
-    store = RedisStore(RedisConnector(server.url, 2.0))
+    store = RedisStore(RedisConnector.from_url(server.url, 2.0))
     pool_id = _unauthenticated_pool(store)
-    with pytest.raises(Exception, match="no permissions"):
-        _get_id(RedisStore(RedisConnector(restricted_url, 2.0)), pool_id, 2.0)
+    with pytest.raises(StoreUnavailable) as refused:
+        _get_id(RedisStore(RedisConnector.from_url(restricted_url, 2.0)), pool_id, 2.0)
+    assert "no permissions" in str(refused.value.__cause__)
     return store, pool_id
 
 
@@ -197,7 +200,7 @@ def test_a_getid_that_cannot_write_the_index_creates_nothing(
 def index_only_redis() -> Iterator[tuple[RedisServer, str]]:
     """An ACL user that may write the identity index but no pool key: a GetId through it
     writes the index entry and then fails, as if the process had died between the two."""
-    with redis_with_restricted_user("indexonly", keys.IDENTITY_INDEX) as redis:
+    with redis_with_restricted_user("indexonly", layout.INDEX_PATTERN) as redis:
         yield redis
 
 
@@ -207,7 +210,7 @@ def test_a_getid_cut_short_after_the_index_leaves_only_an_entry_that_finds_nothi
     server, _ = index_only_redis
     store, pool_id = _get_id_refused_to(index_only_redis)
     with server.client() as client:
-        (leftover,) = [i for i, p in client.hgetall(keys.IDENTITY_INDEX).items() if p == pool_id]
+        (leftover,) = [i for i, p in layout.index_entries(client).items() if p == pool_id]
         assert store.get_identity(leftover) is None  # DescribeIdentity: not found
         page = store.list_identities(pool_id, None, 60, False)
         assert page is not None and list(page.items) == []  # ListIdentities does not show it
@@ -220,9 +223,9 @@ def test_a_getid_cut_short_after_the_index_leaves_only_an_entry_that_finds_nothi
 def test_a_getid_in_a_pool_deleted_meanwhile_leaves_no_index_entry(
     redis_server: RedisServer,
 ) -> None:
-    store = RedisStore(RedisConnector(redis_server.url, 2.0))
+    store = RedisStore(RedisConnector.from_url(redis_server.url, 2.0))
     pool_id = _unauthenticated_pool(store)
     store.delete_pool(pool_id)
-    before = set(redis_server.client().hkeys(keys.IDENTITY_INDEX))
+    before = set(layout.index_entries(redis_server.client()))
     assert store.create_unauthenticated(pool_id, f"{REGION}:{uuid.uuid4()}", 2.0) is None
-    assert set(redis_server.client().hkeys(keys.IDENTITY_INDEX)) == before
+    assert set(layout.index_entries(redis_server.client())) == before

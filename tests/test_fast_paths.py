@@ -33,7 +33,7 @@ from broker.errors import (
     SerializationException,
 )
 from broker.schema_loading import SchemaLoader
-from broker.store.client import RedisConnector
+from broker.store.connection import RedisConnector
 from broker.store.script_runner import ScriptRunner
 
 ENVIRONS: list[dict[str, Any]] = [
@@ -255,7 +255,7 @@ class _Runner(ScriptRunner):
 
 
 def test_threads_sharing_a_runner_each_get_their_own_replies(redis_server: Any) -> None:
-    runner = _Runner(RedisConnector(redis_server.url, timeout=2.0))
+    runner = _Runner(RedisConnector.from_url(redis_server.url, timeout=2.0))
     wrong: list[object] = []
 
     def work(n: int) -> None:

@@ -21,7 +21,7 @@ from support.processes import BrokerServer, ProcessStartError, RedisServer
 from support.signing import signed_headers
 
 from broker.factory import create_app
-from broker.store.client import RedisConnector
+from broker.store.connection import RedisConnector
 from broker.store.signing_keys import RedisSigningKeys
 from broker.tokens.keys import KeyRing, KeySet, RedisKeySource
 from broker.tokens.sealing import KeyEncryptionError, KeySealer
@@ -84,7 +84,9 @@ def kid_of(token: str) -> str:
 
 
 def rotate(redis_url: str, clock: Clock | None = None) -> tuple[str | None, str]:
-    source = RedisKeySource(RedisSigningKeys(RedisConnector(redis_url, 2.0)), clock or time.time)
+    source = RedisKeySource(
+        RedisSigningKeys(RedisConnector.from_url(redis_url, 2.0)), clock or time.time
+    )
     return source.rotate()
 
 
@@ -278,7 +280,7 @@ def test_an_unknown_kid_reloads_the_ring_at_most_once_a_second() -> None:
     calls within min_interval of it use what the ring holds, however many they are."""
     with RedisServer() as redis_server:
         source = CountingSource(
-            RedisKeySource(RedisSigningKeys(RedisConnector(redis_server.url, 2.0)))
+            RedisKeySource(RedisSigningKeys(RedisConnector.from_url(redis_server.url, 2.0)))
         )
         ring = KeyRing(source, refresh_seconds=3600)
         ring.published()
@@ -313,7 +315,9 @@ def test_a_staged_key_is_published_before_it_signs() -> None:
         def token() -> str:
             return token_of(client, clock, pool)
 
-        source = RedisKeySource(RedisSigningKeys(RedisConnector(redis_server.url, 2.0)), clock)
+        source = RedisKeySource(
+            RedisSigningKeys(RedisConnector.from_url(redis_server.url, 2.0)), clock
+        )
         signing, staged = source.rotate(activate_after=JWKS_MAX_AGE + 10)
         published = {k["kid"] for k in client.get("/.well-known/jwks_uri").get_json()["keys"]}
         assert published == {signing, staged}

@@ -23,7 +23,7 @@ from support.processes import REDIS_DEFAULT_CONFIG, RedisServer
 from broker.identity.models import PoolConfig
 from broker.identity.pools import create_pool
 from broker.store import keys
-from broker.store.client import RedisConnector
+from broker.store.connection import RedisConnector
 from broker.store.redis_store import RedisStore
 from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key
 
@@ -51,7 +51,7 @@ def slowlog_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def store(slowlog_redis: RedisServer) -> RedisStore:
-    return RedisStore(RedisConnector(slowlog_redis.url, 1.0))
+    return RedisStore(RedisConnector.from_url(slowlog_redis.url, 1.0))
 
 
 def fill_pool(client: redis.Redis, pool_id: str, count: int) -> list[str]:
@@ -66,7 +66,7 @@ def fill_pool(client: redis.Redis, pool_id: str, count: int) -> list[str]:
         pipe.hset(k.identities, identity, json.dumps(record, separators=(",", ":")))
         pipe.hset(k.logins, login, identity)
         pipe.zadd(k.order, {identity: seq})
-        pipe.hset(keys.IDENTITY_INDEX, identity, pool_id)
+        pipe.hset(keys.identity_index(identity), identity, pool_id)
         if seq % 2000 == 0:
             pipe.execute()
     pipe.set(k.sequence, count)
@@ -104,7 +104,7 @@ def test_deleting_a_big_pool_is_done_in_small_steps(
         assert slowest["duration"] < MAX_CALL_MICROS, slowest
         assert keys_of(client, pool_id) == []
         assert client.zscore(keys.POOL_INDEX, pool_id) is None
-        assert not any(client.hmget(keys.IDENTITY_INDEX, ids))
+        assert not any(client.hget(keys.identity_index(i), i) for i in ids)
         assert_consistent(client, pool_id)
     assert store.get_identity(ids[0]) is None
     assert not store.delete_pool(pool_id)
@@ -133,7 +133,7 @@ def test_an_interrupted_deletion_is_finished_by_the_next_one(
         assert not store.delete_pool(pool_id)
 
         assert keys_of(client, pool_id) == []
-        assert not any(client.hmget(keys.IDENTITY_INDEX, ids))
+        assert not any(client.hget(keys.identity_index(i), i) for i in ids)
         assert client.zscore(keys.POOL_INDEX, pool_id) is None
         assert_consistent(client, pool_id)
 
@@ -145,14 +145,15 @@ def test_the_backend_door_token_cache_of_a_deleted_pool_goes_too(
     tokens it signed. Deleting a pool the door served removes them (a SCAN matching only
     the cache's prefix, done only when that counter shows the door cached for the pool);
     deleting any other pool never scans the keyspace."""
-    cache = RedisTokenCache(RedisConnector(slowlog_redis.url, 1.0))
+    cache = RedisTokenCache(RedisConnector.from_url(slowlog_redis.url, 1.0))
     with slowlog_redis.client() as client:
         served, plain = new_pool(store), new_pool(store)
         for n in range(3):
             entry = entry_key(served, f"digest-{n}")
-            cache.put(served, entry, CachedToken("t", 1, 2), 3600, None)
+            cache.put(served, entry, CachedToken("t", 1, 2), 3600, None, f"{REGION}:one")
         client.set(entry_key(served, "digest-0") + ":lock", "holder", px=60_000)
-        assert len(keys_of(client, served)) == 6  # the pool, three entries, a lock, a counter
+        # the pool, three entries, a lock, a counter, the identity's variants
+        assert len(keys_of(client, served)) == 7
 
         client.slowlog_reset()
         assert store.delete_pool(plain)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis
 from botocore.exceptions import ClientError
+from support import layout
 from support.identities import (
     DEVELOPER_PROVIDER,
     REGION,
@@ -23,7 +24,7 @@ from support.identities import (
 from support.processes import BrokerServer, RedisServer
 
 from broker.errors import BrokerError, ConcurrentModificationException
-from broker.store.client import RedisConnector
+from broker.store.connection import RedisConnector
 from broker.store.pool_store import POOL_CHANGE_ATTEMPTS
 from broker.store.redis_store import RedisStore
 from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key
@@ -150,7 +151,7 @@ class RacedStore(RedisStore):
     request's change), between the rule's check and its write."""
 
     def __init__(self, url: str, pool_id: str, rival: Any) -> None:
-        super().__init__(RedisConnector(url, 2.0))
+        super().__init__(RedisConnector.from_url(url, 2.0))
         self._pool_key = f"ib:{{{pool_id}}}:pool"
         self._rival = rival
 
@@ -321,16 +322,16 @@ def test_delete_identity_pool_leaves_no_key_of_the_pool(
         assert_consistent(client, pool_id)
         assert len(list(client.scan_iter(match=f"*{pool_id}*"))) >= 7
         # the backend door's token cache for the pool: an entry, its counter, a lock
-        cache = RedisTokenCache(RedisConnector(redis_server.url, 2.0))
+        cache = RedisTokenCache(RedisConnector.from_url(redis_server.url, 2.0))
         entry = entry_key(pool_id, "abc")
-        cache.put(pool_id, entry, CachedToken("t", 1, 2), 900, None)
+        cache.put(pool_id, entry, CachedToken("t", 1, 2), 900, None, unauthenticated)
         client.set(f"{entry}:lock", "holder", px=60_000)
 
         cognito.delete_identity_pool(IdentityPoolId=pool_id)
 
         assert list(client.scan_iter(match=f"*{pool_id}*")) == []
         assert client.zscore("ib:{pools}:index", pool_id) is None
-        index = dict(client.hscan_iter("ib:{identities}:pool"))
+        index = layout.index_entries(client)
         assert pool_id not in index.values()
         assert not {unauthenticated, *ids} & set(index)
         assert_consistent(client, pool_id)
@@ -348,7 +349,7 @@ def test_a_pool_that_keeps_changing_is_a_concurrent_modification(
     between each read and write) is ConcurrentModificationException, a 400 the client may
     retry: not a RedisError, which the front door would render as a 500 store outage."""
     pool_id = pool["IdentityPoolId"]
-    store = RedisStore(RedisConnector(redis_server.url, 2.0))
+    store = RedisStore(RedisConnector.from_url(redis_server.url, 2.0))
     rival = redis_server.client()
     key = f"ib:{{{pool_id}}}:pool"
     calls: list[int] = []

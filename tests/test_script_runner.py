@@ -1,5 +1,6 @@
-"""broker/store/script_runner.py sends EVALSHA on a pooled connection itself: it must load
-a script Redis forgot, give connections back, drop a broken one and raise Redis's errors."""
+"""broker/store/script_runner.py sends EVALSHA on a connection each thread keeps
+(``broker.store.connection``): it must load a script Redis forgot, replace a connection the
+server closed before using it, drop one that timed out and raise Redis's errors."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import redis
 from support.processes import RedisServer
 
-from broker.store.client import RedisConnector
+from broker.store.connection import RedisConnector, script_sha
 from broker.store.script_runner import ScriptRunner
 
 ECHO = "return {KEYS[1], ARGV[1], #KEYS, #ARGV}"
@@ -25,7 +26,7 @@ class Runner(ScriptRunner):
 
 @pytest.fixture
 def runner(redis_server: RedisServer) -> Runner:
-    return Runner(RedisConnector(redis_server.url, timeout=1.0))
+    return Runner(RedisConnector.from_url(redis_server.url, timeout=1.0))
 
 
 def test_keys_and_args_arrive_and_replies_are_decoded(runner: Runner) -> None:
@@ -37,7 +38,7 @@ def test_a_script_redis_forgot_is_loaded_again(runner: Runner) -> None:
     assert runner.run(ECHO, ["a"], ["1"]) == ["a", "1", 1, 1]
     runner.redis.script_flush()
     assert runner.run(ECHO, ["b"], ["2"]) == ["b", "2", 1, 1]
-    assert runner.redis.script_exists(runner._script(ECHO).sha) == [True]
+    assert runner.redis.script_exists(script_sha(ECHO)) == [True]
 
 
 def test_an_error_reply_is_raised_and_the_connection_stays_usable(runner: Runner) -> None:
@@ -46,25 +47,28 @@ def test_an_error_reply_is_raised_and_the_connection_stays_usable(runner: Runner
     assert runner.run(ECHO, ["a"], ["1"]) == ["a", "1", 1, 1]
 
 
-def test_a_killed_connection_is_replaced_before_use(runner: Runner) -> None:
+def _script_connections(server: RedisServer) -> list[dict[str, Any]]:
+    """The server's clients whose last command was a script (the runner's kept ones)."""
+    with server.client() as admin:
+        return [c for c in admin.client_list() if c.get("cmd") in ("evalsha", "eval")]
+
+
+def test_a_killed_connection_is_replaced_before_use(
+    runner: Runner, redis_server: RedisServer
+) -> None:
     runner.run(ECHO, ["a"], ["1"])
-    pool = runner.redis.connection_pool
-    assert len(pool._available_connections) == 1  # given back after use
-    name = f"victim-{uuid.uuid4()}"
-    conn: Any = pool.get_connection()
-    conn.send_command("CLIENT", "SETNAME", name)
-    assert conn.read_response() == "OK"
-    pool.release(conn)
-    other = redis.Redis(port=runner.redis.connection_pool.connection_kwargs["port"])
-    (client_id,) = [c["id"] for c in other.client_list() if c.get("name") == name]
-    other.client_kill_filter(_id=client_id)
-    assert runner.run(ECHO, ["b"], ["2"]) == ["b", "2", 1, 1]
+    kept = _script_connections(redis_server)
+    assert kept, "the runner keeps its connection"
+    with redis_server.client() as admin:
+        for client in kept:
+            admin.client_kill_filter(_id=client["id"])
+    assert runner.run(ECHO, ["b"], ["2"]) == ["b", "2", 1, 1]  # not the dead one
 
 
 def test_a_timed_out_call_drops_its_connection_so_no_late_reply_is_misread(
     redis_server: RedisServer,
 ) -> None:
-    runner = Runner(RedisConnector(redis_server.url, timeout=0.2))
+    runner = Runner(RedisConnector.from_url(redis_server.url, timeout=0.2))
     spin = (  # busy for 0.5 s, then answers "late"
         "local function now() local t = redis.call('TIME') return t[1] + t[2] / 1e6 end "
         "local stop = now() + 0.5 while now() < stop do end return 'late'"
@@ -74,4 +78,5 @@ def test_a_timed_out_call_drops_its_connection_so_no_late_reply_is_misread(
     time.sleep(0.8)  # the script has ended and its reply has been sent
     answer = runner.run(ECHO, ["b"], ["2"])
     assert answer == ["b", "2", 1, 1]  # its own reply, not the spinning script's "late"
-    assert len(runner.redis.connection_pool._available_connections) == 1
+    assert runner.run(ECHO, ["c"], ["3"]) == ["c", "3", 1, 1]
+    assert len(_script_connections(redis_server)) == 1  # the timed-out one was closed

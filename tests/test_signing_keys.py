@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from support.processes import BrokerServer, RedisServer
 
 from broker.factory import create_app
-from broker.store.client import RedisConnector
+from broker.store.connection import RedisConnector
 from broker.store.signing_keys import RedisSigningKeys
 from broker.tokens.keys import RedisKeySource
 from config.settings import Settings
@@ -45,7 +45,7 @@ def test_concurrent_first_loads_on_a_new_redis_create_one_key() -> None:
         kids: list[str] = []
 
         def load() -> None:
-            connector = RedisConnector(redis_server.url, 2.0)
+            connector = RedisConnector.from_url(redis_server.url, 2.0)
             kids.append(RedisKeySource(RedisSigningKeys(connector)).load().current.kid)
 
         threads = [threading.Thread(target=load) for _ in range(8)]

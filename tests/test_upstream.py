@@ -30,7 +30,7 @@ from support.upstream import (
     upstream_token_calls,
 )
 
-from broker.store.client import RedisConnector
+from broker.store.connection import RedisConnector
 from broker.store.upstream_guard import RedisQuota
 from broker.upstream.guard import Quota
 
@@ -296,7 +296,9 @@ def test_the_quota_answers_rate_limited_at_once_and_a_valid_token_is_served(
     clock = Clock()
     client = door(clock, BROKER_UPSTREAM_MAX_RATE="1")
     kept = token_for(client, "quota-cached")
-    other_process = Quota(RedisQuota(RedisConnector(redis_server.url, 1.0)), upstream_pool, 1)
+    other_process = Quota(
+        RedisQuota(RedisConnector.from_url(redis_server.url, 1.0)), upstream_pool, 1
+    )
     for _ in range(10):
         other_process.reserve(max_wait=60.0)
 

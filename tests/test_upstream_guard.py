@@ -14,7 +14,7 @@ import pytest
 from support.processes import RedisServer
 
 from broker import errors
-from broker.store.client import RedisConnector
+from broker.store.connection import RedisConnector
 from broker.store.upstream_guard import RedisBreakerState, RedisQuota
 from broker.upstream.errors import (
     Kind,
@@ -32,7 +32,7 @@ from config.upstream import UpstreamSettings
 
 @pytest.fixture
 def connector(redis_server: RedisServer) -> RedisConnector:
-    return RedisConnector(redis_server.url, 1.0)
+    return RedisConnector.from_url(redis_server.url, 1.0)
 
 
 @pytest.fixture
@@ -81,8 +81,8 @@ def test_a_slot_beyond_the_wait_is_refused_and_not_booked(
 def test_the_quota_is_shared_by_every_client_of_the_redis(
     redis_server: RedisServer, pool_id: str
 ) -> None:
-    one = Quota(RedisQuota(RedisConnector(redis_server.url, 1.0)), pool_id, rate=10)
-    other = Quota(RedisQuota(RedisConnector(redis_server.url, 1.0)), pool_id, rate=10)
+    one = Quota(RedisQuota(RedisConnector.from_url(redis_server.url, 1.0)), pool_id, rate=10)
+    other = Quota(RedisQuota(RedisConnector.from_url(redis_server.url, 1.0)), pool_id, rate=10)
     first = reserve(one, 1.0)
     assert at(reserve(other, 1.0), first, 0.1)
 

@@ -75,7 +75,7 @@ def list_identity_pools(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
     page = pools.list_pools(svc.store, after=after, limit=p["max_results"])
     out: dict[str, Any] = {
         "IdentityPools": [
-            {"IdentityPoolId": pool.id, "IdentityPoolName": pool.config.name} for pool in page.items
+            {"IdentityPoolId": pool.id, "IdentityPoolName": pool.name} for pool in page.items
         ]
     }
     if page.after is not None:

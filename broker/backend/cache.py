@@ -26,9 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-import redis
-
 from broker import jsontext
+from broker.errors import StoreUnavailable
 from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key
 
 LOCK_TTL_MS: Final = 5_000  # longer than any signature takes; a dead holder frees it
@@ -140,7 +139,7 @@ class CoalescingTokenCache:
                 return hit, True
             return self._sign_and_put(key, sign, holder), False
         except BaseException:
-            with contextlib.suppress(redis.RedisError):  # keep the original error
+            with contextlib.suppress(StoreUnavailable):  # keep the original error
                 self._store.release(key.entry, holder)
             raise
 
@@ -149,7 +148,10 @@ class CoalescingTokenCache:
     ) -> CachedToken:
         token = sign()
         fresh_for = (token.expires_at - token.issued_at) * (1 - self._min_remaining)
-        self._store.put(key.pool_id, key.entry, token, math.ceil(fresh_for), holder)
+        identity_id = token.identity_id
+        if identity_id is None:
+            raise ValueError("a cached token must name the identity it was signed for")
+        self._store.put(key.pool_id, key.entry, token, math.ceil(fresh_for), holder, identity_id)
         return token
 
     def _fresh(self, key: CacheKey, identity_id: str) -> CachedToken | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-import redis
 from flask import Blueprint, Response, jsonify
 
 from broker import metrics
@@ -116,7 +115,7 @@ def _prepare_pool(pools: PoolResolver) -> None:
     try:
         pool = pools.current()
         log.info("backend door: pool %s, developer provider %s", pool.id, pool.developer_provider)
-    except (BrokerError, redis.RedisError) as exc:
+    except BrokerError as exc:
         log.warning("backend door: pool not ready at start (%s)", type(exc).__name__)
 
 

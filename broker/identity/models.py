@@ -69,6 +69,14 @@ class IdentityPool:
 
 
 @dataclass(frozen=True)
+class PoolListing:
+    """What ListIdentityPools shows of one pool."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Identity:
     id: str
     pool_id: str

@@ -13,6 +13,8 @@ from __future__ import annotations
 import secrets
 from typing import Final
 
+from broker.store.connection import always
+from broker.store.faults import translates_faults
 from broker.store.keys import PREFIX
 from broker.store.script_runner import DELETE_IF_EQUAL, ScriptRunner
 
@@ -34,6 +36,7 @@ def is_pending(value: str) -> bool:
     return value.startswith(PENDING_PREFIX)
 
 
+@translates_faults
 class RedisPoolNames(ScriptRunner):
     def get(self, name: str) -> str | None:
         value = self.redis.get(name_key(name))
@@ -47,7 +50,7 @@ class RedisPoolNames(ScriptRunner):
 
     def publish(self, name: str, marker: str, pool_id: str) -> bool:
         """Swap this process's pending marker for the pool id (no expiry from now on)."""
-        return bool(self._run(SWAP, [name_key(name)], [marker, pool_id]))
+        return bool(self._run(SWAP, [name_key(name)], [marker, pool_id], confirm=always))
 
     def forget(self, name: str, value: str) -> bool:
         """Drop the name if it still holds ``value`` (a marker, or a deleted pool's id)."""

@@ -3,14 +3,15 @@
 What the store promises (``keys``, ``scripts``): a login names an identity that exists and
 lists it; an identity lists only logins that name it; a disabled identity holds no logins;
 every identity has an order entry and an identity index entry and nothing else does; every
-pool is in the pool index; no index entry and no key outlives its pool (a deleted pool's
-tombstones, left by an interrupted DeleteIdentityPool, included). Lua scripts keep the
-keys of one pool agreeing; the two indexes live in other hash slots and are written just
-before or after, so a crash between the steps shows up here.
+pool is in the pool index, with its name; no index entry and no key outlives its pool (a
+deleted pool's tombstones, left by an interrupted DeleteIdentityPool, included). Lua
+scripts keep the keys of one pool agreeing; the indexes live in other hash slots and are
+written just before or after, so a crash between the steps shows up here.
 
-The walk uses SCAN, HSCAN and ZSCAN only (never KEYS), so it never blocks Redis, and it is
-not one atomic read: on a busy store a change racing the walk can look like a problem for
-a moment. Run it again to confirm a finding before repairing anything.
+The walk uses SCAN, HSCAN and ZSCAN only (never KEYS), so it never blocks Redis; on a
+cluster it scans every primary. It is not one atomic read: on a busy store a change racing
+the walk can look like a problem for a moment. Run it again to confirm a finding before
+repairing anything.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import redis
 
 from broker.store import keys
+from broker.store.connection import RedisConnector
 
 # --- what can be wrong -------------------------------------------------------------------
 LOGIN_TO_MISSING_IDENTITY = "login points at a missing identity"
@@ -38,7 +41,12 @@ IDENTITY_NOT_INDEXED = "identity missing from the identity index"
 INDEX_WITHOUT_IDENTITY = "identity index entry without its identity"
 INDEX_OF_DELETED_POOL = "index entry of a deleted pool"
 POOL_NOT_INDEXED = "pool missing from the pool index"
+POOL_NAME_STALE = "pool index names the pool differently from its record"
 KEY_OF_DELETED_POOL = "key of a deleted pool"
+LEGACY_INDEX = (
+    "identity index in the layout before sharding (a broker start, or "
+    "`flask --app app broker migrate`, moves it)"
+)
 
 #: ``ib:{<tag>}:<name>``; a tag shaped like a pool id belongs to that pool.
 _KEY = re.compile(r"ib:\{(?P<tag>[^}]*)\}:.*", re.DOTALL)
@@ -86,42 +94,106 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def check_store(client: redis.Redis, pool_ids: Iterable[str] | None = None) -> Report:
+def check_store(
+    source: RedisConnector | redis.Redis, pool_ids: Iterable[str] | None = None
+) -> Report:
     """Check every pool found in Redis, or only ``pool_ids`` together with the index
-    entries that name them. ``client`` must decode responses to str."""
+    entries that name them. ``source``: the broker's connector (any topology), or a client
+    of one standalone server that decodes responses to str."""
+    connector = (
+        source
+        if isinstance(source, RedisConnector)
+        else RedisConnector.from_url(_url_of(source), _timeout_of(source))
+    )
+    client = connector.client()
     wanted = None if pool_ids is None else set(pool_ids)
     indexed_pools = {str(m) for m, _ in client.zscan_iter(keys.POOL_INDEX, count=SCAN_COUNT)}
+    names = {str(a): str(b) for a, b in client.hscan_iter(keys.POOL_NAMES, count=SCAN_COUNT)}
     named: dict[str, set[str]] = defaultdict(set)  # pool id -> identities the index names
-    for identity_id, pool_id in client.hscan_iter(keys.IDENTITY_INDEX, count=SCAN_COUNT):
-        if wanted is None or pool_id in wanted:
-            named[str(pool_id)].add(str(identity_id))
-    present = _keys_by_pool(client, wanted)
-    pools = wanted if wanted is not None else set(present) | indexed_pools | set(named)
     report = Report()
+    _read_index_buckets(connector, wanted, named)
+    if client.exists(keys.LEGACY_IDENTITY_INDEX):
+        legacy = _read_index(client, keys.LEGACY_IDENTITY_INDEX, wanted, named)
+        if legacy:
+            report.problems.append(
+                Problem("", LEGACY_INDEX, keys.LEGACY_IDENTITY_INDEX, f"{legacy} entries")
+            )
+    present = _keys_by_pool(connector, wanted)
+    pools = wanted if wanted is not None else set(present) | indexed_pools | set(named)
     for pool_id in sorted(pools):
         walk = _PoolWalk(client, pool_id, report, named.get(pool_id, set()))
         if keys.PoolKeys.of(pool_id).pool in present.get(pool_id, set()):
-            walk.live(pool_id in indexed_pools)
+            walk.live(pool_id in indexed_pools, names.get(pool_id))
         else:
-            walk.deleted(present.get(pool_id, set()), pool_id in indexed_pools)
+            walk.deleted(present.get(pool_id, set()), pool_id in indexed_pools, pool_id in names)
     report.problems.sort()
     return report
 
 
-def _keys_by_pool(client: redis.Redis, wanted: set[str] | None) -> dict[str, set[str]]:
-    """The keys of each pool that exist, found by SCAN."""
+def _url_of(client: redis.Redis) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    host, port, db = kwargs.get("host", "localhost"), kwargs.get("port", 6379), kwargs.get("db", 0)
+    return f"redis://{host}:{port}/{db}"
+
+
+def _timeout_of(client: redis.Redis) -> float:
+    return float(client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0)
+
+
+def _read_index_buckets(
+    connector: RedisConnector, wanted: set[str] | None, named: dict[str, set[str]]
+) -> None:
+    """Every identity index bucket, read with one pipeline of HSCANs per node (a bucket is
+    small: most answer whole at once), the rest of a large bucket then walked on its own."""
+    for node, buckets in connector.by_node(keys.all_index_buckets()):
+        pipe = node.pipeline(transaction=False)
+        for bucket in buckets:
+            pipe.hscan(bucket, 0, count=SCAN_COUNT)
+        for bucket, (cursor, entries) in zip(buckets, pipe.execute(), strict=True):
+            for identity_id, pool_id in entries.items():
+                if wanted is None or pool_id in wanted:
+                    named[str(pool_id)].add(str(identity_id))
+            while int(cursor) != 0:
+                cursor, more = node.hscan(bucket, cursor, count=SCAN_COUNT)
+                for identity_id, pool_id in cast(dict[str, str], more).items():
+                    if wanted is None or pool_id in wanted:
+                        named[str(pool_id)].add(str(identity_id))
+
+
+def _read_index(client: Any, key: str, wanted: set[str] | None, named: dict[str, set[str]]) -> int:
+    count = 0
+    for identity_id, pool_id in client.hscan_iter(key, count=SCAN_COUNT):
+        count += 1
+        if wanted is None or pool_id in wanted:
+            named[str(pool_id)].add(str(identity_id))
+    return count
+
+
+def _keys_by_pool(connector: RedisConnector, wanted: set[str] | None) -> dict[str, set[str]]:
+    """The keys of each pool that exist, found by SCAN of every primary."""
     patterns = ["ib:{*"] if wanted is None else [f"ib:{{{_glob(p)}}}:*" for p in sorted(wanted)]
     found: dict[str, set[str]] = defaultdict(set)
-    for pattern in patterns:
-        for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
-            match = _KEY.fullmatch(str(key))
-            if match is not None and _POOL_ID.fullmatch(match["tag"]):
-                found[match["tag"]].add(str(key))
+    for node in connector.primaries():
+        for pattern in patterns:
+            for key in node.scan_iter(match=pattern, count=SCAN_COUNT):
+                match = _KEY.fullmatch(str(key))
+                if match is not None and _POOL_ID.fullmatch(match["tag"]):
+                    found[match["tag"]].add(str(key))
     return found
 
 
 def _glob(text: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def _pool_name(raw: object) -> str | None:
+    try:
+        name = json.loads(str(raw))["name"] if raw is not None else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return str(name) if name is not None else None
 
 
 def _login_label(login: str) -> str:
@@ -132,7 +204,7 @@ def _login_label(login: str) -> str:
 
 
 class _PoolWalk:
-    def __init__(self, client: redis.Redis, pool_id: str, report: Report, named: set[str]):
+    def __init__(self, client: Any, pool_id: str, report: Report, named: set[str]):
         self.client = client
         self.pool_id = pool_id
         self.keys = keys.PoolKeys.of(pool_id)
@@ -142,7 +214,7 @@ class _PoolWalk:
     def problem(self, kind: str, key: str, detail: str) -> None:
         self.report.problems.append(Problem(self.pool_id, kind, key, detail))
 
-    def deleted(self, present: set[str], indexed: bool) -> None:
+    def deleted(self, present: set[str], indexed: bool, has_name: bool) -> None:
         tombstones = set(self.keys.tombstones)
         for key in sorted(present):
             detail = f"pool {self.pool_id} does not exist"
@@ -151,16 +223,26 @@ class _PoolWalk:
             self.problem(KEY_OF_DELETED_POOL, key, detail)
         if indexed:
             self.problem(INDEX_OF_DELETED_POOL, keys.POOL_INDEX, self.pool_id)
+        if has_name:
+            self.problem(INDEX_OF_DELETED_POOL, keys.POOL_NAMES, self.pool_id)
         for identity_id in sorted(self.named):
             self.problem(
-                INDEX_OF_DELETED_POOL, keys.IDENTITY_INDEX, f"{identity_id} -> {self.pool_id}"
+                INDEX_OF_DELETED_POOL,
+                keys.identity_index(identity_id),
+                f"{identity_id} -> {self.pool_id}",
             )
 
-    def live(self, indexed: bool) -> None:
+    def live(self, indexed: bool, listed_name: str | None) -> None:
         k = self.keys
         self.report.pools += 1
         if not indexed:
             self.problem(POOL_NOT_INDEXED, keys.POOL_INDEX, self.pool_id)
+        raw_pool = self.client.get(k.pool)
+        name = _pool_name(raw_pool)
+        if listed_name is None:
+            self.problem(POOL_NOT_INDEXED, keys.POOL_NAMES, self.pool_id)
+        elif name is not None and listed_name != name:
+            self.problem(POOL_NAME_STALE, keys.POOL_NAMES, self.pool_id)
         logins = {str(a): str(b) for a, b in self.client.hscan_iter(k.logins, count=SCAN_COUNT)}
         raw = {str(a): str(b) for a, b in self.client.hscan_iter(k.identities, count=SCAN_COUNT)}
         order = {str(m) for m, _ in self.client.zscan_iter(k.order, count=SCAN_COUNT)}
@@ -189,12 +271,14 @@ class _PoolWalk:
             if identity_id not in order:
                 self.problem(IDENTITY_WITHOUT_ORDER, k.order, identity_id)
             if identity_id not in self.named:
-                self.problem(IDENTITY_NOT_INDEXED, keys.IDENTITY_INDEX, identity_id)
+                self.problem(IDENTITY_NOT_INDEXED, keys.identity_index(identity_id), identity_id)
         for identity_id in sorted(order - set(listed)):
             self.problem(ORDER_WITHOUT_IDENTITY, k.order, identity_id)
         for identity_id in sorted(self.named - set(listed)):
             self.problem(
-                INDEX_WITHOUT_IDENTITY, keys.IDENTITY_INDEX, f"{identity_id} -> {self.pool_id}"
+                INDEX_WITHOUT_IDENTITY,
+                keys.identity_index(identity_id),
+                f"{identity_id} -> {self.pool_id}",
             )
 
     def _record(self, identity_id: str, raw: str) -> tuple[bool, list[str]]:

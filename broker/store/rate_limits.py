@@ -7,6 +7,7 @@ incremented atomically. Each counter is its own key (its own hash slot on a clus
 from __future__ import annotations
 
 from broker.store import keys
+from broker.store.faults import translates_faults
 from broker.store.script_runner import ScriptRunner
 
 # KEYS: the window's counter   ARGV: expiry in milliseconds
@@ -19,6 +20,7 @@ return n
 WINDOW_TTL_MS = 2000
 
 
+@translates_faults
 class RedisRateCounter(ScriptRunner):
     def count(self, scope: str, subject: str, second: int) -> int:
         """How many hits ``subject`` has made in this second, this one included."""

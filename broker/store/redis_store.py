@@ -2,8 +2,13 @@
 
 Pools and their settings are in ``pool_store``; this module holds identities and logins.
 Every change touching more than one key of a pool is one Lua script (``scripts.py``). The
-identity index (identity id -> pool id, see ``keys``) is written right after a script that
-creates identities and cleared right after one that deletes them.
+identity index (identity id -> pool id, sharded: see ``keys``) is written right after a
+script that creates identities and cleared right after one that deletes them.
+
+With ``REDIS_WAIT_REPLICAS``, each change is confirmed by the replicas (WAIT on the
+script's own connection) before it is acknowledged; a change found already made by an
+earlier, unconfirmed try is written again by its script so that the WAIT covers it too
+(contract section 11: a retry returns the same identity, confirmed).
 """
 
 from __future__ import annotations
@@ -11,18 +16,38 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TypeVar, cast
+from typing import Any, TypeVar
 
 from broker.identity.models import Identity, Page
 from broker.identity.ports import LinkOutcome, MergeOutcome, UnlinkOutcome
 from broker.store import keys, scripts
+from broker.store.connection import RedisConnector, always
+from broker.store.faults import translates_faults
+from broker.store.migration import LegacyIndex
 from broker.store.pool_store import PoolStore
 
 #: How many order entries one ListIdentities call may examine (HideDisabled skips some).
 LIST_SCAN_BUDGET = 1000
 
+#: Outcomes that wrote (or, found already made, wrote again) what WAIT must confirm.
+_CHANGED = frozenset({"CREATED", "LINKED", "MERGED", "UNCHANGED", "UNLINKED"})
 
+
+def _changed(answer: Any) -> bool:
+    return bool(answer) and answer[0] in _CHANGED
+
+
+def _resolved(answer: Any) -> bool:
+    """RESOLVE_LOGIN created the identity, or found it still unconfirmed (and rewrote it)."""
+    return answer[0] == "CREATED" or (answer[0] == "EXISTING" and _index_pending(answer[2]))
+
+
+@translates_faults
 class RedisStore(PoolStore):
+    def __init__(self, connector: RedisConnector) -> None:
+        super().__init__(connector)
+        self._legacy = LegacyIndex(connector)
+
     # --- identities and logins -------------------------------------------------------------
     def resolve_login(
         self, pool_id: str, login: str, new_identity_id: str, now: float, peek: str | None = None
@@ -35,7 +60,9 @@ class RedisStore(PoolStore):
                 raise ValueError("the peeked key must be one of the pool's keys (same hash slot)")
             pool_keys.append(peek)
             script = scripts.RESOLVE_LOGIN_AND_PEEK
-        answer = self._run(script, pool_keys, [login, new_identity_id, repr(now)])
+        answer = self._run(
+            script, pool_keys, [login, new_identity_id, repr(now)], confirm=_resolved
+        )
         outcome, identity = _outcome(LinkOutcome, pool_id, answer)
         if identity is not None and _index_pending(answer[2]):
             self._index_created(pool_id, identity.id)
@@ -43,12 +70,14 @@ class RedisStore(PoolStore):
         return outcome, identity, None if peeked is None else str(peeked)
 
     def _index_created(self, pool_id: str, identity_id: str) -> None:
-        """Write the identity index entry of an identity RESOLVE_LOGIN created, and only
-        once that succeeded clear the record's "index pending" mark. A process or Redis
-        that fails before the end leaves the mark, and the next call resolving the login
-        (the client's retry) finishes the job: the login's identity is always found
-        through the index too (DescribeIdentity, GetOpenIdToken, DeleteIdentities)."""
-        self.redis.hset(keys.IDENTITY_INDEX, identity_id, pool_id)
+        """Write the identity index entry of an identity RESOLVE_LOGIN created (confirmed by
+        the replicas when asked), and only once that succeeded clear the record's "index
+        pending" mark. A process or Redis that fails before the end leaves the mark, and the
+        next call resolving the login (the client's retry) finishes the job: the login's
+        identity is always found through the index too (DescribeIdentity, GetOpenIdToken,
+        DeleteIdentities)."""
+        bucket = keys.identity_index(identity_id)
+        self._call(bucket, "HSET", bucket, identity_id, pool_id, confirm=always)
         self._run(scripts.CONFIRM_INDEXED, [keys.PoolKeys.of(pool_id).identities], [identity_id])
 
     def link_login(
@@ -56,7 +85,10 @@ class RedisStore(PoolStore):
     ) -> tuple[LinkOutcome, Identity | None]:
         k = keys.PoolKeys.of(pool_id)
         answer = self._run(
-            scripts.LINK_LOGIN, [k.pool, k.logins, k.identities], [login, identity_id, repr(now)]
+            scripts.LINK_LOGIN,
+            [k.pool, k.logins, k.identities],
+            [login, identity_id, repr(now)],
+            confirm=lambda a: a[0] in ("LINKED", "EXISTING"),
         )
         return _outcome(LinkOutcome, pool_id, answer)
 
@@ -68,20 +100,32 @@ class RedisStore(PoolStore):
         client never learnt the id), so there is nothing to repair later, unlike
         ``resolve_login``'s "index pending" mark."""
         k = keys.PoolKeys.of(pool_id)
-        self.redis.hset(keys.IDENTITY_INDEX, identity_id, pool_id)
+        bucket = keys.identity_index(identity_id)
+        self._call(bucket, "HSET", bucket, identity_id, pool_id, confirm=always)
         answer = self._run(
             scripts.CREATE_UNAUTHENTICATED,
             [k.pool, k.identities, k.order, k.sequence],
             [identity_id, repr(now)],
+            confirm=_changed,
         )
         if answer[0] != "CREATED":  # the pool is gone: so is the entry just written
-            self.redis.hdel(keys.IDENTITY_INDEX, identity_id)
+            self._call(bucket, "HDEL", bucket, identity_id)
             return None
         return decode_identity(pool_id, answer[1], answer[2])
 
+    def pool_of(self, identity_id: str) -> str | None:
+        """The pool the identity index names for ``identity_id`` (None: unknown)."""
+        bucket = keys.identity_index(identity_id)
+        pool_id = self.redis.hget(bucket, identity_id)
+        if pool_id is None and self._legacy.present():
+            pool_id = self.redis.hget(keys.LEGACY_IDENTITY_INDEX, identity_id)
+            if pool_id is None:  # moved into the bucket meanwhile
+                pool_id = self.redis.hget(bucket, identity_id)
+        return None if pool_id is None else str(pool_id)
+
     def get_identity(self, identity_id: str) -> Identity | None:
-        pool_id = self.redis.hget(keys.IDENTITY_INDEX, identity_id)
-        return None if pool_id is None else self.find_identity(str(pool_id), identity_id)
+        pool_id = self.pool_of(identity_id)
+        return None if pool_id is None else self.find_identity(pool_id, identity_id)
 
     def find_identity(self, pool_id: str, identity_id: str) -> Identity | None:
         raw = self.redis.hget(keys.PoolKeys.of(pool_id).identities, identity_id)
@@ -120,6 +164,7 @@ class RedisStore(PoolStore):
             scripts.MERGE_LOGINS,
             [k.pool, k.logins, k.identities],
             [source, destination, repr(now), max_logins],
+            confirm=_changed,
         )
         return _outcome(MergeOutcome, pool_id, answer)
 
@@ -128,7 +173,10 @@ class RedisStore(PoolStore):
     ) -> tuple[UnlinkOutcome, Identity | None]:
         k = keys.PoolKeys.of(pool_id)
         answer = self._run(
-            scripts.UNLINK_LOGIN, [k.pool, k.logins, k.identities], [identity_id, login, repr(now)]
+            scripts.UNLINK_LOGIN,
+            [k.pool, k.logins, k.identities],
+            [identity_id, login, repr(now)],
+            confirm=_changed,
         )
         return _outcome(UnlinkOutcome, pool_id, answer)
 
@@ -136,21 +184,35 @@ class RedisStore(PoolStore):
         """Delete each identity found through the index, one script per pool; unknown ids
         are skipped."""
         wanted = list(dict.fromkeys(identity_ids))
-        if not wanted:
-            return
-        pools = cast(list[str | None], self.redis.hmget(keys.IDENTITY_INDEX, wanted))
         by_pool: dict[str, list[str]] = defaultdict(list)
-        for identity_id, pool_id in zip(wanted, pools, strict=True):
+        for identity_id in wanted:
+            pool_id = self.pool_of(identity_id)
             if pool_id is not None:
                 by_pool[pool_id].append(identity_id)
         for pool_id, ids in by_pool.items():
             k = keys.PoolKeys.of(pool_id)
-            self._run(scripts.DELETE_IDENTITIES, [k.logins, k.identities, k.order], ids)
-            self.redis.hdel(keys.IDENTITY_INDEX, *ids)
+            self._run(
+                scripts.DELETE_IDENTITIES,
+                [k.logins, k.identities, k.order, k.fence],
+                ids,
+                confirm=always,
+            )
+            self.unindex(ids)
+
+    def unindex(self, identity_ids: Sequence[str]) -> None:
+        """Remove identity index entries, one HDEL per bucket (each bucket its own slot),
+        and from the pre-sharding index while it exists."""
+        buckets: dict[str, list[str]] = defaultdict(list)
+        for identity_id in identity_ids:
+            buckets[keys.identity_index(identity_id)].append(identity_id)
+        for bucket, ids in buckets.items():
+            self._call(bucket, "HDEL", bucket, *ids)
+        if identity_ids and self._legacy.present():
+            self.redis.hdel(keys.LEGACY_IDENTITY_INDEX, *identity_ids)
 
     # --- health ----------------------------------------------------------------------------
     def ping(self) -> bool:
-        return bool(self.redis.ping())
+        return not self._connector.health()
 
 
 Outcome = TypeVar("Outcome", LinkOutcome, MergeOutcome, UnlinkOutcome)

@@ -9,13 +9,19 @@ decide something answer a status word first (the names of the outcome enums in
 """
 
 # KEYS: pool, logins, identities, order, sequence   ARGV: login, new identity id, now
+# The record of a new identity carries "p": 1 until its creation is confirmed: its identity
+# index entry written and (with REDIS_WAIT_REPLICAS) the replicas' WAIT passed.
 RESOLVE_LOGIN = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'NO_POOL'} end
 local owner = redis.call('HGET', KEYS[2], ARGV[1])
 if owner then
   local rec = redis.call('HGET', KEYS[3], owner)
   if rec then
-    if cjson.decode(rec).d == 1 then return {'DISABLED', owner, rec} end
+    local r = cjson.decode(rec)
+    if r.d == 1 then return {'DISABLED', owner, rec} end
+    -- Still unconfirmed (see RedisStore.resolve_login): rewritten, so that the caller's
+    -- WAIT on this connection covers the creation too.
+    if r.p == 1 then redis.call('HSET', KEYS[3], owner, rec) end
     return {'EXISTING', owner, rec}
   end
 end
@@ -63,7 +69,10 @@ if not rec then return {'NO_IDENTITY'} end
 local r = cjson.decode(rec)
 if r.d == 1 then return {'DISABLED', ARGV[2], rec} end
 local owner = redis.call('HGET', KEYS[2], ARGV[1])
-if owner == ARGV[2] then return {'EXISTING', ARGV[2], rec} end
+if owner == ARGV[2] then
+  redis.call('HSET', KEYS[3], ARGV[2], rec)  -- a retry of a link: WAIT covers it again
+  return {'EXISTING', ARGV[2], rec}
+end
 if owner and redis.call('HEXISTS', KEYS[3], owner) == 1 then return {'OTHER_OWNER', owner} end
 if #r.l > 0 then return {'HAS_OTHER_LOGINS', ARGV[2], rec} end
 r.l = {ARGV[1]}
@@ -82,25 +91,61 @@ redis.call('ZADD', KEYS[1], seq, ARGV[1])
 return seq
 """
 
-# KEYS: ``PoolKeys.deletion()``: pool, sequence, roles, principal tags, then logins,
+# KEYS: ``PoolKeys.deletion()``: pool, sequence, roles, principal tags, fence, then logins,
 # identities, order, then their three tombstones. O(1) whatever the pool's size: the small
 # keys go, the three that grow with the pool are renamed to tombstones in the same slot for
 # ``PoolStore`` to clean in bounded steps. Answers 0 for no pool, else 1.
 DELETE_POOL = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-for i = 5, 7 do
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+for i = 6, 8 do
   if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 3]) end
 end
 return 1
 """
 
+# KEYS: pool index, pool names   ARGV: pool id
+# The pool leaves the listing first (DeleteIdentityPool): a deletion cut short after this
+# leaves a pool that DescribeIdentityPool still finds and DeleteIdentityPool finishes.
+UNINDEX_POOL = """
+redis.call('HDEL', KEYS[2], ARGV[1])
+return redis.call('ZREM', KEYS[1], ARGV[1])
+"""
+
+# KEYS: pool index, pool names   ARGV: after (exclusive) or '-inf', limit
+# One page of ListIdentityPools: {1 if more follow else 0, id, position, name or false, ...}.
+# A pool without a name (being created, or written before names were kept) is answered with
+# false; the store reads its record instead.
+LIST_POOLS = """
+local low = ARGV[1] == '-inf' and '-inf' or '(' .. ARGV[1]
+local rows = redis.call('ZRANGEBYSCORE', KEYS[1], low, '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+local out = {0}
+for i = 1, #rows, 2 do
+  out[#out + 1] = rows[i]
+  out[#out + 1] = rows[i + 1]
+  out[#out + 1] = redis.call('HGET', KEYS[2], rows[i])
+end
+if #rows > 0 and redis.call('ZCOUNT', KEYS[1], '(' .. rows[#rows], '+inf') > 0 then out[1] = 1 end
+return out
+"""
+
+# KEYS: pool, principal tag maps   ARGV: provider
+# The pool record and one provider's map, read at one moment.
+READ_POOL_AND_TAG_MAP = """
+return {redis.call('GET', KEYS[1]), redis.call('HGET', KEYS[2], ARGV[1])}
+"""
+
 # KEYS: signing keys hash, current kid   ARGV: candidate kid, candidate record
+# An existing key is written again (the same value), so that the caller's WAIT covers the
+# key it is about to sign with, whoever stored it.
 ENSURE_SIGNING_KEY = """
 local current = redis.call('GET', KEYS[2])
 if current then
   local rec = redis.call('HGET', KEYS[1], current)
-  if rec then return {current, rec} end
+  if rec then
+    redis.call('SET', KEYS[2], current)
+    return {current, rec}
+  end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[1])
@@ -138,7 +183,10 @@ if not drec then return {'NO_DESTINATION'} end
 local src = redis.call('HGET', KEYS[2], ARGV[1])
 local srec = src and redis.call('HGET', KEYS[3], src)
 if not srec then return {'NO_SOURCE'} end
-if src == dst then return {'UNCHANGED', dst, drec} end
+if src == dst then
+  redis.call('HSET', KEYS[3], dst, drec)  -- a retry of a merge: WAIT covers it again
+  return {'UNCHANGED', dst, drec}
+end
 local d = cjson.decode(drec)
 local s = cjson.decode(srec)
 if d.d == 1 then return {'DISABLED', dst, drec} end
@@ -184,9 +232,11 @@ redis.call('HDEL', KEYS[2], ARGV[2])
 return {'UNLINKED', ARGV[1], rec}
 """
 
-# KEYS: logins, identities, order   ARGV: identity ids
-# Deletes each identity with its login indexes; answers the ids that existed.
+# KEYS: logins, identities, order, fence   ARGV: identity ids
+# Deletes each identity with its login indexes; answers the ids that existed. The fence is
+# always written, so that WAIT confirms a deletion an earlier, unconfirmed try made.
 DELETE_IDENTITIES = """
+redis.call('INCR', KEYS[4])
 local deleted = {}
 for _, id in ipairs(ARGV) do
   local rec = redis.call('HGET', KEYS[2], id)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import secrets
 
 from broker.store import keys, scripts
-from broker.store.client import RedisConnector
+from broker.store.connection import RedisConnector, always
+from broker.store.faults import translates_faults
 from broker.store.script_runner import ScriptRunner
 from broker.tokens.keys import StoredKeySet
 
@@ -65,7 +66,11 @@ return 1
 """
 
 
+@translates_faults
 class RedisSigningKeys(ScriptRunner):
+    """Every write is confirmed by the replicas when REDIS_WAIT_REPLICAS asks for it: a key
+    lost in a failover would leave tokens it signed unverifiable."""
+
     def load_keys(self) -> StoredKeySet:
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.SIGNING_CURRENT)
@@ -83,7 +88,10 @@ class RedisSigningKeys(ScriptRunner):
     def ensure_key(self, kid: str, record: str) -> tuple[str, str]:
         """Store the candidate unless a current key exists; return the current one."""
         current, raw = self._run(
-            scripts.ENSURE_SIGNING_KEY, [keys.SIGNING_KEYS, keys.SIGNING_CURRENT], [kid, record]
+            scripts.ENSURE_SIGNING_KEY,
+            [keys.SIGNING_KEYS, keys.SIGNING_CURRENT],
+            [kid, record],
+            confirm=always,
         )
         return str(current), str(raw)
 
@@ -92,6 +100,7 @@ class RedisSigningKeys(ScriptRunner):
             ROTATE_SIGNING_KEY,
             [keys.SIGNING_KEYS, keys.SIGNING_CURRENT, RETIRED],
             [kid, record, repr(now), repr(prune_before)],
+            confirm=always,
         )
         return str(old) if old else None
 
@@ -100,6 +109,7 @@ class RedisSigningKeys(ScriptRunner):
             STAGE_SIGNING_KEY,
             [keys.SIGNING_KEYS, keys.SIGNING_CURRENT, RETIRED, PENDING],
             [kid, record, repr(activate_at), repr(prune_before)],
+            confirm=always,
         )
         return str(current) if current else None
 
@@ -108,10 +118,12 @@ class RedisSigningKeys(ScriptRunner):
             PROMOTE_SIGNING_KEY,
             [keys.SIGNING_KEYS, keys.SIGNING_CURRENT, RETIRED, PENDING],
             [kid, repr(now)],
+            confirm=always,
         )
         return bool(promoted)
 
 
+@translates_faults
 class RedisPagingSecret:
     """The secret NextToken keys derive from: created once in Redis, shared by every process."""
 

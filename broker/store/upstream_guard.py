@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from broker.store.faults import translates_faults
 from broker.store.keys import pool_prefix
 from broker.store.script_runner import ScriptRunner
 
@@ -82,6 +83,7 @@ class BreakerKeys:
         return [self.open, self.failures, self.probe]
 
 
+@translates_faults
 class RedisBreakerState(ScriptRunner):
     def allow(self, keys: BreakerKeys, threshold: int, probe_ttl_ms: int) -> tuple[int, int]:
         verdict, detail = self._run(BREAKER_ALLOW, keys.as_list(), [threshold, probe_ttl_ms])
@@ -97,6 +99,7 @@ class RedisBreakerState(ScriptRunner):
         self.redis.delete(*keys.as_list())
 
 
+@translates_faults
 class RedisQuota(ScriptRunner):
     def reserve(self, pool_id: str, interval_us: int, max_wait_us: int) -> int:
         """Reserve the next call slot; the microseconds to wait for it, or -1."""

@@ -23,7 +23,8 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from broker.store.client import RedisConnector
+from broker.store.connection import RedisConnector
+from broker.store.faults import translates_faults
 from broker.store.keys import pool_prefix
 from broker.store.token_cache import lock_key
 
@@ -54,6 +55,7 @@ class Failure:
     message: str
 
 
+@translates_faults
 class RedisUpstreamIdentities:
     def __init__(self, connector: RedisConnector) -> None:
         self._connector = connector

@@ -37,14 +37,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-import redis
-
 from broker.b64 import b64decode
 from broker.backend.cache import cache_key, is_fresh
 from broker.backend.schemas import TokenRequest
 from broker.backend.tokens import IssuedToken, requested_user
 from broker.backend.translators.session import Session
-from broker.errors import BrokerError
+from broker.errors import BrokerError, StoreUnavailable
 from broker.services import Services
 from broker.store.token_cache import CachedToken, RedisTokenCache
 from broker.store.upstream_guard import RedisBreakerState, RedisQuota
@@ -209,7 +207,7 @@ class UpstreamTokens:
                 raise
             return self._store(wanted, known, got)
         finally:
-            with contextlib.suppress(redis.RedisError):  # keep the original error
+            with contextlib.suppress(StoreUnavailable):  # keep the original error
                 self._tokens.release(wanted.login, holder)
 
     def _fetch(self, wanted: UserRequest, known: KnownIdentity | None) -> UpstreamToken:
@@ -249,7 +247,7 @@ class UpstreamTokens:
         token = CachedToken(got.token, issued_at, expires_at)
         keep = max(1, expires_at - int(now))  # until it expires: a fallback when upstream fails
         entry = self._entry(wanted, known.identity_id)
-        self._tokens.put(self._settings.pool_id, entry, token, keep, None)
+        self._tokens.put(self._settings.pool_id, entry, token, keep, None, known.identity_id)
         self._identities.remember(wanted.login, known.identity_id, known.first_seen)
         return _issued(known, token, cached=False)
 
@@ -298,7 +296,7 @@ class UpstreamTokens:
         ).entry
 
     def _record(self, wanted: UserRequest, holder: str, err: BrokerError) -> None:
-        with contextlib.suppress(redis.RedisError):
+        with contextlib.suppress(StoreUnavailable):
             failure = Failure(holder, type(err).__name__, err.message)
             self._identities.record_failure(wanted.login, failure)
 
