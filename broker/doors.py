@@ -20,7 +20,12 @@ Flask's hooks and error handlers did for them, once for both:
 - the request metrics (door, operation, outcome, duration);
 - 405 for any other method on a door's path (OPTIONS: 200), with ``Allow: OPTIONS, POST``;
 - a last resort: should a door's own error rendering fail, an internal error made when the
-  door was mounted.
+  door was mounted;
+- ``may_block(environ)``, the hint the keep-alive worker reads (``broker.server.offload``):
+  True for a request that may wait on an outbound call, which the worker then serves in a
+  thread. Each path's hint is given when the doors are mounted: :func:`always` for a door
+  whose every request may wait (the backend door fetching a JWKS, or in upstream mode),
+  :func:`by_target` for the AWS door's operations that call other services.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -188,18 +193,50 @@ def client_error(err: HTTPException) -> BrokerError:
     return InternalErrorException(message)
 
 
+#: A path's blocking hint: may this request (its environ) wait on an outbound call?
+Hint = Callable[[Mapping[str, Any]], bool]
+
+
+def always(environ: Mapping[str, Any]) -> bool:
+    """Every request of the path may wait."""
+    return True
+
+
+def by_target(targets: Collection[str]) -> Hint:
+    """The AWS door's hint: the operations named by ``X-Amz-Target`` (full values, e.g.
+    ``AWSCognitoIdentityService.GetId``) that call other services."""
+    waiting = frozenset(targets)
+
+    def hint(environ: Mapping[str, Any]) -> bool:
+        return str(environ.get("HTTP_X_AMZ_TARGET", "")).strip() in waiting
+
+    return hint
+
+
 class FrontDoors:
     """The WSGI app in front of Flask: the doors' paths here, every other path to Flask."""
 
-    def __init__(self, fallback: WSGIApplication, routes: Mapping[str, Door]) -> None:
+    def __init__(
+        self,
+        fallback: WSGIApplication,
+        routes: Mapping[str, Door],
+        blocking: Mapping[str, Hint] | None = None,
+    ) -> None:
         self._fallback = fallback
         self._routes = dict(routes)
+        self._blocking = {path: hint for path, hint in (blocking or {}).items() if path in routes}
         # What a door answers when even its own error rendering failed: made now, while
         # nothing is wrong, so that answering it cannot fail.
         internal = InternalErrorException(INTERNAL_MESSAGE)
         self._last_resort = {
             path: door.render_error(internal, Exchange({}, "")) for path, door in routes.items()
         }
+
+    def may_block(self, environ: Mapping[str, Any]) -> bool:
+        """May this request wait on an outbound call? (Read by the keep-alive worker before
+        it serves the request; it must be cheap and must not read the body.)"""
+        hint = self._blocking.get(environ.get("PATH_INFO") or "/")
+        return hint is not None and environ.get("REQUEST_METHOD") == "POST" and hint(environ)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"  # empty: a request for the mount point itself

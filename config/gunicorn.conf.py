@@ -146,10 +146,12 @@ def on_starting(server: object) -> None:
     Only the pure settings function runs here; the app itself (and its Redis pool) is still
     built in each worker after the fork (preload_app is False).
     """
+    from config.server import ServerSettings
     from config.settings import Settings
 
     try:
         Settings.from_env(os.environ)
+        ServerSettings.from_env(os.environ)
     except ConfigError as exc:
         _fail(str(exc))
     _prepare_metrics_dir()

@@ -15,6 +15,12 @@ connection), ``worker_connections``, the request limits and the access log
 (``logger_class``). Refusals (bad HTTP, limits) are answered in JSON. Not served: TLS (the
 worker refuses to start), gunicorn's request hooks and proxy headers (``wsgi.url_scheme`` is
 always ``http``).
+
+Requests the application says may wait on an outbound call (``may_block(environ)``: a JWKS
+fetch, upstream Cognito) are served in a few threads instead (``broker.server.offload``,
+``BROKER_WORKER_THREADS``), so that they hold neither the loop nor the other connections;
+a connection whose request is in a thread reads on but serves nothing more until that
+answer is written, so answers keep their order.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any
 from gunicorn.workers.base import Worker
 
 from broker.server.balance import Loads
+from broker.server.offload import Hint, Job, Offload, blocking_hint
 from broker.server.parsing import Limits, Refused, Request, RequestReader
 from broker.server.wsgi import BadTarget, Response, Server, environ_for
 
@@ -66,6 +73,7 @@ class Connection:
         "draining",
         "held",
         "in_request",
+        "job",
         "out",
         "reader",
         "refusal",
@@ -86,6 +94,7 @@ class Connection:
         self.drained = 0
         self.held = 0  # request bytes buffered (the worker's budget)
         self.refusal: Refused | None = None  # to answer once the requests before it are
+        self.job: Job | None = None  # a request of it being served in a thread
 
 
 class KeepAliveWorker(Worker):  # type: ignore[misc]
@@ -111,12 +120,14 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         self._loads = KeepAliveWorker.shared_loads  # the fork keeps the mapping shared
 
     def init_process(self) -> None:
+        from config.server import ServerSettings
         from config.settings import Settings  # the app's own settings: the body limit
 
         cfg = self.cfg
         if cfg.is_ssl:
             raise RuntimeError("TLS is not served by this worker: terminate it in front")
         body = Settings.from_env(os.environ).max_body_bytes
+        self._server_settings = ServerSettings.from_env(os.environ)
         self._limits = Limits(
             request_line=cfg.limit_request_line,
             fields=cfg.limit_request_fields,
@@ -137,16 +148,25 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         self._listening = False
         self._accept_at = 0.0  # when a deferred accept is due (0: none)
         self._next_sweep = 0.0
+        self._offload: Offload | None = None  # made in run(), once the app is loaded
+        self._may_block: Hint | None = None
         self._loads.claim(self.age)
         super().init_process()
 
     # --- the loop --------------------------------------------------------------------------
     def run(self) -> None:
+        threads = self._server_settings.threads
+        self._may_block = blocking_hint(self.wsgi) if threads else None
+        if self._may_block is not None:
+            self._offload = Offload(self.wsgi, threads, self.log)
+            self._selector.register(self._offload.wake, selectors.EVENT_READ, self._offload)
         for listener in self.sockets:
             listener.setblocking(False)
             name = listener.getsockname()
             host, port = (name[0], str(name[1])) if isinstance(name, tuple) else (str(name), "")
-            self._servers[listener.fileno()] = Server(host, port, self.cfg.workers > 1)
+            self._servers[listener.fileno()] = Server(
+                host, port, self.cfg.workers > 1, multithread=self._offload is not None
+            )
         self._selector.register(self.PIPE[0], selectors.EVENT_READ, self.PIPE[0])
         self._listen(True)
         try:
@@ -159,6 +179,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             self._shut_down()
         finally:
             self._loads.release()
+            if self._offload is not None:
+                self._offload.close()
 
     def _turn(self, max_wait: float = SWEEP_SECONDS) -> None:
         """One pass: wait for sockets (``max_wait`` at most), serve what is whole, keep
@@ -174,6 +196,9 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             data = key.data
             if isinstance(data, Connection):
                 self._guarded(data, mask)
+            elif isinstance(data, Offload):
+                for job in data.finished():  # answers computed in a thread
+                    self._guarded_job(job)
             elif data is not None:
                 _drain_pipe(self.PIPE[0])
         for key, _ in events:
@@ -201,6 +226,14 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
                 self._readable(conn)
             else:
                 self._serve_ready(conn)
+        except Exception:
+            self.log.exception("Error on a connection; closing it")
+            self._close(conn)
+
+    def _guarded_job(self, job: Job) -> None:
+        conn: Connection = job.conn
+        try:
+            self._job_done(conn, job)
         except Exception:
             self.log.exception("Error on a connection; closing it")
             self._close(conn)
@@ -367,7 +400,7 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         the client to take it."""
         reader = conn.reader
         served = 0
-        while reader.ready and not conn.out:
+        while reader.ready and not conn.out and conn.job is None:
             if served == PIPELINE_TURN:
                 self._backlog.append(conn)  # the rest next turn: others first
                 return
@@ -376,13 +409,22 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             served += 1
             self._heartbeat()
             self._accept_if_due()
+        if conn.job is not None:
+            self._account(conn)  # its answer, once back, carries on (``_job_done``)
+            return
+        self._after_answers(conn, served > 0)
+
+    def _after_answers(self, conn: Connection, answered: bool) -> None:
+        """What follows the answers just written: a refusal or a ``100 Continue`` that
+        waited for them, and the connection's next deadline."""
+        reader = conn.reader
         if reader.ready or conn.sock.fileno() not in self._connections:
             return  # waiting for the client to take an answer, or closed
         if conn.refusal is not None:
             refusal, conn.refusal = conn.refusal, None
             self._refuse(conn, refusal.status, refusal.message)  # after what is unsent
             return
-        if served:
+        if answered:
             self._account(conn)
             # The next request (or the answer's delivery) gets a whole timeout of its own;
             # a connection with nothing left is idle from now.
@@ -393,7 +435,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             self._write(conn, b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _serve(self, conn: Connection, request: Request) -> bool:
-        """Answer one request; False when the connection was closed."""
+        """Answer one request, or hand it to a thread; False when the connection was
+        closed or is closing."""
         started = time.monotonic()
         keep_alive = (
             request.keep_alive and self.alive and not request.oversized and self._keepalive > 0
@@ -409,6 +452,15 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             self._refuse(conn, 400, "The request target is not a path.")
             return False
         response = Response(request.version, request.method)
+        if self._may_block is not None and self._offload is not None:
+            try:
+                offload = self._may_block(environ)
+            except Exception:
+                self.log.exception("may_block failed; serving the request in the loop")
+                offload = False
+            if offload:
+                job = Job(conn, environ, response, keep_alive, started, len(request.body))
+                return self._hand_over(conn, job)
         try:
             result = self.wsgi(environ, response.start_response)
             try:
@@ -426,6 +478,51 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             conn.closing = True
         self._write(conn, payload)
         return conn.sock.fileno() in self._connections and not conn.closing
+
+    def _hand_over(self, conn: Connection, job: Job) -> bool:
+        """Serve the request in a thread. Its body counts in the worker's budget until the
+        answer is back (requests wait in the threads' queue): past the budget it is refused
+        (503) instead."""
+        if self._offload is None or self._buffered + job.size > self._budget:
+            self._refuse(conn, *BUSY)
+            return False
+        self._buffered += job.size
+        conn.job = job
+        conn.in_request = True  # its answer must come within the request timeout
+        conn.deadline = job.started + self._request_timeout
+        self._offload.submit(job)
+        return True
+
+    def _job_done(self, conn: Connection, job: Job) -> None:
+        """An answer computed in a thread: written as ``_serve`` writes its own, unless the
+        connection went meanwhile (its deadline passed, the worker's budget, shutdown)."""
+        self._buffered -= job.size
+        if conn.job is not job:
+            return
+        conn.job = None
+        if self._connections.get(conn.sock.fileno()) is not conn:
+            return  # closed meanwhile: the answer has nowhere to go
+        if job.error is not None:
+            self._refuse(conn, 500, "Internal server error.")
+            return
+        keep_alive = job.keep_alive and self.alive  # shutting down since: close after it
+        try:
+            payload = job.response.encode(job.chunks, keep_alive)
+        except Exception:
+            self.log.exception("Error handling request %s", job.environ.get("PATH_INFO", ""))
+            self._refuse(conn, 500, "Internal server error.")
+            return
+        response = job.response
+        self._access(response.status, response.headers, response.body_length, job.environ,
+                     job.started)  # fmt: skip
+        if not keep_alive:
+            conn.closing = True
+        self._write(conn, payload)
+        if self._connections.get(conn.sock.fileno()) is not conn or conn.closing:
+            return
+        if conn.reader.ready and not conn.out:
+            self._backlog.append(conn)  # requests that came meanwhile: next turn
+        self._after_answers(conn, True)
 
     def _hold(self, conn: Connection, held: int) -> None:
         """Account the request bytes ``conn`` buffers in the worker's total."""
@@ -446,6 +543,9 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         if largest is not None and largest.held > 0:
             largest.reader.discard()
             self._hold(largest, 0)
+            if largest.job is not None:  # refused once the answer in its thread is written
+                largest.refusal = Refused(*BUSY)
+                return
             largest.refusal = None
             self._refuse(largest, *BUSY)
 
