@@ -230,6 +230,32 @@ def test_a_trickling_jwks_holds_neither_the_worker_nor_its_other_requests(
     assert forged[0][0] == 401 and 1.9 <= forged[0][1] < 3.0, forged
 
 
+def test_an_upstream_that_trickles_its_answer_is_cut_at_the_deadline(
+    redis_server: RedisServer, broker_credentials: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore's read timeout is per read: an answer sent a byte every 50 ms kept a 0.5 s
+    read timeout satisfied for 20 s. The whole call now ends at BROKER_UPSTREAM_DEADLINE
+    (1 s): UNAVAILABLE. (The upstream stops trickling after 4 s, so that the code before the
+    fix ends too.)"""
+    for name, value in aws_environment("AKIDTRICKLE", "trickle-secret-key-0000").items():
+        monkeypatch.setenv(name, value)
+    with SlowCognito(delay=0, trickle=0.05).running() as cognito:
+        threading.Timer(4.0, cognito._stop.set).start()
+        env = {
+            **upstream_environment(endpoint=cognito.url, pool_id=POOL_ID, api_key=API_KEY),
+            "BROKER_UPSTREAM_DEADLINE": "1",
+            "BROKER_UPSTREAM_CONNECT_TIMEOUT": "0.2",
+            "BROKER_UPSTREAM_READ_TIMEOUT": "0.5",
+        }
+        client = door_client(redis_server.url, broker_credentials, env)
+        started = time.monotonic()
+        response = client.post("/v1/token", headers=TRUSTED, json={"user_id": uuid.uuid4().hex})
+        took = time.monotonic() - started
+    assert response.status_code == 503, response.json
+    assert response.json["error"]["code"] == "UNAVAILABLE"
+    assert took < 1.5, took
+
+
 @pytest.mark.parametrize(
     ("env", "path", "target", "expected"),
     [

@@ -216,7 +216,9 @@ class UpstreamTokens:
         deadline_at = time.monotonic() + self._settings.deadline
         identity = known.identity_id if known is not None else None
         try:
-            return self._guard.call(lambda: self._attempt(wanted, identity), deadline_at)
+            return self._guard.call(
+                lambda: self._attempt(wanted, identity, deadline_at), deadline_at
+            )
         except UpstreamFailure as refused:  # Kind.REFUSED: upstream answered no
             if identity is None or refused.code not in IDENTITY_REFUSALS:
                 raise refused.error from None
@@ -225,16 +227,19 @@ class UpstreamTokens:
             log.info("upstream refused the remembered identity (%s); asking by login", refused.code)
             self._identities.forget(wanted.login, identity)
         try:
-            return self._guard.call(lambda: self._attempt(wanted, None), deadline_at)
+            return self._guard.call(lambda: self._attempt(wanted, None, deadline_at), deadline_at)
         except UpstreamFailure as refused:
             raise refused.error from None
 
-    def _attempt(self, wanted: UserRequest, identity_id: str | None) -> UpstreamToken:
+    def _attempt(
+        self, wanted: UserRequest, identity_id: str | None, deadline_at: float
+    ) -> UpstreamToken:
         return self._client.get_token(
             user_id=wanted.user_id,
             identity_id=identity_id,
             tags=wanted.tags,
             duration=wanted.duration,
+            deadline_at=deadline_at,
         )
 
     def _store(
