@@ -21,6 +21,13 @@ fetch, upstream Cognito) are served in a few threads instead (``broker.server.of
 ``BROKER_WORKER_THREADS``), so that they hold neither the loop nor the other connections;
 a connection whose request is in a thread reads on but serves nothing more until that
 answer is written, so answers keep their order.
+
+Connections whose request is still arriving are bounded per source address
+(``BROKER_PARTIAL_REQUESTS_PER_ADDRESS``, a tenth of ``worker_connections`` by default):
+past the bound, that address's request arriving longest is cut off. And when the worker is
+full with nothing idle to close, the request arriving longest (for PARTIAL_MIN_AGE at
+least) makes room for the new connection. So clients that trickle partial requests, from
+one address or from many, cannot keep new clients out until the request timeout.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ ACCEPT_BACKOFF = 0.05  # after accept() failed for want of a resource (EMFILE, E
 SWEEP_SECONDS = 0.25  # how often connections past their deadline are looked for
 PIPELINE_TURN = 8  # requests of one connection served per turn: others get theirs between
 BUFFER_BUDGET_BODIES = 16  # bytes of requests a worker holds: this many maximal bodies
+PARTIAL_MIN_AGE = 1.0  # seconds a request must have been arriving to make room when full
+EVICTION_LOG_SECONDS = 10.0  # cut-off partial requests are logged as one line this often
 STATUS_PHRASES = {
     400: "Bad Request",
     413: "Content Too Large",
@@ -67,6 +76,7 @@ BUSY = (503, "The server holds too many partial requests; retry.")
 class Connection:
     __slots__ = (
         "addr",
+        "arriving_since",
         "closing",
         "deadline",
         "drained",
@@ -95,6 +105,7 @@ class Connection:
         self.held = 0  # request bytes buffered (the worker's budget)
         self.refusal: Refused | None = None  # to answer once the requests before it are
         self.job: Job | None = None  # a request of it being served in a thread
+        self.arriving_since = 0.0  # monotonic: when its partial request began (0: none)
 
 
 class KeepAliveWorker(Worker):  # type: ignore[misc]
@@ -127,7 +138,9 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         if cfg.is_ssl:
             raise RuntimeError("TLS is not served by this worker: terminate it in front")
         body = Settings.from_env(os.environ).max_body_bytes
-        self._server_settings = ServerSettings.from_env(os.environ)
+        self._server_settings = ServerSettings.from_env(
+            os.environ, max(1, int(cfg.worker_connections))
+        )
         self._limits = Limits(
             request_line=cfg.limit_request_line,
             fields=cfg.limit_request_fields,
@@ -150,6 +163,12 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         self._next_sweep = 0.0
         self._offload: Offload | None = None  # made in run(), once the app is loaded
         self._may_block: Hint | None = None
+        # Connections with a request still arriving, oldest first: all, and by address.
+        self._partial_limit = self._server_settings.partial_per_address
+        self._arriving: dict[Connection, None] = {}
+        self._arriving_from: dict[str, dict[Connection, None]] = {}
+        self._cut_off = 0  # partial requests closed since the last log line
+        self._cut_off_logged = 0.0
         self._loads.claim(self.age)
         super().init_process()
 
@@ -216,6 +235,13 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
                 self._close(conn)
             if not self._listening and not self._accept_at:
                 self._listen(True)  # full a moment ago: a connection may have gone idle
+            if self._cut_off and now - self._cut_off_logged >= EVICTION_LOG_SECONDS:
+                self.log.warning(
+                    "closed %d connections whose requests were still arriving (over "
+                    "BROKER_PARTIAL_REQUESTS_PER_ADDRESS, or to make room)",
+                    self._cut_off,
+                )
+                self._cut_off, self._cut_off_logged = 0, now
 
     def _guarded(self, conn: Connection, mask: int) -> None:
         """Whatever goes wrong with one connection ends that connection, not the worker."""
@@ -324,7 +350,7 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         made by closing the connection idle longest, but only for a connection known to
         wait. True when one was taken."""
         if len(self._connections) >= self._max_connections and not (
-            evict and _waiting(listener) and self._evict_idle()
+            evict and _waiting(listener) and (self._evict_idle() or self._evict_arriving())
         ):
             self._listen(False)  # full of busy connections: the sweep looks again
             return False
@@ -366,6 +392,41 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
                 return True
         return False
 
+    def _evict_arriving(self) -> bool:
+        """Full with nothing idle: close the connection whose request has been arriving
+        longest, if for PARTIAL_MIN_AGE at least (a burst of new clients does not push each
+        other out); a request arriving that slowly is a slow client's, or an attack's."""
+        oldest = next(iter(self._arriving), None)
+        if oldest is None or time.monotonic() - oldest.arriving_since < PARTIAL_MIN_AGE:
+            return False
+        self._cut_off += 1
+        self._close(oldest)
+        return True
+
+    def _track_arriving(self, conn: Connection) -> None:
+        """Keep the tables of partial requests up to date after ``conn`` read, answered or
+        closed; past the bound of its address, that address's oldest is closed."""
+        arriving = conn.reader.started and not conn.draining and conn.sock.fileno() >= 0
+        if arriving == bool(conn.arriving_since):
+            return
+        host = _host(conn.addr)
+        if not arriving:
+            conn.arriving_since = 0.0
+            self._arriving.pop(conn, None)
+            same = self._arriving_from.get(host)
+            if same is not None:
+                same.pop(conn, None)
+                if not same:
+                    del self._arriving_from[host]
+            return
+        conn.arriving_since = time.monotonic()
+        self._arriving[conn] = None
+        same = self._arriving_from.setdefault(host, {})
+        same[conn] = None
+        if self._partial_limit is not None and len(same) > self._partial_limit:
+            self._cut_off += 1
+            self._close(next(iter(same)))  # the address's request arriving longest
+
     # --- requests ----------------------------------------------------------------------------
     def _readable(self, conn: Connection) -> None:
         try:
@@ -393,6 +454,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             conn.deadline = time.monotonic() + self._request_timeout
         self._account(conn)
         self._serve_ready(conn)
+        if reader.started or conn.arriving_since:
+            self._track_arriving(conn)
 
     def _serve_ready(self, conn: Connection) -> None:
         """Serve the requests ready on ``conn``, a few per turn; then, with nothing before
@@ -543,6 +606,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         if largest is not None and largest.held > 0:
             largest.reader.discard()
             self._hold(largest, 0)
+            if largest.arriving_since:
+                self._track_arriving(largest)
             if largest.job is not None:  # refused once the answer in its thread is written
                 largest.refusal = Refused(*BUSY)
                 return
@@ -628,6 +693,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         conn.deadline = time.monotonic() + DRAIN_SECONDS
         conn.reader.discard()
         self._hold(conn, 0)
+        if conn.arriving_since:
+            self._track_arriving(conn)
 
     def _close(self, conn: Connection) -> None:
         fd = conn.sock.fileno()
@@ -638,6 +705,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         self._hold(conn, 0)
         with contextlib.suppress(OSError):
             conn.sock.close()
+        if conn.arriving_since:
+            self._track_arriving(conn)  # fileno() is -1 now: no longer arriving
         if not self._listening and not self._accept_at and self.alive:
             self._listen(True)  # room again after being full
 
