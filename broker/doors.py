@@ -21,11 +21,12 @@ Flask's hooks and error handlers did for them, once for both:
 - 405 for any other method on a door's path (OPTIONS: 200), with ``Allow: OPTIONS, POST``;
 - a last resort: should a door's own error rendering fail, an internal error made when the
   door was mounted;
-- ``may_block(environ)``, the hint the keep-alive worker reads (``broker.server.offload``):
-  True for a request that may wait on an outbound call, which the worker then serves in a
-  thread. Each path's hint is given when the doors are mounted: :func:`always` for a door
-  whose every request may wait (the backend door fetching a JWKS, or in upstream mode),
-  :func:`by_target` for the AWS door's operations that call other services.
+- outbound calls off the keep-alive worker's loop (``broker.blocking``): the door's code
+  learns whether it may wait here, and a :class:`~broker.blocking.WouldBlock` it raises
+  goes through to the worker, which serves the request again in a thread (nothing is
+  answered, counted or logged for the first try). ``may_block(environ)`` names the
+  requests that would wait on every call (:func:`by_target`: AWS door operations by
+  ``X-Amz-Target``), which the worker sends to a thread at once.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
 from werkzeug.wsgi import get_content_length, get_input_stream
 
-from broker import jsontext, metrics, request_id
+from broker import blocking, jsontext, metrics, request_id
+from broker.blocking import WouldBlock
 from broker.errors import (
     INTERNAL_MESSAGE,
     STORE_UNAVAILABLE_MESSAGE,
@@ -193,13 +195,8 @@ def client_error(err: HTTPException) -> BrokerError:
     return InternalErrorException(message)
 
 
-#: A path's blocking hint: may this request (its environ) wait on an outbound call?
+#: A path's blocking hint: will this request (its environ) wait on an outbound call?
 Hint = Callable[[Mapping[str, Any]], bool]
-
-
-def always(environ: Mapping[str, Any]) -> bool:
-    """Every request of the path may wait."""
-    return True
 
 
 def by_target(targets: Collection[str]) -> Hint:
@@ -233,7 +230,7 @@ class FrontDoors:
         }
 
     def may_block(self, environ: Mapping[str, Any]) -> bool:
-        """May this request wait on an outbound call? (Read by the keep-alive worker before
+        """Will this request wait on an outbound call? (Read by the keep-alive worker before
         it serves the request; it must be cheap and must not read the body.)"""
         hint = self._blocking.get(environ.get("PATH_INFO") or "/")
         return hint is not None and environ.get("REQUEST_METHOD") == "POST" and hint(environ)
@@ -245,6 +242,7 @@ class FrontDoors:
             return self._fallback(environ, start_response)
         started = time.perf_counter()
         rid, token = request_id.begin()
+        waiting = blocking.begin(environ)
         try:
             method = str(environ.get("REQUEST_METHOD", "")).upper()
             if method != "POST":
@@ -252,10 +250,13 @@ class FrontDoors:
             exchange = Exchange(environ, rid)
             try:
                 reply = _serve(door, exchange)
+            except WouldBlock:
+                raise  # to the worker, which serves the request again in a thread
             except Exception:  # a door's error rendering failed: nothing of it is trusted
                 door.log.exception("%sunexpected error while answering an error", door.log_prefix)
                 reply, exchange.outcome = self._last_resort[path], "InternalErrorException"
         finally:
+            blocking.end(waiting)
             request_id.end(token)
         headers = [
             ("Content-Type", reply.content_type),
@@ -279,6 +280,8 @@ class FrontDoors:
 def _serve(door: Door, exchange: Exchange) -> Reply:
     try:
         return door.handle(exchange)
+    except WouldBlock:
+        raise
     except BrokerError as err:
         return door.render_error(err, exchange)
     except redis.RedisError as err:

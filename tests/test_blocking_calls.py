@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 from support.backend import (
     API_KEY,
     JWT_AUDIENCE,
@@ -40,6 +41,9 @@ from support.faults import record_figures
 from support.processes import BrokerServer, RedisServer
 from support.slow_http import ScriptedServer, json_answer, json_head, wait_for
 from support.upstream import SlowCognito, aws_environment, upstream_environment
+from werkzeug.test import EnvironBuilder
+
+from broker.blocking import ENVIRON_KEY, WouldBlock
 
 POOL_ID = "us-east-1:00000000-0000-4000-8000-0000000000a2"
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -256,50 +260,92 @@ def test_an_upstream_that_trickles_its_answer_is_cut_at_the_deadline(
     assert took < 1.5, took
 
 
-@pytest.mark.parametrize(
-    ("env", "path", "target", "expected"),
-    [
-        ({"BROKER_BACKEND_AUTH": "api_key"}, "/v1/token", "", False),
-        ({"BROKER_BACKEND_AUTH": "jwt"}, "/v1/token", "", True),
-        ({"BROKER_UPSTREAM": "aws"}, "/v1/token", "", True),
-        ({"BROKER_UPSTREAM": "aws"}, "/healthz", "", False),
-        ({"BROKER_BACKEND_AUTH": "jwt"}, "/", "AWSCognitoIdentityService.GetId", False),
-    ],
-    ids=["api-key", "jwks", "upstream", "upstream-health", "aws-door"],
-)
-def test_the_app_names_the_requests_that_may_wait(
-    redis_server: RedisServer,
-    broker_credentials: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-    env: dict[str, str],
-    path: str,
-    target: str,
-    expected: bool,
+def serve(
+    client: FlaskClient, headers: dict[str, str], body: str, *, on_loop: bool
+) -> tuple[str, dict[str, Any]] | type[WouldBlock]:
+    """One POST /v1/token through the app's WSGI callable, as the keep-alive worker makes it
+    on its loop (``on_loop``: waiting not allowed) or in a thread."""
+    environ = EnvironBuilder(path="/v1/token", method="POST", headers=headers, data=body)
+    wsgi_environ = environ.get_environ()
+    wsgi_environ[ENVIRON_KEY] = not on_loop
+    status: list[str] = []
+    try:
+        chunks = client.application(wsgi_environ, lambda s, h, e=None: status.append(s))
+    except WouldBlock:
+        return WouldBlock
+    return status[0], json.loads(b"".join(chunks))
+
+
+def test_on_the_loop_a_jwks_fetch_asks_for_a_thread_before_it_changes_anything(
+    redis_server: RedisServer, broker_credentials: dict[str, str]
 ) -> None:
-    """The hint the worker reads: true for the backend door when it may fetch a JWKS or
-    call upstream; never for Flask's routes; the AWS door's local operations stay inline."""
-    for name, value in aws_environment("AKIDHINT", "hint-secret-key-000000").items():
-        monkeypatch.setenv(name, value)
-    settings: dict[str, str] = {
-        "BROKER_BACKEND_API_KEYS": API_KEY,
-        "BROKER_BACKEND_POOL_ID": POOL_ID,
-    }
-    if env.get("BROKER_BACKEND_AUTH") == "jwt":
-        settings = {
-            "BROKER_BACKEND_POOL_ID": POOL_ID,
+    key = rsa_key()
+    good = json.dumps({"keys": [public_jwk(key, "k")]}).encode()
+    with ScriptedServer(*json_answer(good)).running() as jwks:
+        env = {
+            "BROKER_BACKEND_AUTH": "jwt",
             "BROKER_BACKEND_JWT_ISSUER": JWT_ISSUER,
             "BROKER_BACKEND_JWT_AUDIENCE": JWT_AUDIENCE,
-            "BROKER_BACKEND_JWT_JWKS_URL": "http://127.0.0.1:9/jwks.json",
+            "BROKER_BACKEND_JWT_JWKS_URL": jwks.url,
+            "BROKER_BACKEND_JWT_JWKS_MIN_REFETCH_SECONDS": "0",
+            "BROKER_BACKEND_POOL_ID": POOL_ID,
         }
-    if "BROKER_UPSTREAM" in env:
-        settings = upstream_environment(
-            endpoint="http://127.0.0.1:9", pool_id=POOL_ID, api_key=API_KEY
-        )
-    client = door_client(redis_server.url, broker_credentials, {**settings, **env})
-    may_block: Any = client.application.wsgi_app.may_block  # type: ignore[attr-defined]
-    environ = {"PATH_INFO": path, "REQUEST_METHOD": "POST", "HTTP_X_AMZ_TARGET": target}
-    assert may_block(environ) is expected
+        client = door_client(redis_server.url, broker_credentials, env)
+        json_type = {"Content-Type": "application/json"}
+        valid = {**bearer(rs_jwt(claims_for("u"), key, "k")), **json_type}
+        assert serve(client, valid, "{}", on_loop=True) is WouldBlock  # no keys held yet
+        assert jwks.hits == 0
+        answer = serve(client, valid, "{}", on_loop=False)
+        assert answer != WouldBlock and answer[0].startswith("404"), answer  # the pool: none
+        assert jwks.hits == 1
+        assert serve(client, valid, "{}", on_loop=True) != WouldBlock  # held: on the loop
+        unknown = {**bearer(rs_jwt(claims_for("u"), key, "other")), **json_type}
+        assert serve(client, unknown, "{}", on_loop=True) is WouldBlock  # a refetch is due
+        assert jwks.hits == 1
+
+
+def test_on_the_loop_an_upstream_miss_asks_for_a_thread_and_a_hit_stays(
+    redis_server: RedisServer, broker_credentials: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in aws_environment("AKIDLOOP", "loop-secret-key-00000000").items():
+        monkeypatch.setenv(name, value)
+    with SlowCognito(delay=0).running() as cognito:
+        env = {
+            **upstream_environment(endpoint=cognito.url, pool_id=POOL_ID, api_key=API_KEY),
+            "BROKER_RATE_LIMIT_PER_IDENTITY": "1",  # the first ask (no identity yet) is free
+        }
+        client = door_client(redis_server.url, broker_credentials, env)
+        headers = {**TRUSTED, "Content-Type": "application/json"}
+        body = json.dumps({"user_id": uuid.uuid4().hex})
+        assert serve(client, headers, body, on_loop=True) is WouldBlock
+        assert cognito.calls == 0
+        first = serve(client, headers, body, on_loop=False)
+        assert first != WouldBlock and first[0].startswith("200"), first
+        assert cognito.calls == 1
+        hit = serve(client, headers, body, on_loop=True)  # cached: served on the loop
+        assert hit != WouldBlock and hit[1]["data"]["cached"] is True, hit
+        refused = serve(client, headers, body, on_loop=True)  # the second counted in a second
+        assert refused != WouldBlock and refused[0].startswith("429"), refused
+
+
+def test_operations_named_by_target_go_to_a_thread_at_once(
+    redis_server: RedisServer, broker_credentials: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hint for AWS door operations that wait on every call (issue 17's STS call, say):
+    named in broker.factory.AWS_WAITING_OPERATIONS, by X-Amz-Target, POST only."""
+    from broker import factory
+
+    target = "AWSCognitoIdentityService.GetCredentialsForIdentity"
+    plain = door_client(redis_server.url, broker_credentials, {})
+    monkeypatch.setattr(factory, "AWS_WAITING_OPERATIONS", frozenset({target}))
+    client = door_client(redis_server.url, broker_credentials, {})
+    may_block = client.application.wsgi_app.may_block  # type: ignore[attr-defined]
+    environ = {"PATH_INFO": "/", "REQUEST_METHOD": "POST", "HTTP_X_AMZ_TARGET": f" {target} "}
+    assert may_block(environ) is True
     assert may_block({**environ, "REQUEST_METHOD": "GET"}) is False
+    assert may_block({**environ, "HTTP_X_AMZ_TARGET": "AWSCognitoIdentityService.GetId"}) is False
+    assert may_block({**environ, "PATH_INFO": "/v1/token"}) is False
+    assert plain.application.wsgi_app.may_block(environ) is False  # type: ignore[attr-defined]
 
 
 # --- the worker's rules for requests served in its threads ---------------------------------

@@ -63,10 +63,6 @@ class BackendTokenDoor:
         self._translator = build_translator(settings.backend, svc.clock)
         self._max_body_bytes = settings.max_body_bytes
         self._tokens: BackendTokens | UpstreamTokens
-        #: A request may wait on an outbound call: a JWKS fetch, or upstream Cognito.
-        self.may_block = settings.upstream.enabled or (
-            self._translator is not None and self._translator.may_block
-        )
         if settings.upstream.enabled:
             self._tokens = UpstreamTokens.from_services(svc)
             self._tokens.warm()

@@ -16,11 +16,13 @@ connection), ``worker_connections``, the request limits and the access log
 worker refuses to start), gunicorn's request hooks and proxy headers (``wsgi.url_scheme`` is
 always ``http``).
 
-Requests the application says may wait on an outbound call (``may_block(environ)``: a JWKS
-fetch, upstream Cognito) are served in a few threads instead (``broker.server.offload``,
-``BROKER_WORKER_THREADS``), so that they hold neither the loop nor the other connections;
-a connection whose request is in a thread reads on but serves nothing more until that
-answer is written, so answers keep their order.
+A request that is about to wait on an outbound call (a JWKS fetch, upstream Cognito) says
+so by raising ``broker.blocking.WouldBlock`` before it has changed anything; the worker
+then serves it again in one of a few threads (``broker.server.offload``,
+``BROKER_WORKER_THREADS``), so that it holds neither the loop nor the other connections.
+Requests the application names in ``may_block(environ)`` go to a thread at once. A
+connection whose request is in a thread reads on but serves nothing more until that answer
+is written, so answers keep their order.
 
 Connections whose request is still arriving are bounded per source address
 (``BROKER_PARTIAL_REQUESTS_PER_ADDRESS``, a tenth of ``worker_connections`` by default):
@@ -45,6 +47,7 @@ from typing import Any
 
 from gunicorn.workers.base import Worker
 
+from broker.blocking import ENVIRON_KEY, WouldBlock
 from broker.server.balance import Loads
 from broker.server.offload import Hint, Job, Offload, blocking_hint
 from broker.server.parsing import Limits, Refused, Request, RequestReader
@@ -175,8 +178,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
     # --- the loop --------------------------------------------------------------------------
     def run(self) -> None:
         threads = self._server_settings.threads
-        self._may_block = blocking_hint(self.wsgi) if threads else None
-        if self._may_block is not None:
+        if threads:
+            self._may_block = blocking_hint(self.wsgi)
             self._offload = Offload(self.wsgi, threads, self.log)
             self._selector.register(self._offload.wake, selectors.EVENT_READ, self._offload)
         for listener in self.sockets:
@@ -514,16 +517,11 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         except BadTarget:
             self._refuse(conn, 400, "The request target is not a path.")
             return False
+        if self._offload is not None:
+            if self._wants_thread(environ):
+                return self._hand_over(conn, self._job(conn, request, keep_alive, started))
+            environ[ENVIRON_KEY] = False  # no outbound call on the loop: WouldBlock instead
         response = Response(request.version, request.method)
-        if self._may_block is not None and self._offload is not None:
-            try:
-                offload = self._may_block(environ)
-            except Exception:
-                self.log.exception("may_block failed; serving the request in the loop")
-                offload = False
-            if offload:
-                job = Job(conn, environ, response, keep_alive, started, len(request.body))
-                return self._hand_over(conn, job)
         try:
             result = self.wsgi(environ, response.start_response)
             try:
@@ -532,6 +530,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+        except WouldBlock:  # nothing was answered: serve it again, from the start, in a thread
+            return self._hand_over(conn, self._job(conn, request, keep_alive, started))
         except Exception:
             self.log.exception("Error handling request %s", environ.get("PATH_INFO", ""))
             self._refuse(conn, 500, "Internal server error.")
@@ -541,6 +541,24 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             conn.closing = True
         self._write(conn, payload)
         return conn.sock.fileno() in self._connections and not conn.closing
+
+    def _wants_thread(self, environ: dict[str, Any]) -> bool:
+        """The application's hint: this request waits on an outbound call every time."""
+        if self._may_block is None:
+            return False
+        try:
+            return bool(self._may_block(environ))
+        except Exception:
+            self.log.exception("may_block failed; serving the request on the loop first")
+            return False
+
+    def _job(self, conn: Connection, request: Request, keep_alive: bool, started: float) -> Job:
+        """The request for a thread, with an environ of its own (the loop's try may have read
+        the body and changed the environ)."""
+        environ = environ_for(request, conn.server, conn.addr)
+        environ[ENVIRON_KEY] = True
+        response = Response(request.version, request.method)
+        return Job(conn, environ, response, keep_alive, started, len(request.body))
 
     def _hand_over(self, conn: Connection, job: Job) -> bool:
         """Serve the request in a thread. Its body counts in the worker's budget until the

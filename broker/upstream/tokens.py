@@ -39,6 +39,7 @@ from typing import Final
 
 import redis
 
+from broker import blocking
 from broker.b64 import b64decode
 from broker.backend.cache import cache_key, is_fresh
 from broker.backend.schemas import TokenRequest
@@ -162,10 +163,15 @@ class UpstreamTokens:
         )
         known = self._identities.get(wanted.login)
         if known is not None:
-            self._limit_identity(known.identity_id)  # TooManyRequests -> RATE_LIMITED
             cached = self._tokens.get(self._entry(wanted, known.identity_id))
             if cached is not None and self._fresh(cached):
+                self._limit_identity(known.identity_id)  # TooManyRequests -> RATE_LIMITED
                 return _issued(known, cached, cached=True)
+        # A miss waits on upstream (or on the request that calls it): not on the worker's
+        # loop. Nothing has been counted or locked yet, so the request can start again.
+        blocking.check()
+        if known is not None:
+            self._limit_identity(known.identity_id)
         return self._coalesced(wanted)
 
     # --- the miss: one upstream call per user ------------------------------------------

@@ -31,7 +31,6 @@ def _digest(key: str) -> bytes:
 
 class ApiKeyTranslator:
     names_user_in_body = True
-    may_block = False
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         if not keys:

@@ -46,7 +46,6 @@ class ClockedSigner(TimestampSigner):
 
 class FlaskCookieTranslator:
     names_user_in_body = False
-    may_block = False
 
     def __init__(self, settings: CookieSettings, clock: Callable[[], float]) -> None:
         self._settings = settings

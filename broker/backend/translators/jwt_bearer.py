@@ -72,7 +72,6 @@ class JwtTranslator:
         self._settings = settings
         self._keys = keys
         self._clock = clock
-        self.may_block = isinstance(keys, JwksKeys)  # a fetch on first use and unknown kids
 
     @classmethod
     def from_settings(cls, settings: JwtSettings, clock: Callable[[], float]) -> JwtTranslator:

@@ -26,6 +26,7 @@ from typing import Any, Final, Protocol
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
+from broker import blocking
 from broker.backend.errors import SessionRejected, SessionSourceUnavailable
 from broker.outbound import MalformedDocument, OutboundError, get_json
 from config.errors import ConfigError
@@ -134,7 +135,9 @@ class JwksKeys:
     UNAVAILABLE. Only public signature keys are kept: no ``oct`` key, no ``use: enc``.
 
     While one thread fetches, the others use the keys already held rather than wait for
-    it; with none held yet they wait, at most the fetch's deadline.
+    it; with none held yet they wait, at most the fetch's deadline. A request that would
+    fetch, or wait for a fetch, where it may not wait (the keep-alive worker's loop) raises
+    ``WouldBlock`` first, with nothing changed (``broker.blocking``).
     """
 
     def __init__(
@@ -172,10 +175,11 @@ class JwksKeys:
     def _refresh(
         self, seen: list[_Published] | None, unknown_kid: bool = False
     ) -> list[_Published]:
-        if seen is not None and not self._lock.acquire(blocking=False):
-            return seen  # another thread is fetching: serve what is held meanwhile
-        if seen is None:
-            self._lock.acquire()  # nothing held: wait for the fetch (bounded by its deadline)
+        if not self._lock.acquire(blocking=False):
+            if seen is not None:
+                return seen  # another thread is fetching: serve what is held meanwhile
+            blocking.check()  # nothing held: wait for that fetch, in a thread
+            self._lock.acquire()  # bounded by the fetch's deadline
         try:
             return self._refresh_holding(seen, unknown_kid)
         finally:
@@ -191,6 +195,7 @@ class JwksKeys:
             if self._keys is None:
                 raise SessionSourceUnavailable(UNAVAILABLE)
             return self._keys
+        blocking.check()  # a fetch waits on the issuer: not on the worker's loop
         self._attempted_at = now
         try:
             keys = _import(self._fetch(self._url, self._timeout))

@@ -49,9 +49,6 @@ class Session:
 class SessionTranslator(Protocol):
     #: True when the body names the user (trusted mode); False when the session does.
     names_user_in_body: bool
-    #: True when checking a session may wait on an outbound call (a JWKS fetch): the
-    #: keep-alive worker then serves the door's requests in its threads.
-    may_block: bool
 
     def translate(self, credentials: Credentials) -> Session: ...
 
