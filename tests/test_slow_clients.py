@@ -237,3 +237,31 @@ def test_a_bad_server_setting_stops_gunicorn_before_it_binds(
     )
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1] == f"config/gunicorn.conf.py: {message}"
+
+
+def test_the_table_of_arriving_requests_keeps_each_address_to_its_bound() -> None:
+    from broker.server.arriving import ArrivingRequests
+
+    class Conn:
+        def __init__(self) -> None:
+            self.arriving_since = 0.0
+
+    now = [100.0]
+    table: ArrivingRequests[Conn] = ArrivingRequests(2, monotonic=lambda: now[0])
+    a1, a2, a3, b1 = Conn(), Conn(), Conn(), Conn()
+    assert table.update(a1, "a", True) is None
+    now[0] += 0.5
+    assert table.update(a2, "a", True) is None
+    assert table.update(b1, "b", True) is None  # another address: not counted with "a"
+    assert table.update(a1, "a", True) is None  # still arriving: nothing changes
+    assert table.update(a3, "a", True) is a1  # past the bound: the address's oldest
+    assert table.oldest(1.0) is None  # a1 began 0.5 s ago
+    now[0] += 0.6
+    assert table.oldest(1.0) is a1  # the caller closes it, then:
+    assert table.update(a1, "a", False) is None and a1.arriving_since == 0.0
+    assert table.oldest(0.0) is a2 and len(table) == 3
+    for conn, address in ((a2, "a"), (a3, "a"), (b1, "b")):
+        table.update(conn, address, False)
+    assert len(table) == 0 and table.oldest(0.0) is None
+    unbounded: ArrivingRequests[Conn] = ArrivingRequests(None)
+    assert all(unbounded.update(Conn(), "a", True) is None for _ in range(50))

@@ -48,6 +48,7 @@ from typing import Any
 from gunicorn.workers.base import Worker
 
 from broker.blocking import ENVIRON_KEY, WouldBlock
+from broker.server.arriving import ArrivingRequests
 from broker.server.balance import Loads
 from broker.server.offload import Hint, Job, Offload, blocking_hint
 from broker.server.parsing import Limits, Refused, Request, RequestReader
@@ -166,10 +167,9 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         self._next_sweep = 0.0
         self._offload: Offload | None = None  # made in run(), once the app is loaded
         self._may_block: Hint | None = None
-        # Connections with a request still arriving, oldest first: all, and by address.
-        self._partial_limit = self._server_settings.partial_per_address
-        self._arriving: dict[Connection, None] = {}
-        self._arriving_from: dict[str, dict[Connection, None]] = {}
+        self._arriving: ArrivingRequests[Connection] = ArrivingRequests(
+            self._server_settings.partial_per_address
+        )
         self._cut_off = 0  # partial requests closed since the last log line
         self._cut_off_logged = 0.0
         self._loads.claim(self.age)
@@ -399,36 +399,21 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         """Full with nothing idle: close the connection whose request has been arriving
         longest, if for PARTIAL_MIN_AGE at least (a burst of new clients does not push each
         other out); a request arriving that slowly is a slow client's, or an attack's."""
-        oldest = next(iter(self._arriving), None)
-        if oldest is None or time.monotonic() - oldest.arriving_since < PARTIAL_MIN_AGE:
+        oldest = self._arriving.oldest(PARTIAL_MIN_AGE)
+        if oldest is None:
             return False
         self._cut_off += 1
         self._close(oldest)
         return True
 
     def _track_arriving(self, conn: Connection) -> None:
-        """Keep the tables of partial requests up to date after ``conn`` read, answered or
+        """Keep the table of partial requests up to date after ``conn`` read, answered or
         closed; past the bound of its address, that address's oldest is closed."""
         arriving = conn.reader.started and not conn.draining and conn.sock.fileno() >= 0
-        if arriving == bool(conn.arriving_since):
-            return
-        host = _host(conn.addr)
-        if not arriving:
-            conn.arriving_since = 0.0
-            self._arriving.pop(conn, None)
-            same = self._arriving_from.get(host)
-            if same is not None:
-                same.pop(conn, None)
-                if not same:
-                    del self._arriving_from[host]
-            return
-        conn.arriving_since = time.monotonic()
-        self._arriving[conn] = None
-        same = self._arriving_from.setdefault(host, {})
-        same[conn] = None
-        if self._partial_limit is not None and len(same) > self._partial_limit:
+        over = self._arriving.update(conn, _host(conn.addr), arriving)
+        if over is not None:
             self._cut_off += 1
-            self._close(next(iter(same)))  # the address's request arriving longest
+            self._close(over)
 
     # --- requests ----------------------------------------------------------------------------
     def _readable(self, conn: Connection) -> None:
