@@ -21,7 +21,13 @@ Flask's hooks and error handlers did for them, once for both:
 - the request metrics (door, operation, outcome, duration);
 - 405 for any other method on a door's path (OPTIONS: 200), with ``Allow: OPTIONS, POST``;
 - a last resort: should a door's own error rendering fail, an internal error made when the
-  door was mounted.
+  door was mounted;
+- outbound calls off the keep-alive worker's loop (``broker.blocking``): the door's code
+  learns whether it may wait here, and a :class:`~broker.blocking.WouldBlock` it raises
+  goes through to the worker, which serves the request again in a thread (nothing is
+  answered, counted or logged for the first try). ``may_block(environ)`` names the
+  requests that would wait on every call (:func:`by_target`: AWS door operations by
+  ``X-Amz-Target``), which the worker sends to a thread at once.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -39,7 +45,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
 from werkzeug.wsgi import get_content_length, get_input_stream
 
-from broker import jsontext, metrics, request_id
+from broker import blocking, jsontext, metrics, request_id
+from broker.blocking import WouldBlock
 from broker.errors import (
     INTERNAL_MESSAGE,
     BrokerError,
@@ -187,18 +194,45 @@ def client_error(err: HTTPException) -> BrokerError:
     return InternalErrorException(message)
 
 
+#: A path's blocking hint: will this request (its environ) wait on an outbound call?
+Hint = Callable[[Mapping[str, Any]], bool]
+
+
+def by_target(targets: Collection[str]) -> Hint:
+    """The AWS door's hint: the operations named by ``X-Amz-Target`` (full values, e.g.
+    ``AWSCognitoIdentityService.GetId``) that call other services."""
+    waiting = frozenset(targets)
+
+    def hint(environ: Mapping[str, Any]) -> bool:
+        return str(environ.get("HTTP_X_AMZ_TARGET", "")).strip() in waiting
+
+    return hint
+
+
 class FrontDoors:
     """The WSGI app in front of Flask: the doors' paths here, every other path to Flask."""
 
-    def __init__(self, fallback: WSGIApplication, routes: Mapping[str, Door]) -> None:
+    def __init__(
+        self,
+        fallback: WSGIApplication,
+        routes: Mapping[str, Door],
+        blocking: Mapping[str, Hint] | None = None,
+    ) -> None:
         self._fallback = fallback
         self._routes = dict(routes)
+        self._blocking = {path: hint for path, hint in (blocking or {}).items() if path in routes}
         # What a door answers when even its own error rendering failed: made now, while
         # nothing is wrong, so that answering it cannot fail.
         internal = InternalErrorException(INTERNAL_MESSAGE)
         self._last_resort = {
             path: door.render_error(internal, Exchange({}, "")) for path, door in routes.items()
         }
+
+    def may_block(self, environ: Mapping[str, Any]) -> bool:
+        """Will this request wait on an outbound call? (Read by the keep-alive worker before
+        it serves the request; it must be cheap and must not read the body.)"""
+        hint = self._blocking.get(environ.get("PATH_INFO") or "/")
+        return hint is not None and environ.get("REQUEST_METHOD") == "POST" and hint(environ)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"  # empty: a request for the mount point itself
@@ -207,6 +241,7 @@ class FrontDoors:
             return self._fallback(environ, start_response)
         started = time.perf_counter()
         rid, token = request_id.begin()
+        waiting = blocking.begin(environ)
         try:
             method = str(environ.get("REQUEST_METHOD", "")).upper()
             if method != "POST":
@@ -214,10 +249,13 @@ class FrontDoors:
             exchange = Exchange(environ, rid)
             try:
                 reply = _serve(door, exchange)
+            except WouldBlock:
+                raise  # to the worker, which serves the request again in a thread
             except Exception:  # a door's error rendering failed: nothing of it is trusted
                 door.log.exception("%sunexpected error while answering an error", door.log_prefix)
                 reply, exchange.outcome = self._last_resort[path], "InternalErrorException"
         finally:
+            blocking.end(waiting)
             request_id.end(token)
         headers = [
             ("Content-Type", reply.content_type),
@@ -241,6 +279,8 @@ class FrontDoors:
 def _serve(door: Door, exchange: Exchange) -> Reply:
     try:
         return door.handle(exchange)
+    except WouldBlock:
+        raise
     except BrokerError as err:
         if isinstance(err, StoreUnavailable):
             metrics.REDIS_ERRORS.inc()

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from broker import cli, health, instrumentation, logs, metrics, wellknown
 from broker.awsjson import door as awsjson
 from broker.backend import door as backend
-from broker.doors import FrontDoors
+from broker.doors import FrontDoors, Hint, by_target
 from broker.errors import (
     INTERNAL_MESSAGE,
     BrokerError,
@@ -30,6 +30,12 @@ from broker.web import EXTENSION
 from config.settings import DEV_ACCESS_KEY_ID, Settings
 
 log = logging.getLogger("broker")
+
+#: X-Amz-Target values of the AWS door's operations that wait on another service on every
+#: call (STS, say): the keep-alive worker serves them in a thread at once, without first
+#: trying its loop (``broker.blocking``). None yet. An operation that waits only sometimes
+#: (a JWKS fetched once in a while) needs no entry: ``broker.blocking.check()`` suffices.
+AWS_WAITING_OPERATIONS: frozenset[str] = frozenset()
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> Flask:
@@ -58,12 +64,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
     _register_error_renderers(app)
     app.cli.add_command(cli.broker)
     # The API doors, by path (explicit): every other request goes on to Flask.
+    blocking: dict[str, Hint] = {}
+    if AWS_WAITING_OPERATIONS:
+        blocking[awsjson.PATH] = by_target(AWS_WAITING_OPERATIONS)
     app.wsgi_app = FrontDoors(  # type: ignore[method-assign]
         app.wsgi_app,
         {
             awsjson.PATH: awsjson.AwsJsonDoor(services),
             backend.PATH: backend.BackendTokenDoor(services),
         },
+        blocking,
     )
     return app
 

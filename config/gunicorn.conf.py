@@ -13,6 +13,7 @@ BROKER_WORKER_CLASS        worker_class: keepalive or sync       keepalive
 BROKER_WORKER_TIMEOUT      timeout (s)                           30
 BROKER_GRACEFUL_TIMEOUT    graceful_timeout (s)                  20
 BROKER_KEEPALIVE           keepalive (s)                         5
+BROKER_WORKER_CONNECTIONS  worker_connections (per worker)       1000
 BROKER_MAX_REQUESTS        max_requests (+10 % jitter when set)  0 (never recycle workers)
 BROKER_ACCESS_LOG          accesslog "-" (stdout) or off         on
 BROKER_CONTROL_SOCKET      control_socket (gunicornc), a path    none: disabled
@@ -41,6 +42,7 @@ from typing import Any, NoReturn
 # file, as it must for ``logger_class`` and ``wsgi:app`` below.
 from config.env import read_choice, read_int
 from config.errors import ConfigError
+from config.server import DEFAULT_CONNECTIONS, MAX_CONNECTIONS
 
 MAX_WORKERS = 256
 MAX_SECONDS = 3600
@@ -118,6 +120,9 @@ workers = _int_env("BROKER_WORKERS", _default_workers(), 1, MAX_WORKERS)
 timeout = _int_env("BROKER_WORKER_TIMEOUT", 30, 1, MAX_SECONDS)
 graceful_timeout = _int_env("BROKER_GRACEFUL_TIMEOUT", 20, 0, MAX_SECONDS)
 keepalive = _int_env("BROKER_KEEPALIVE", 5, 0, MAX_SECONDS)
+# The connections one keep-alive worker holds (idle, arriving or being answered); the sync
+# worker serves one at a time whatever this says.
+worker_connections = _int_env("BROKER_WORKER_CONNECTIONS", DEFAULT_CONNECTIONS, 1, MAX_CONNECTIONS)
 max_requests = _int_env("BROKER_MAX_REQUESTS", 0, 0, 10_000_000)
 max_requests_jitter = max(1, max_requests // 10) if max_requests else 0
 preload_app = False
@@ -146,10 +151,15 @@ def on_starting(server: object) -> None:
     Only the pure settings function runs here; the app itself (and its Redis pool) is still
     built in each worker after the fork (preload_app is False).
     """
+    from config.server import ServerSettings
     from config.settings import Settings
 
     try:
         Settings.from_env(os.environ)
+        # the connections as gunicorn will run them (GUNICORN_CMD_ARGS may override ours)
+        cfg = getattr(server, "cfg", None)
+        connections = getattr(cfg, "worker_connections", DEFAULT_CONNECTIONS)
+        ServerSettings.from_env(os.environ, int(connections))
     except ConfigError as exc:
         _fail(str(exc))
     _prepare_metrics_dir()

@@ -10,6 +10,7 @@ user's identity.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -581,9 +582,8 @@ def test_unreachable_jwks_answers_unavailable(make_door: MakeDoor, pool: dict[st
 def test_a_redirecting_jwks_url_is_not_followed(make_door: MakeDoor, pool: dict[str, Any]) -> None:
     """The JWKS comes from the configured URL only: a 302 (to plain http, to another host)
     fails the fetch, and with no keys held the door answers UNAVAILABLE."""
-    import urllib.error
-
     from broker.backend.translators.keys import fetch_jwks
+    from broker.outbound import BadStatus
 
     backend = rsa_key()
     with (
@@ -593,9 +593,9 @@ def test_a_redirecting_jwks_url_is_not_followed(make_door: MakeDoor, pool: dict[
         redirector.redirect = target.url
         assert fetch_jwks(target.url, 2)[0]["kid"] == "k"
         assert target.hits == 1
-        with pytest.raises(urllib.error.HTTPError) as refused:
+        with pytest.raises(BadStatus) as refused:
             fetch_jwks(redirector.url, 2)
-        assert refused.value.code == 302
+        assert refused.value.status == 302
 
         env = {
             **mode_env("jwt-jwks", Path(), redirector.url),
@@ -614,11 +614,12 @@ def test_jwks_cache_expires_and_keeps_serving_when_a_refetch_fails() -> None:
     """TTL refresh, stale-if-error, and a fetch failure with no keys held: UNAVAILABLE."""
     from broker.backend.errors import SessionSourceUnavailable
     from broker.backend.translators.keys import JwksKeys
+    from broker.outbound import Unreachable
 
     key = rsa_key()
     now = [0.0]
     calls: list[str] = []
-    answers: list[Any] = [[public_jwk(key, "a")], OSError("down"), [public_jwk(key, "b")]]
+    answers: list[Any] = [[public_jwk(key, "a")], Unreachable("down"), [public_jwk(key, "b")]]
 
     def fetch(url: str, timeout: float) -> list[dict[str, Any]]:
         calls.append(url)
@@ -647,7 +648,7 @@ def test_jwks_cache_expires_and_keeps_serving_when_a_refetch_fails() -> None:
     assert len(calls) == 3
 
     def failing(url: str, timeout: float) -> list[dict[str, Any]]:
-        raise OSError("down")
+        raise Unreachable("down")
 
     empty = JwksKeys("https://idp/jwks", timeout=1, ttl=300, min_refetch=10, fetch=failing)
     with pytest.raises(SessionSourceUnavailable):
@@ -672,3 +673,93 @@ def test_jwks_ignores_keys_that_cannot_sign() -> None:
     for kid, alg in (("hmac", "HS256"), ("enc", "RS256"), ("broken", "RS256"), ("sig", "ES256")):
         with pytest.raises(SessionRejected):
             keys.key_for(kid, alg)
+
+
+#: JWKS bodies that are not a usable JWK Set (RFC 7517 section 5), each its own way.
+MALFORMED_JWKS: dict[str, bytes] = {
+    "nested 100,000 deep": b'{"keys": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}",
+    "opened 100,000 deep": b"[" * 100_000,
+    "nested inside a key": b'{"keys": [{"kty": "RSA", "n": ' + b"[" * 5_000 + b"]" * 5_000 + b"}]}",
+    "not JSON": b"<html>maintenance</html>",
+    "an array": b"[]",
+    "keys not an array": b'{"keys": {"kty": "RSA"}}',
+    "keys of strings": b'{"keys": ["a", "b"]}',
+    "no usable key": b'{"keys": [{"kty": "RSA", "kid": "k", "n": {"x": 1}, "e": []}]}',
+    "no key at all": b'{"keys": []}',
+    "NaN": b'{"keys": [NaN]}',
+    "invalid UTF-8": b'{"keys": ["\xff"]}',
+}
+
+
+@pytest.mark.parametrize("body", MALFORMED_JWKS.values(), ids=MALFORMED_JWKS.keys())
+def test_a_malformed_jwks_answers_unavailable_without_a_traceback(
+    make_door: MakeDoor, pool: dict[str, Any], body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14 item 3: 100,000 nested brackets made Python's parser raise RecursionError,
+    which escaped the fetch: 500 and a traceback in the log. Any document that is not a
+    usable JWK Set is a failed fetch: UNAVAILABLE (503), and a one-line warning."""
+    from support.slow_http import ScriptedServer, json_answer
+
+    with ScriptedServer(*json_answer(body)).running() as server:
+        env = {
+            **mode_env("jwt-jwks", Path(), server.url),
+            "BROKER_BACKEND_POOL_ID": pool["IdentityPoolId"],
+        }
+        client = make_door(env)
+        for _ in range(2):  # the first fetch, and a token naming another kid
+            response = client.post(
+                "/v1/token", headers=bearer(rs_jwt(claims_for("m"), rsa_key(), "k"))
+            )
+            assert response.status_code == 503, response.json
+            assert response.json["error"]["code"] == "UNAVAILABLE"
+        assert server.hits == 2
+    assert not [r for r in caplog.records if r.exc_info or r.levelname in ("ERROR", "CRITICAL")]
+    assert any("JWKS fetch failed" in r.getMessage() for r in caplog.records)
+
+
+def test_keys_held_keep_serving_when_the_jwks_turns_malformed(
+    make_door: MakeDoor, pool: dict[str, Any]
+) -> None:
+    from support.slow_http import ScriptedServer, json_answer
+
+    backend = rsa_key()
+    good = json.dumps({"keys": [public_jwk(backend, "k")]}).encode()
+    with ScriptedServer(*json_answer(good)).running() as server:
+        env = {
+            **mode_env("jwt-jwks", Path(), server.url),
+            "BROKER_BACKEND_POOL_ID": pool["IdentityPoolId"],
+        }
+        client = make_door(env)
+        valid = bearer(rs_jwt(claims_for("h"), backend, "k"))
+        assert client.post("/v1/token", headers=valid).status_code == 200
+        server.head, server.body = json_answer(MALFORMED_JWKS["nested 100,000 deep"])
+        forged = client.post("/v1/token", headers=bearer(rs_jwt(claims_for("h"), backend, "x")))
+        assert forged.status_code == 401  # the refetch failed; kid "x" is not among the held
+        assert client.post("/v1/token", headers=valid).status_code == 200
+        assert server.hits == 2
+
+
+def test_a_trickling_jwks_is_cut_at_its_total_timeout(
+    make_door: MakeDoor, pool: dict[str, Any]
+) -> None:
+    """Issue 14 item 2: BROKER_BACKEND_JWT_JWKS_TIMEOUT bounded each read only, so a server
+    declaring a large body and sending a byte at a time held the request for as long as it
+    liked. It now bounds the whole fetch. (The server stops trickling after 4 s, so that
+    the code before the fix ends too.)"""
+    import threading
+
+    from support.slow_http import ScriptedServer, json_head
+
+    with ScriptedServer(json_head(100_000), b" " * 100_000, every=0.05).running() as server:
+        threading.Timer(4.0, server.stop).start()
+        env = {
+            **mode_env("jwt-jwks", Path(), server.url),
+            "BROKER_BACKEND_POOL_ID": pool["IdentityPoolId"],
+            "BROKER_BACKEND_JWT_JWKS_TIMEOUT": "1",
+        }
+        client = make_door(env)
+        started = time.monotonic()
+        response = client.post("/v1/token", headers=bearer(rs_jwt(claims_for("t"), rsa_key(), "k")))
+        took = time.monotonic() - started
+    assert response.status_code == 503 and response.json["error"]["code"] == "UNAVAILABLE"
+    assert 0.9 <= took < 1.5

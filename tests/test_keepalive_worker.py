@@ -449,8 +449,14 @@ def test_worker_connections_bounds_the_connections_one_worker_holds(
     single_worker: Callable[[dict[str, str]], BrokerServer],
 ) -> None:
     """Full: a new connection takes the place of the one idle longest; with none idle it
-    waits in the kernel's queue until one is."""
-    env = {"GUNICORN_CMD_ARGS": "--worker-connections 2"}
+    waits in the kernel's queue until one is, or until the request arriving longest has
+    been arriving for PARTIAL_MIN_AGE (1 s), which is then closed for it (issue 14 item 4:
+    before, a partial request was never closed to make room). The bound per address is off
+    here: every client of the test shares 127.0.0.1."""
+    env = {
+        "GUNICORN_CMD_ARGS": "--worker-connections 2",
+        "BROKER_PARTIAL_REQUESTS_PER_ADDRESS": "off",
+    }
     with single_worker(env) as server:
         first, second = connect(server), connect(server)
         for sock in (first, second):
@@ -465,13 +471,14 @@ def test_worker_connections_bounds_the_connections_one_worker_holds(
         third.sendall(partial)
         with connect(server) as fourth:
             fourth.sendall(HEALTH)
-            fourth.settimeout(1)
-            with pytest.raises(TimeoutError):
+            fourth.settimeout(0.5)
+            with pytest.raises(TimeoutError):  # both partial requests began just now
                 fourth.recv(1)
-            second.sendall(b"\r\n")  # its request completes: it is idle once answered
-            assert recv_response(second).status == 200
             fourth.settimeout(5)
-            assert recv_response(fourth).status == 200
+            assert recv_response(fourth).status == 200  # in second's place, 1 s on
+            assert closed_by_server(second, 1)
+        third.sendall(b"\r\n")  # the younger partial request was left to complete
+        assert recv_response(third).status == 200
         for sock in (first, second, third):
             sock.close()
 

@@ -15,6 +15,21 @@ connection), ``worker_connections``, the request limits and the access log
 (``logger_class``). Refusals (bad HTTP, limits) are answered in JSON. Not served: TLS (the
 worker refuses to start), gunicorn's request hooks and proxy headers (``wsgi.url_scheme`` is
 always ``http``).
+
+A request that is about to wait on an outbound call (a JWKS fetch, upstream Cognito) says
+so by raising ``broker.blocking.WouldBlock`` before it has changed anything; the worker
+then serves it again in one of a few threads (``broker.server.offload``,
+``BROKER_WORKER_THREADS``), so that it holds neither the loop nor the other connections.
+Requests the application names in ``may_block(environ)`` go to a thread at once. A
+connection whose request is in a thread reads on but serves nothing more until that answer
+is written, so answers keep their order.
+
+Connections whose request is still arriving are bounded per source address
+(``BROKER_PARTIAL_REQUESTS_PER_ADDRESS``, a tenth of ``worker_connections`` by default):
+past the bound, that address's request arriving longest is cut off. And when the worker is
+full with nothing idle to close, the request arriving longest (for PARTIAL_MIN_AGE at
+least) makes room for the new connection. So clients that trickle partial requests, from
+one address or from many, cannot keep new clients out until the request timeout.
 """
 
 from __future__ import annotations
@@ -32,7 +47,10 @@ from typing import Any
 
 from gunicorn.workers.base import Worker
 
+from broker.blocking import ENVIRON_KEY, WouldBlock
+from broker.server.arriving import ArrivingRequests
 from broker.server.balance import Loads
+from broker.server.offload import Hint, Job, Offload, blocking_hint
 from broker.server.parsing import Limits, Refused, Request, RequestReader
 from broker.server.wsgi import BadTarget, Response, Server, environ_for
 
@@ -45,6 +63,8 @@ ACCEPT_BACKOFF = 0.05  # after accept() failed for want of a resource (EMFILE, E
 SWEEP_SECONDS = 0.25  # how often connections past their deadline are looked for
 PIPELINE_TURN = 8  # requests of one connection served per turn: others get theirs between
 BUFFER_BUDGET_BODIES = 16  # bytes of requests a worker holds: this many maximal bodies
+PARTIAL_MIN_AGE = 1.0  # seconds a request must have been arriving to make room when full
+EVICTION_LOG_SECONDS = 10.0  # cut-off partial requests are logged as one line this often
 STATUS_PHRASES = {
     400: "Bad Request",
     413: "Content Too Large",
@@ -60,12 +80,14 @@ BUSY = (503, "The server holds too many partial requests; retry.")
 class Connection:
     __slots__ = (
         "addr",
+        "arriving_since",
         "closing",
         "deadline",
         "drained",
         "draining",
         "held",
         "in_request",
+        "job",
         "out",
         "reader",
         "refusal",
@@ -86,6 +108,8 @@ class Connection:
         self.drained = 0
         self.held = 0  # request bytes buffered (the worker's budget)
         self.refusal: Refused | None = None  # to answer once the requests before it are
+        self.job: Job | None = None  # a request of it being served in a thread
+        self.arriving_since = 0.0  # monotonic: when its partial request began (0: none)
 
 
 class KeepAliveWorker(Worker):  # type: ignore[misc]
@@ -111,12 +135,16 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         self._loads = KeepAliveWorker.shared_loads  # the fork keeps the mapping shared
 
     def init_process(self) -> None:
+        from config.server import ServerSettings
         from config.settings import Settings  # the app's own settings: the body limit
 
         cfg = self.cfg
         if cfg.is_ssl:
             raise RuntimeError("TLS is not served by this worker: terminate it in front")
         body = Settings.from_env(os.environ).max_body_bytes
+        self._server_settings = ServerSettings.from_env(
+            os.environ, max(1, int(cfg.worker_connections))
+        )
         self._limits = Limits(
             request_line=cfg.limit_request_line,
             fields=cfg.limit_request_fields,
@@ -137,16 +165,30 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         self._listening = False
         self._accept_at = 0.0  # when a deferred accept is due (0: none)
         self._next_sweep = 0.0
+        self._offload: Offload | None = None  # made in run(), once the app is loaded
+        self._may_block: Hint | None = None
+        self._arriving: ArrivingRequests[Connection] = ArrivingRequests(
+            self._server_settings.partial_per_address
+        )
+        self._cut_off = 0  # partial requests closed since the last log line
+        self._cut_off_logged = 0.0
         self._loads.claim(self.age)
         super().init_process()
 
     # --- the loop --------------------------------------------------------------------------
     def run(self) -> None:
+        threads = self._server_settings.threads
+        if threads:
+            self._may_block = blocking_hint(self.wsgi)
+            self._offload = Offload(self.wsgi, threads, self.log)
+            self._selector.register(self._offload.wake, selectors.EVENT_READ, self._offload)
         for listener in self.sockets:
             listener.setblocking(False)
             name = listener.getsockname()
             host, port = (name[0], str(name[1])) if isinstance(name, tuple) else (str(name), "")
-            self._servers[listener.fileno()] = Server(host, port, self.cfg.workers > 1)
+            self._servers[listener.fileno()] = Server(
+                host, port, self.cfg.workers > 1, multithread=self._offload is not None
+            )
         self._selector.register(self.PIPE[0], selectors.EVENT_READ, self.PIPE[0])
         self._listen(True)
         try:
@@ -159,6 +201,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             self._shut_down()
         finally:
             self._loads.release()
+            if self._offload is not None:
+                self._offload.close()
 
     def _turn(self, max_wait: float = SWEEP_SECONDS) -> None:
         """One pass: wait for sockets (``max_wait`` at most), serve what is whole, keep
@@ -174,6 +218,9 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             data = key.data
             if isinstance(data, Connection):
                 self._guarded(data, mask)
+            elif isinstance(data, Offload):
+                for job in data.finished():  # answers computed in a thread
+                    self._guarded_job(job)
             elif data is not None:
                 _drain_pipe(self.PIPE[0])
         for key, _ in events:
@@ -191,6 +238,13 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
                 self._close(conn)
             if not self._listening and not self._accept_at:
                 self._listen(True)  # full a moment ago: a connection may have gone idle
+            if self._cut_off and now - self._cut_off_logged >= EVICTION_LOG_SECONDS:
+                self.log.warning(
+                    "closed %d connections whose requests were still arriving (over "
+                    "BROKER_PARTIAL_REQUESTS_PER_ADDRESS, or to make room)",
+                    self._cut_off,
+                )
+                self._cut_off, self._cut_off_logged = 0, now
 
     def _guarded(self, conn: Connection, mask: int) -> None:
         """Whatever goes wrong with one connection ends that connection, not the worker."""
@@ -201,6 +255,14 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
                 self._readable(conn)
             else:
                 self._serve_ready(conn)
+        except Exception:
+            self.log.exception("Error on a connection; closing it")
+            self._close(conn)
+
+    def _guarded_job(self, job: Job) -> None:
+        conn: Connection = job.conn
+        try:
+            self._job_done(conn, job)
         except Exception:
             self.log.exception("Error on a connection; closing it")
             self._close(conn)
@@ -291,7 +353,7 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         made by closing the connection idle longest, but only for a connection known to
         wait. True when one was taken."""
         if len(self._connections) >= self._max_connections and not (
-            evict and _waiting(listener) and self._evict_idle()
+            evict and _waiting(listener) and (self._evict_idle() or self._evict_arriving())
         ):
             self._listen(False)  # full of busy connections: the sweep looks again
             return False
@@ -333,6 +395,26 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
                 return True
         return False
 
+    def _evict_arriving(self) -> bool:
+        """Full with nothing idle: close the connection whose request has been arriving
+        longest, if for PARTIAL_MIN_AGE at least (a burst of new clients does not push each
+        other out); a request arriving that slowly is a slow client's, or an attack's."""
+        oldest = self._arriving.oldest(PARTIAL_MIN_AGE)
+        if oldest is None:
+            return False
+        self._cut_off += 1
+        self._close(oldest)
+        return True
+
+    def _track_arriving(self, conn: Connection) -> None:
+        """Keep the table of partial requests up to date after ``conn`` read, answered or
+        closed; past the bound of its address, that address's oldest is closed."""
+        arriving = conn.reader.started and not conn.draining and conn.sock.fileno() >= 0
+        over = self._arriving.update(conn, _host(conn.addr), arriving)
+        if over is not None:
+            self._cut_off += 1
+            self._close(over)
+
     # --- requests ----------------------------------------------------------------------------
     def _readable(self, conn: Connection) -> None:
         try:
@@ -360,6 +442,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             conn.deadline = time.monotonic() + self._request_timeout
         self._account(conn)
         self._serve_ready(conn)
+        if reader.started or conn.arriving_since:
+            self._track_arriving(conn)
 
     def _serve_ready(self, conn: Connection) -> None:
         """Serve the requests ready on ``conn``, a few per turn; then, with nothing before
@@ -367,7 +451,7 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         the client to take it."""
         reader = conn.reader
         served = 0
-        while reader.ready and not conn.out:
+        while reader.ready and not conn.out and conn.job is None:
             if served == PIPELINE_TURN:
                 self._backlog.append(conn)  # the rest next turn: others first
                 return
@@ -376,13 +460,22 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             served += 1
             self._heartbeat()
             self._accept_if_due()
+        if conn.job is not None:
+            self._account(conn)  # its answer, once back, carries on (``_job_done``)
+            return
+        self._after_answers(conn, served > 0)
+
+    def _after_answers(self, conn: Connection, answered: bool) -> None:
+        """What follows the answers just written: a refusal or a ``100 Continue`` that
+        waited for them, and the connection's next deadline."""
+        reader = conn.reader
         if reader.ready or conn.sock.fileno() not in self._connections:
             return  # waiting for the client to take an answer, or closed
         if conn.refusal is not None:
             refusal, conn.refusal = conn.refusal, None
             self._refuse(conn, refusal.status, refusal.message)  # after what is unsent
             return
-        if served:
+        if answered:
             self._account(conn)
             # The next request (or the answer's delivery) gets a whole timeout of its own;
             # a connection with nothing left is idle from now.
@@ -393,7 +486,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             self._write(conn, b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _serve(self, conn: Connection, request: Request) -> bool:
-        """Answer one request; False when the connection was closed."""
+        """Answer one request, or hand it to a thread; False when the connection was
+        closed or is closing."""
         started = time.monotonic()
         keep_alive = (
             request.keep_alive and self.alive and not request.oversized and self._keepalive > 0
@@ -408,6 +502,10 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         except BadTarget:
             self._refuse(conn, 400, "The request target is not a path.")
             return False
+        if self._offload is not None:
+            if self._wants_thread(environ):
+                return self._hand_over(conn, self._job(conn, request, keep_alive, started))
+            environ[ENVIRON_KEY] = False  # no outbound call on the loop: WouldBlock instead
         response = Response(request.version, request.method)
         try:
             result = self.wsgi(environ, response.start_response)
@@ -417,6 +515,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+        except WouldBlock:  # nothing was answered: serve it again, from the start, in a thread
+            return self._hand_over(conn, self._job(conn, request, keep_alive, started))
         except Exception:
             self.log.exception("Error handling request %s", environ.get("PATH_INFO", ""))
             self._refuse(conn, 500, "Internal server error.")
@@ -426,6 +526,69 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
             conn.closing = True
         self._write(conn, payload)
         return conn.sock.fileno() in self._connections and not conn.closing
+
+    def _wants_thread(self, environ: dict[str, Any]) -> bool:
+        """The application's hint: this request waits on an outbound call every time."""
+        if self._may_block is None:
+            return False
+        try:
+            return bool(self._may_block(environ))
+        except Exception:
+            self.log.exception("may_block failed; serving the request on the loop first")
+            return False
+
+    def _job(self, conn: Connection, request: Request, keep_alive: bool, started: float) -> Job:
+        """The request for a thread, with an environ of its own (the loop's try may have read
+        the body and changed the environ)."""
+        environ = environ_for(request, conn.server, conn.addr)
+        environ[ENVIRON_KEY] = True
+        response = Response(request.version, request.method)
+        return Job(conn, environ, response, keep_alive, started, len(request.body))
+
+    def _hand_over(self, conn: Connection, job: Job) -> bool:
+        """Serve the request in a thread. Its body counts in the worker's budget until the
+        answer is back (requests wait in the threads' queue): past the budget it is refused
+        (503) instead."""
+        if self._offload is None or self._buffered + job.size > self._budget:
+            self._refuse(conn, *BUSY)
+            return False
+        self._buffered += job.size
+        conn.job = job
+        conn.in_request = True  # its answer must come within the request timeout
+        conn.deadline = job.started + self._request_timeout
+        self._offload.submit(job)
+        return True
+
+    def _job_done(self, conn: Connection, job: Job) -> None:
+        """An answer computed in a thread: written as ``_serve`` writes its own, unless the
+        connection went meanwhile (its deadline passed, the worker's budget, shutdown)."""
+        self._buffered -= job.size
+        if conn.job is not job:
+            return
+        conn.job = None
+        if self._connections.get(conn.sock.fileno()) is not conn:
+            return  # closed meanwhile: the answer has nowhere to go
+        if job.error is not None:
+            self._refuse(conn, 500, "Internal server error.")
+            return
+        keep_alive = job.keep_alive and self.alive  # shutting down since: close after it
+        try:
+            payload = job.response.encode(job.chunks, keep_alive)
+        except Exception:
+            self.log.exception("Error handling request %s", job.environ.get("PATH_INFO", ""))
+            self._refuse(conn, 500, "Internal server error.")
+            return
+        response = job.response
+        self._access(response.status, response.headers, response.body_length, job.environ,
+                     job.started)  # fmt: skip
+        if not keep_alive:
+            conn.closing = True
+        self._write(conn, payload)
+        if self._connections.get(conn.sock.fileno()) is not conn or conn.closing:
+            return
+        if conn.reader.ready and not conn.out:
+            self._backlog.append(conn)  # requests that came meanwhile: next turn
+        self._after_answers(conn, True)
 
     def _hold(self, conn: Connection, held: int) -> None:
         """Account the request bytes ``conn`` buffers in the worker's total."""
@@ -446,6 +609,11 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         if largest is not None and largest.held > 0:
             largest.reader.discard()
             self._hold(largest, 0)
+            if largest.arriving_since:
+                self._track_arriving(largest)
+            if largest.job is not None:  # refused once the answer in its thread is written
+                largest.refusal = Refused(*BUSY)
+                return
             largest.refusal = None
             self._refuse(largest, *BUSY)
 
@@ -528,6 +696,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         conn.deadline = time.monotonic() + DRAIN_SECONDS
         conn.reader.discard()
         self._hold(conn, 0)
+        if conn.arriving_since:
+            self._track_arriving(conn)
 
     def _close(self, conn: Connection) -> None:
         fd = conn.sock.fileno()
@@ -538,6 +708,8 @@ class KeepAliveWorker(Worker):  # type: ignore[misc]
         self._hold(conn, 0)
         with contextlib.suppress(OSError):
             conn.sock.close()
+        if conn.arriving_since:
+            self._track_arriving(conn)  # fileno() is -1 now: no longer arriving
         if not self._listening and not self._accept_at and self.alive:
             self._listen(True)  # room again after being full
 

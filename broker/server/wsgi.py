@@ -28,7 +28,9 @@ class BadTarget(ValueError):
 class Server:
     """What every environ of one listening socket shares."""
 
-    def __init__(self, name: str, port: str, multiprocess: bool) -> None:
+    def __init__(
+        self, name: str, port: str, multiprocess: bool, *, multithread: bool = False
+    ) -> None:
         self.base: dict[str, Any] = {
             "SCRIPT_NAME": "",
             "SERVER_SOFTWARE": SOFTWARE,
@@ -37,7 +39,7 @@ class Server:
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
             "wsgi.errors": sys.stderr,
-            "wsgi.multithread": False,
+            "wsgi.multithread": multithread,  # requests served in threads too (offload)
             "wsgi.multiprocess": multiprocess,
             "wsgi.run_once": False,
             "wsgi.input_terminated": True,  # the whole body is in wsgi.input, and no more

@@ -59,7 +59,7 @@ from config.redis import RedisSettings
 log = logging.getLogger("broker.store")
 
 #: Connections one process may open to one node (redis-py's pool bound).
-MAX_CONNECTIONS: Final = 32
+MAX_CONNECTIONS: Final = 64
 #: Slots of a Redis Cluster (CLUSTER INFO's cluster_slots_ok when all are served).
 CLUSTER_SLOTS: Final = 16384
 #: A cluster's slot map is read again at most this often after a fault (seconds).

@@ -8,6 +8,13 @@ backoff inside the request's deadline, consults the circuit breaker and the shar
 first, and botocore's own retries would hide every one of those decisions. Timeouts are
 short and come from the settings.
 
+botocore's connect and read timeouts bound one connect and one read, not an attempt: an
+answer sent a byte at a time satisfies the read timeout for as long as it lasts. So each
+attempt runs in a thread of :class:`broker.outbound.BoundedCalls` and is waited for until
+the request's deadline only; an attempt still running then fails as unreachable (and
+counts toward the breaker), and its thread is given back when botocore's own read timeout
+ends it. With every such thread held, an attempt fails at once instead of queueing.
+
 One client per process, built after gunicorn forks (a client's connection pool must not be
 shared across a fork); every failure leaves here as :class:`UpstreamFailure`. boto3 is
 imported on first use, so that local mode's workers never load the AWS SDK (0.2 s each).
@@ -17,15 +24,20 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from broker.outbound import BoundedCalls, DeadlineExceeded, Unreachable
 from broker.upstream.errors import from_aws_error, no_credentials, unreachable
 from config.upstream import UpstreamSettings
 
 SERVICE: Final = "cognito-identity"
-MAX_POOL_CONNECTIONS: Final = 4  # a sync worker makes one call at a time
+#: Attempts in flight at once per process (the keep-alive worker serves upstream requests
+#: in its threads, ``BROKER_WORKER_THREADS``), and so botocore's connection pool.
+CALL_THREADS: Final = 16
+MAX_POOL_CONNECTIONS: Final = CALL_THREADS
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,7 @@ class CognitoUpstream:
         self._client: Any = None
         self._pid = 0
         self._lock = threading.Lock()
+        self._calls = BoundedCalls(CALL_THREADS, "upstream-call")
 
     def client(self) -> Any:
         client = self._client
@@ -76,8 +89,10 @@ class CognitoUpstream:
         identity_id: str | None,
         tags: Mapping[str, str],
         duration: int,
+        deadline_at: float,
     ) -> UpstreamToken:
-        """One call; raises :class:`UpstreamFailure` on any error."""
+        """One call, over by ``deadline_at`` (``time.monotonic()``) whatever upstream does;
+        raises :class:`UpstreamFailure` on any error."""
         params: dict[str, Any] = {
             "IdentityPoolId": self._settings.pool_id,
             "Logins": {self._settings.developer_provider: user_id},
@@ -89,8 +104,15 @@ class CognitoUpstream:
             params["PrincipalTags"] = dict(tags)
         from botocore import exceptions as boto
 
+        def call() -> Any:
+            return self.client().get_open_id_token_for_developer_identity(**params)
+
         try:
-            answer = self.client().get_open_id_token_for_developer_identity(**params)
+            answer = self._calls.run(call, deadline_at - time.monotonic())
+        except DeadlineExceeded:
+            raise unreachable("DeadlineExceeded") from None
+        except Unreachable:  # every call thread is held by an attempt past its deadline
+            raise unreachable("AllCallsBusy") from None
         except boto.ClientError as exc:
             error = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from broker import blocking
 from broker.b64 import b64decode
 from broker.backend.cache import cache_key, is_fresh
 from broker.backend.schemas import TokenRequest
@@ -160,10 +161,15 @@ class UpstreamTokens:
         )
         known = self._identities.get(wanted.login)
         if known is not None:
-            self._limit_identity(known.identity_id)  # TooManyRequests -> RATE_LIMITED
             cached = self._tokens.get(self._entry(wanted, known.identity_id))
             if cached is not None and self._fresh(cached):
+                self._limit_identity(known.identity_id)  # TooManyRequests -> RATE_LIMITED
                 return _issued(known, cached, cached=True)
+        # A miss waits on upstream (or on the request that calls it): not on the worker's
+        # loop. Nothing has been counted or locked yet, so the request can start again.
+        blocking.check()
+        if known is not None:
+            self._limit_identity(known.identity_id)
         return self._coalesced(wanted)
 
     # --- the miss: one upstream call per user ------------------------------------------
@@ -214,7 +220,9 @@ class UpstreamTokens:
         deadline_at = time.monotonic() + self._settings.deadline
         identity = known.identity_id if known is not None else None
         try:
-            return self._guard.call(lambda: self._attempt(wanted, identity), deadline_at)
+            return self._guard.call(
+                lambda: self._attempt(wanted, identity, deadline_at), deadline_at
+            )
         except UpstreamFailure as refused:  # Kind.REFUSED: upstream answered no
             if identity is None or refused.code not in IDENTITY_REFUSALS:
                 raise refused.error from None
@@ -223,16 +231,19 @@ class UpstreamTokens:
             log.info("upstream refused the remembered identity (%s); asking by login", refused.code)
             self._identities.forget(wanted.login, identity)
         try:
-            return self._guard.call(lambda: self._attempt(wanted, None), deadline_at)
+            return self._guard.call(lambda: self._attempt(wanted, None, deadline_at), deadline_at)
         except UpstreamFailure as refused:
             raise refused.error from None
 
-    def _attempt(self, wanted: UserRequest, identity_id: str | None) -> UpstreamToken:
+    def _attempt(
+        self, wanted: UserRequest, identity_id: str | None, deadline_at: float
+    ) -> UpstreamToken:
         return self._client.get_token(
             user_id=wanted.user_id,
             identity_id=identity_id,
             tags=wanted.tags,
             duration=wanted.duration,
+            deadline_at=deadline_at,
         )
 
     def _store(

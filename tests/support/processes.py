@@ -328,6 +328,8 @@ class BrokerServer(ManagedProcess):
 
     ``credentials`` maps access key ids to secrets (BROKER_CREDENTIALS); the first pair is
     ``access_key_id`` / ``secret_access_key``. ``env`` overrides or adds variables.
+    ``root`` serves another checkout of the project (a before/after comparison): gunicorn
+    runs there, with it first on PYTHONPATH (this venv has this checkout installed).
     """
 
     def __init__(
@@ -340,6 +342,7 @@ class BrokerServer(ManagedProcess):
         log_path: str | Path | None = None,
         venv: str | Path | None = None,
         start_timeout: float = BROKER_START_TIMEOUT,
+        root: Path = REPO_ROOT,
     ) -> None:
         if not credentials:
             raise ValueError("BrokerServer needs at least one access key id and secret")
@@ -355,6 +358,7 @@ class BrokerServer(ManagedProcess):
         self.log_path = Path(log_path)
         self.gunicorn = Path(venv or sys.prefix) / "bin" / "gunicorn"
         self.start_timeout = start_timeout
+        self.root = root
         self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -388,6 +392,8 @@ class BrokerServer(ManagedProcess):
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.root != REPO_ROOT:
+            env["PYTHONPATH"] = str(self.root)
         env.update(self.extra_env)
         return env
 
@@ -408,7 +414,7 @@ class BrokerServer(ManagedProcess):
                 log.write(f"--- start on port {self.port}\n".encode())
                 log.flush()
                 args = [str(self.gunicorn), "-c", "config/gunicorn.conf.py", "wsgi:app"]
-                self._proc = spawn(args, log=log, env=self.env(), cwd=REPO_ROOT)
+                self._proc = spawn(args, log=log, env=self.env(), cwd=self.root)
             reason = wait_until(self.ready, self._proc, self.start_timeout)
             if not reason:
                 return self

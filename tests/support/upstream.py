@@ -22,10 +22,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
@@ -281,3 +283,75 @@ def run_pass(
         thread.join(timeout=600)
     result.seconds = time.monotonic() - started
     return result
+
+
+# --- a Cognito that answers slowly --------------------------------------------------------
+class SlowCognito:
+    """GetOpenIdTokenForDeveloperIdentity on 127.0.0.1, answered after ``delay`` seconds,
+    its body sent at once or (``trickle``) a byte every ``trickle`` seconds: what a slow or
+    misbehaving upstream does. One identity per login; the token is a JWT-shaped string
+    (upstream mode reads its ``iat``/``exp`` without verifying it). Counts its calls; the
+    signature of the request is not checked."""
+
+    def __init__(self, delay: float, *, trickle: float = 0.0, lifetime: int = 3600) -> None:
+        self.delay = delay
+        self.trickle = trickle
+        self.lifetime = lifetime
+        self.calls = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        cognito = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # kept-alive connections, as AWS serves them
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"] or 0)))
+                with cognito._lock:
+                    cognito.calls += 1
+                login = next(iter(body.get("Logins", {}).values()), "")
+                answer = json.dumps(cognito.answer(body["IdentityPoolId"], login)).encode()
+                if cognito._stop.wait(cognito.delay):
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                if not cognito.trickle:
+                    self.wfile.write(answer)
+                    return
+                for byte in answer:
+                    if cognito._stop.wait(cognito.trickle):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def answer(self, pool_id: str, login: str) -> dict[str, str]:
+        identity = f"{pool_id.partition(':')[0]}:{uuid.uuid5(uuid.NAMESPACE_URL, login)}"
+        now = int(time.time())
+        claims = {"sub": identity, "aud": pool_id, "iat": now, "exp": now + self.lifetime}
+        parts = [{"alg": "RS512", "typ": "JWS"}, claims]
+        encoded = [base64.urlsafe_b64encode(json.dumps(p).encode()).rstrip(b"=") for p in parts]
+        return {"IdentityId": identity, "Token": b".".join([*encoded, b"c2ln"]).decode()}
+
+    @contextmanager
+    def running(self) -> Iterator[SlowCognito]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._thread.join(timeout=5)

@@ -6,25 +6,29 @@ key whose type fits ``alg``: an HMAC secret serves HS* alone, a public key never
 HS*, so an HS256 token "signed" with the RSA public key as its secret finds no key. The
 token's ``jku``, ``x5u`` and ``jwk`` headers are never followed (RFC 8725 section 3.10), nor
 is a redirect from the configured JWKS URL (https, or http to a loopback host only).
+
+The JWKS comes through ``broker.outbound.get_json``: the whole fetch has a total deadline
+(``BROKER_BACKEND_JWT_JWKS_TIMEOUT``), a byte limit and a nesting limit, and any document
+that is not a JWK Set (RFC 7517 section 5: an object whose ``keys`` member is an array of
+JSON objects), or that holds no usable signature key, fails the fetch like an unreachable
+URL does: UNAVAILABLE while no keys are held, the keys already held otherwise.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any, Final, NoReturn, Protocol
+from typing import Any, Final, Protocol
 
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
+from broker import blocking
 from broker.backend.errors import SessionRejected, SessionSourceUnavailable
+from broker.outbound import MalformedDocument, OutboundError, get_json
 from config.errors import ConfigError
 
 log = logging.getLogger("broker.backend")
@@ -48,6 +52,7 @@ KEY_CLASSES: Final[Mapping[str, type[RSAKey] | type[ECKey] | type[OKPKey]]] = {
 }
 UNKNOWN_KID: Final = "The bearer token names a key the issuer does not publish."
 NO_KEY: Final = "No configured key fits the bearer token's algorithm."
+UNAVAILABLE: Final = "The issuer's JWKS could not be fetched or holds no usable key; retry shortly."
 
 
 def fits(key: Key, alg: str, declared_alg: str | None = None) -> bool:
@@ -112,35 +117,14 @@ class _Published:
     key: Key
 
 
-class RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """The JWKS comes from the configured URL itself: a redirect (to plain http, to another
-    host) fails the fetch instead of being followed."""
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: http.client.HTTPMessage,
-        newurl: str,
-    ) -> NoReturn:
-        raise urllib.error.HTTPError(req.full_url, code, "JWKS redirect refused", headers, fp)
-
-
 def fetch_jwks(url: str, timeout: float) -> list[dict[str, Any]]:
-    """GET the JWKS document (RFC 7517 section 5); its ``keys`` member, unparsed."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - https (or loopback http) checked by config
-    opener = urllib.request.build_opener(RefuseRedirects)
-    with opener.open(request, timeout=timeout) as response:
-        body = response.read(MAX_JWKS_BYTES + 1)
-    if len(body) > MAX_JWKS_BYTES:
-        raise ValueError(f"JWKS larger than {MAX_JWKS_BYTES} bytes")
-    document = json.loads(body)
+    """GET the JWK Set (RFC 7517 section 5) within ``timeout`` seconds in all; its ``keys``,
+    each a JSON object, unparsed. Raises :class:`OutboundError` for any failure."""
+    document = get_json(url, timeout=timeout, max_bytes=MAX_JWKS_BYTES)
     keys = document.get("keys") if isinstance(document, dict) else None
-    if not isinstance(keys, list):
-        raise ValueError("JWKS document has no 'keys' array")
-    return [k for k in keys if isinstance(k, dict)]
+    if not isinstance(keys, list) or not all(isinstance(key, dict) for key in keys):
+        raise MalformedDocument("not a JWK Set: no 'keys' array of objects")
+    return keys
 
 
 class JwksKeys:
@@ -149,6 +133,11 @@ class JwksKeys:
     ``min_refetch`` seconds (a stream of forged kids must not turn into a stream of GETs).
     When a refetch fails the keys already held keep serving; with none held the door answers
     UNAVAILABLE. Only public signature keys are kept: no ``oct`` key, no ``use: enc``.
+
+    While one thread fetches, the others use the keys already held rather than wait for
+    it; with none held yet they wait, at most the fetch's deadline. A request that would
+    fetch, or wait for a fetch, where it may not wait (the keep-alive worker's loop) raises
+    ``WouldBlock`` first, with nothing changed (``broker.blocking``).
     """
 
     def __init__(
@@ -186,37 +175,49 @@ class JwksKeys:
     def _refresh(
         self, seen: list[_Published] | None, unknown_kid: bool = False
     ) -> list[_Published]:
-        with self._lock:
-            if self._keys is not seen and self._keys is not None:
-                return self._keys  # another thread refreshed while this one waited
-            now = self._now()
-            if self._attempted_at is not None and now - self._attempted_at < self._min_refetch:
-                if self._keys is None:
-                    raise SessionSourceUnavailable(
-                        "The issuer's JWKS could not be fetched; retry shortly."
-                    )
-                return self._keys
-            self._attempted_at = now
-            try:
-                documents = self._fetch(self._url, self._timeout)
-            except (OSError, ValueError, http.client.HTTPException) as exc:
-                log.warning("JWKS fetch failed: %s", type(exc).__name__)
-                if self._keys is None:
-                    raise SessionSourceUnavailable(
-                        "The issuer's JWKS could not be fetched; retry shortly."
-                    ) from None
-                return self._keys
-            self._keys = _import(documents)
-            self._fetched_at = now
-            log.info(
-                "JWKS fetched: %d signature keys%s",
-                len(self._keys),
-                " (unknown kid)" if unknown_kid else "",
-            )
+        if not self._lock.acquire(blocking=False):
+            if seen is not None:
+                return seen  # another thread is fetching: serve what is held meanwhile
+            blocking.check()  # nothing held: wait for that fetch, in a thread
+            self._lock.acquire()  # bounded by the fetch's deadline
+        try:
+            return self._refresh_holding(seen, unknown_kid)
+        finally:
+            self._lock.release()
+
+    def _refresh_holding(
+        self, seen: list[_Published] | None, unknown_kid: bool
+    ) -> list[_Published]:
+        if self._keys is not seen and self._keys is not None:
+            return self._keys  # another thread refreshed while this one waited
+        now = self._now()
+        if self._attempted_at is not None and now - self._attempted_at < self._min_refetch:
+            if self._keys is None:
+                raise SessionSourceUnavailable(UNAVAILABLE)
             return self._keys
+        blocking.check()  # a fetch waits on the issuer: not on the worker's loop
+        self._attempted_at = now
+        try:
+            keys = _import(self._fetch(self._url, self._timeout))
+        except OutboundError as exc:
+            log.warning("JWKS fetch failed: %s", type(exc).__name__)
+            if self._keys is None:
+                raise SessionSourceUnavailable(UNAVAILABLE) from None
+            return self._keys
+        self._keys = keys
+        self._fetched_at = now
+        log.info(
+            "JWKS fetched: %d signature keys%s",
+            len(self._keys),
+            " (unknown kid)" if unknown_kid else "",
+        )
+        return self._keys
 
 
 def _import(documents: list[dict[str, Any]]) -> list[_Published]:
+    """The usable signature keys; keys of other types or uses, and keys that do not import,
+    are skipped (RFC 7517 section 5: ignore what is not understood or out of range). A set
+    with none left is refused: it cannot verify any token, and 401 would blame the caller."""
     published = []
     for document in documents:
         if document.get("kty") not in ("RSA", "EC", "OKP") or document.get("use", "sig") != "sig":
@@ -224,7 +225,8 @@ def _import(documents: list[dict[str, Any]]) -> list[_Published]:
         key_class: type[RSAKey] | type[ECKey] | type[OKPKey] = KEY_CLASSES[document["kty"]]
         try:
             key: Key = key_class.import_key(document)
-        except (ValueError, TypeError, KeyError, JoseError):
+        except Exception as exc:  # whatever a hostile member makes joserfc raise: that key only
+            log.info("JWKS key skipped: %s", type(exc).__name__)
             continue  # one malformed key must not hide the others
         kid = document.get("kid")
         alg = document.get("alg")
@@ -233,6 +235,8 @@ def _import(documents: list[dict[str, Any]]) -> list[_Published]:
                 kid if isinstance(kid, str) else None, alg if isinstance(alg, str) else None, key
             )
         )
+    if not published:
+        raise MalformedDocument("the JWK Set holds no usable signature key")
     return published
 
 

@@ -1,0 +1,70 @@
+"""Settings of the keep-alive worker (``broker/server/``) that gunicorn has no setting for.
+
+Read by the worker in each process after the fork, and checked once in the master by
+``config/gunicorn.conf.py`` (a bad value stops gunicorn with one line naming it). Like the
+rest of ``config/``, ``ServerSettings.from_env`` reads only what it is given.
+
+``BROKER_WORKER_THREADS``: threads per worker for the requests the application says may
+wait on an outbound call (a JWKS fetch, upstream Cognito; ``broker.server.offload``); 0
+serves every request on the worker's loop, as the worker did before it had threads.
+
+``BROKER_PARTIAL_REQUESTS_PER_ADDRESS``: how many of one worker's connections one source
+address may hold with a request still arriving (its head or body incomplete). Past it the
+address's connection whose request has been arriving longest is closed. The default is a
+tenth of the worker's connections (``BROKER_WORKER_CONNECTIONS``, gunicorn's
+``worker_connections``), so that one address trickling partial requests cannot fill a
+worker; ``off`` removes the bound (behind a proxy that does not buffer requests, every
+connection comes from the proxy's address).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from config.env import read_int, text
+
+DEFAULT_THREADS: Final = 16
+MAX_THREADS: Final = 256
+DEFAULT_CONNECTIONS: Final = 1000  # gunicorn's worker_connections
+MAX_CONNECTIONS: Final = 100_000
+#: The default bound per address: this share of a worker's connections.
+DEFAULT_PARTIAL_SHARE: Final = 10
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    threads: int = DEFAULT_THREADS
+    #: None: no bound.
+    partial_per_address: int | None = DEFAULT_CONNECTIONS // DEFAULT_PARTIAL_SHARE
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], connections: int) -> ServerSettings:
+        """``connections``: the worker's ``worker_connections`` (the default bound is a
+        share of it, and no bound may exceed it)."""
+        return cls(
+            threads=read_int(
+                environ, "BROKER_WORKER_THREADS", DEFAULT_THREADS, low=0, high=MAX_THREADS
+            ),
+            partial_per_address=_partial(environ, connections),
+        )
+
+
+def default_partial_per_address(connections: int) -> int:
+    return max(1, connections // DEFAULT_PARTIAL_SHARE)
+
+
+def _partial(environ: Mapping[str, str], connections: int) -> int | None:
+    name = "BROKER_PARTIAL_REQUESTS_PER_ADDRESS"
+    if text(environ, name).lower() == "off":
+        return None
+    invalid = "{name} must be a whole number of connections, or off, got {raw!r}"
+    return read_int(
+        environ,
+        name,
+        default_partial_per_address(connections),
+        low=1,
+        high=max(1, connections),
+        invalid=invalid,
+    )
