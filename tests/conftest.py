@@ -2,6 +2,11 @@
 
 Tests share both, so no test may assume an empty Redis: each creates its own identity pool
 (uuid-named, see ``pool``) and looks only at what it made. Nothing is flushed between tests.
+
+A module marked ``pytest.mark.every_topology`` runs each of its tests that uses the
+broker against each Redis topology in turn (``TOPOLOGIES``): the standalone server, a
+Sentinel set and a Redis Cluster, each started once for the session when first needed
+(``store`` is the topology the broker under test uses, with a client to look at its data).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import boto3
 import botocore.config
 import pytest
 from support.processes import BrokerServer, RedisServer, broker_env
+from support.topologies import RedisClusterServers, SentinelServers, StandaloneRedis, Topology
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -27,6 +33,27 @@ if TYPE_CHECKING:
 REGION = "us-east-1"
 DEVELOPER_PROVIDER = "login.example.dev"
 IN_PROCESS_ISSUER = "http://localhost"
+TOPOLOGIES = ("standalone", "sentinel", "cluster")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "every_topology: run the module's broker tests on every Redis topology"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("every_topology") and (
+        "topology" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("topology", TOPOLOGIES, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def topology(request: pytest.FixtureRequest) -> str:
+    """The Redis topology of the broker under test: standalone unless the module asks for
+    every one (``every_topology``)."""
+    return str(getattr(request, "param", "standalone"))
 
 
 @pytest.fixture(scope="session")
@@ -45,14 +72,40 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A Redis Cluster: 3 masters and 3 replicas."""
+    with RedisClusterServers() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_sentinels() -> Iterator[SentinelServers]:
+    """A Sentinel set: 1 master, 2 replicas (chained), 3 sentinels."""
+    with SentinelServers() as sentinels:
+        yield sentinels
+
+
+@pytest.fixture(scope="session")
+def store(topology: str, redis_server: RedisServer, request: pytest.FixtureRequest) -> Topology:
+    """The Redis the broker under test keeps its data in."""
+    if topology == "cluster":
+        cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        return cluster
+    if topology == "sentinel":
+        sentinels: SentinelServers = request.getfixturevalue("redis_sentinels")
+        return sentinels
+    return StandaloneRedis(redis_server)
+
+
+@pytest.fixture(scope="session")
 def broker_server(
-    redis_server: RedisServer,
+    store: Topology,
     broker_credentials: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[BrokerServer]:
-    log_path = tmp_path_factory.mktemp("broker") / "gunicorn.log"
+    log_path = tmp_path_factory.mktemp(f"broker-{store.topology}") / "gunicorn.log"
     server = BrokerServer(
-        redis_url=redis_server.url,
+        redis_env=store.env(),
         credentials=broker_credentials,
         workers=3,
         log_path=log_path,
@@ -128,14 +181,14 @@ def pool(cognito: Any) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
-def app(redis_server: RedisServer, broker_credentials: dict[str, str]) -> Flask:
-    """The app in-process against the session's Redis (same credentials as broker_server)."""
+def app(store: Topology, broker_credentials: dict[str, str]) -> Flask:
+    """The app in-process against the broker's Redis (same credentials as broker_server)."""
     from broker.factory import create_app  # lazily: conftest must import without the app
     from config.settings import Settings
 
     settings = Settings.from_env(
         {
-            "REDIS_URL": redis_server.url,
+            **store.env(),
             "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in broker_credentials.items()),
             "BROKER_ISSUER": IN_PROCESS_ISSUER,
         }

@@ -17,9 +17,12 @@ import redis
 from support import layout
 from support.identities import DEVELOPER_PROVIDER, REGION, identity_of, merge
 from support.processes import RedisServer, broker_env
+from support.topologies import Topology
 
 from broker.store import checker
 from broker.store.checker import check_store
+
+pytestmark = pytest.mark.every_topology
 
 REPO = Path(__file__).resolve().parent.parent
 POOL_INDEX = layout.POOL_INDEX
@@ -108,8 +111,8 @@ def populated(cognito: Any, pool: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.fixture
-def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    with redis_server.client() as client:
+def redis_client(store: Topology) -> Iterator[redis.Redis]:
+    with store.client() as client:
         yield client
 
 

@@ -18,7 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import RSAKey
 from support import oidc
-from support.processes import BrokerServer, RedisServer
+from support.processes import BrokerServer
+from support.topologies import Topology
+
+pytestmark = pytest.mark.every_topology
 
 POOL_ARN_CLAIM = "https://cognito-identity.amazonaws.com/identity-pool-arn"
 TAGS_CLAIM = "https://aws.amazon.com/tags"
@@ -31,13 +34,14 @@ def developer_token(cognito: Any, pool_id: str, user: str, **extra: Any) -> dict
     return response
 
 
-def identity_count(redis_server: RedisServer, pool_id: str) -> int:
+def identity_count(store: Topology, pool_id: str) -> int:
     """How many identities the pool holds, read straight from Redis."""
-    return int(redis_server.client().hlen(f"ib:{{{pool_id}}}:identities"))
+    with store.client() as client:
+        return int(client.hlen(f"ib:{{{pool_id}}}:identities"))
 
 
 def test_first_call_creates_an_identity_and_the_next_returns_it(
-    cognito: Any, pool: dict[str, Any], redis_server: RedisServer
+    cognito: Any, pool: dict[str, Any], store: Topology
 ) -> None:
     pool_id = pool["IdentityPoolId"]
     first = developer_token(cognito, pool_id, "user-1")
@@ -47,11 +51,11 @@ def test_first_call_creates_an_identity_and_the_next_returns_it(
     assert first["IdentityId"].startswith(f"{REGION}:")
     assert second["IdentityId"] == first["IdentityId"]
     assert other["IdentityId"] != first["IdentityId"]
-    assert identity_count(redis_server, pool_id) == 2
+    assert identity_count(store, pool_id) == 2
 
 
 def test_fifty_concurrent_first_calls_create_exactly_one_identity(
-    broker_server: BrokerServer, pool: dict[str, Any], redis_server: RedisServer
+    broker_server: BrokerServer, pool: dict[str, Any], store: Topology
 ) -> None:
     pool_id = pool["IdentityPoolId"]
     session = boto3.session.Session(
@@ -84,7 +88,7 @@ def test_fifty_concurrent_first_calls_create_exactly_one_identity(
     assert errors == []
     assert len(ids) == 50
     assert len(set(ids)) == 1
-    assert identity_count(redis_server, pool_id) == 1
+    assert identity_count(store, pool_id) == 1
 
 
 def test_token_verifies_from_discovery_with_the_contract_header_and_claims(

@@ -23,14 +23,17 @@ from support.identities import (
     merge,
     temporary_pool,
 )
-from support.processes import BrokerServer, RedisServer
+from support.processes import BrokerServer
+from support.topologies import Topology
+
+pytestmark = pytest.mark.every_topology
 
 
 @pytest.fixture
-def pool_id(pool: dict[str, Any], redis_server: RedisServer) -> Iterator[str]:
+def pool_id(pool: dict[str, Any], store: Topology) -> Iterator[str]:
     """The test's pool; after the test the checker must find nothing in it."""
     yield pool["IdentityPoolId"]
-    with redis_server.client() as client:
+    with store.client() as client:
         assert_consistent(client, pool["IdentityPoolId"])
 
 
@@ -535,9 +538,7 @@ def test_delete_identities_removes_them_and_their_logins(cognito: Any, pool_id: 
     assert error_of(exc)[0] == "ResourceNotFoundException"
 
 
-def test_delete_identities_across_pools(
-    cognito: Any, pool_id: str, redis_server: RedisServer
-) -> None:
+def test_delete_identities_across_pools(cognito: Any, pool_id: str, store: Topology) -> None:
     with temporary_pool(
         cognito,
         IdentityPoolName="second_pool",
@@ -547,5 +548,5 @@ def test_delete_identities_across_pools(
         ids = [identity_of(cognito, pool_id, "x"), identity_of(cognito, other, "x")]
         assert cognito.delete_identities(IdentityIdsToDelete=ids)["UnprocessedIdentityIds"] == []
         assert list_all(cognito, pool_id) == list_all(cognito, other) == []
-        with redis_server.client() as client:
+        with store.client() as client:
             assert_consistent(client, other)

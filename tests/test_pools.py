@@ -11,8 +11,12 @@ import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 from conftest import DEVELOPER_PROVIDER, REGION
+from support import layout
 from support.identities import error_of, temporary_pool
 from support.processes import BrokerServer
+from support.topologies import Topology
+
+pytestmark = pytest.mark.every_topology
 
 
 def new_name() -> str:
@@ -179,7 +183,7 @@ def test_unknown_pool_is_resource_not_found(cognito: Any, operation: str) -> Non
     )
 
 
-def test_delete_removes_the_pool_and_its_identities(cognito: Any, redis_server: Any) -> None:
+def test_delete_removes_the_pool_and_its_identities(cognito: Any, store: Topology) -> None:
     pool_id = cognito.create_identity_pool(
         IdentityPoolName=new_name(),
         AllowUnauthenticatedIdentities=False,
@@ -191,9 +195,11 @@ def test_delete_removes_the_pool_and_its_identities(cognito: Any, redis_server: 
         )
     cognito.delete_identity_pool(IdentityPoolId=pool_id)
 
-    left = list(redis_server.client().scan_iter(match=f"*{pool_id}*"))
-    assert left == []
-    assert redis_server.client().zscore("ib:{pools}:index", pool_id) is None
+    with store.client() as client:
+        left = list(client.scan_iter(match=f"*{pool_id}*"))
+        assert left == []
+        assert client.zscore(layout.POOL_INDEX, pool_id) is None
+        assert client.hget(layout.POOL_NAMES, pool_id) is None
     with pytest.raises(cognito.exceptions.ResourceNotFoundException):
         cognito.get_open_id_token_for_developer_identity(
             IdentityPoolId=pool_id, Logins={DEVELOPER_PROVIDER: "a"}

@@ -27,6 +27,9 @@ from support.identities import (
     unsigned_client,
 )
 from support.processes import BrokerServer, RedisServer
+from support.topologies import Topology
+
+pytestmark = pytest.mark.every_topology
 
 COGNITO = "cognito-identity.amazonaws.com"
 TAGS_CLAIM = "https://aws.amazon.com/tags"
@@ -40,7 +43,7 @@ def public(broker_server: BrokerServer) -> Iterator[Any]:
 
 
 @pytest.fixture
-def open_pool(cognito: Any, redis_server: RedisServer) -> Iterator[str]:
+def open_pool(cognito: Any, store: Topology) -> Iterator[str]:
     """A pool that allows unauthenticated identities and has the developer provider."""
     pool_id = cognito.create_identity_pool(
         IdentityPoolName=f"open_{uuid.uuid4().hex[:8]}",
@@ -49,7 +52,7 @@ def open_pool(cognito: Any, redis_server: RedisServer) -> Iterator[str]:
         SupportedLoginProviders={"graph.facebook.com": "1234"},
     )["IdentityPoolId"]
     yield pool_id
-    with redis_server.client() as client:
+    with store.client() as client:
         assert_consistent(client, pool_id)
     cognito.delete_identity_pool(IdentityPoolId=pool_id)
 
@@ -310,7 +313,7 @@ def test_get_open_id_token_for_an_unknown_identity(public: Any) -> None:
 def test_an_expired_token_is_refused(
     pool: dict[str, Any],
     cognito: Any,
-    redis_server: RedisServer,
+    store: Topology,
     broker_server: BrokerServer,
     broker_credentials: dict[str, str],
 ) -> None:
@@ -322,7 +325,7 @@ def test_an_expired_token_is_refused(
     offset = [0.0]
     settings = Settings.from_env(
         {
-            "REDIS_URL": redis_server.url,
+            **store.env(),
             "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in broker_credentials.items()),
             "BROKER_ISSUER": broker_server.url,
         }

@@ -25,9 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
+from redis.cluster import RedisCluster
+from redis.sentinel import SentinelConnectionPool
 
 from broker.store import keys
 from broker.store.connection import RedisConnector
+from config.redis import RedisSettings
 
 # --- what can be wrong -------------------------------------------------------------------
 LOGIN_TO_MISSING_IDENTITY = "login points at a missing identity"
@@ -95,16 +98,12 @@ def _count(n: int, one: str, many: str) -> str:
 
 
 def check_store(
-    source: RedisConnector | redis.Redis, pool_ids: Iterable[str] | None = None
+    source: RedisConnector | redis.Redis | RedisCluster, pool_ids: Iterable[str] | None = None
 ) -> Report:
     """Check every pool found in Redis, or only ``pool_ids`` together with the index
-    entries that name them. ``source``: the broker's connector (any topology), or a client
-    of one standalone server that decodes responses to str."""
-    connector = (
-        source
-        if isinstance(source, RedisConnector)
-        else RedisConnector.from_url(_url_of(source), _timeout_of(source))
-    )
+    entries that name them. ``source``: the broker's connector (any topology), or a redis-py
+    client decoding responses to str: of one server, of a Sentinel master, or a cluster."""
+    connector = source if isinstance(source, RedisConnector) else connector_of(source)
     client = connector.client()
     wanted = None if pool_ids is None else set(pool_ids)
     indexed_pools = {str(m) for m, _ in client.zscan_iter(keys.POOL_INDEX, count=SCAN_COUNT)}
@@ -128,6 +127,19 @@ def check_store(
             walk.deleted(present.get(pool_id, set()), pool_id in indexed_pools, pool_id in names)
     report.problems.sort()
     return report
+
+
+def connector_of(client: redis.Redis | RedisCluster) -> RedisConnector:
+    """A connector reading what ``client`` reads (for tools holding a plain client)."""
+    if isinstance(client, RedisCluster):
+        primaries: Any = client.get_primaries  # redis-py leaves it untyped
+        nodes = tuple((str(n.host), int(n.port)) for n in primaries())
+        return RedisConnector(RedisSettings(mode="cluster", nodes=nodes, timeout=5.0))
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        host, port = pool.get_master_address()  # type: ignore[no-untyped-call]
+        return RedisConnector.from_url(f"redis://{host}:{port}/0", _timeout_of(client))
+    return RedisConnector.from_url(_url_of(client), _timeout_of(client))
 
 
 def _url_of(client: redis.Redis) -> str:

@@ -314,12 +314,12 @@ def http_ok(url: str) -> bool:
 
 
 def broker_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The parent's environment without BROKER_*, REDIS_URL and AWS_* (no leaking settings)."""
+    """The parent's environment without BROKER_*, REDIS_* and AWS_* (no leaking settings)."""
     source = os.environ if base is None else base
     return {
         key: value
         for key, value in source.items()
-        if not (key.startswith(("BROKER_", "AWS_")) or key == "REDIS_URL")
+        if not key.startswith(("BROKER_", "AWS_", "REDIS_"))
     }
 
 
@@ -327,7 +327,8 @@ class BrokerServer(ManagedProcess):
     """The broker under gunicorn, as ``scripts/run`` starts it, on a free loopback port.
 
     ``credentials`` maps access key ids to secrets (BROKER_CREDENTIALS); the first pair is
-    ``access_key_id`` / ``secret_access_key``. ``env`` overrides or adds variables.
+    ``access_key_id`` / ``secret_access_key``. The Redis is ``redis_url`` (standalone) or
+    ``redis_env``, a topology's REDIS_* variables. ``env`` overrides or adds variables.
     ``root`` serves another checkout of the project (a before/after comparison): gunicorn
     runs there, with it first on PYTHONPATH (this venv has this checkout installed).
     """
@@ -335,8 +336,9 @@ class BrokerServer(ManagedProcess):
     def __init__(
         self,
         *,
-        redis_url: str,
+        redis_url: str = "",
         credentials: Mapping[str, str],
+        redis_env: Mapping[str, str] | None = None,
         workers: int = 3,
         env: Mapping[str, str] | None = None,
         log_path: str | Path | None = None,
@@ -346,7 +348,10 @@ class BrokerServer(ManagedProcess):
     ) -> None:
         if not credentials:
             raise ValueError("BrokerServer needs at least one access key id and secret")
+        if bool(redis_url) == bool(redis_env):
+            raise ValueError("BrokerServer needs redis_url or redis_env (a topology's REDIS_*)")
         self.redis_url = redis_url
+        self.redis_env = dict(redis_env) if redis_env else {"REDIS_URL": redis_url}
         self.credentials = dict(credentials)
         self.workers = workers
         self.extra_env = dict(env or {})
@@ -386,7 +391,7 @@ class BrokerServer(ManagedProcess):
             {
                 "BROKER_BIND": f"127.0.0.1:{self.port}",
                 "BROKER_ISSUER": self.url,
-                "REDIS_URL": self.redis_url,
+                **self.redis_env,
                 "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in self.credentials.items()),
                 "BROKER_WORKERS": str(self.workers),
                 "PYTHONUNBUFFERED": "1",
