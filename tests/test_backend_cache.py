@@ -18,20 +18,24 @@ import requests
 from flask.testing import FlaskClient
 from support.backend import API_KEY, TRUSTED, Clock, door_client, token_for, tokens_at_once
 from support.processes import BrokerServer, RedisServer
+from support.topologies import Topology, connector_for
 
 from broker.backend.cache import CoalescingTokenCache, cache_key, is_fresh
+from broker.store import keys
 from broker.store.connection import RedisConnector
 from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key, signed_counter_key
 from config.redis import RedisSettings
 
+pytestmark = pytest.mark.every_topology
 
-def signatures(redis_server: RedisServer, pool_id: str) -> int:
-    return int(redis_server.client().get(signed_counter_key(pool_id)) or 0)
+
+def signatures(store: Topology, pool_id: str) -> int:
+    return int(store.client().get(signed_counter_key(pool_id)) or 0)
 
 
 @pytest.fixture
 def door(
-    redis_server: RedisServer, pool: dict[str, Any], broker_credentials: dict[str, str]
+    store: Topology, pool: dict[str, Any], broker_credentials: dict[str, str]
 ) -> Callable[..., FlaskClient]:
     def make(clock: Callable[[], float] = time.time, **env: str) -> FlaskClient:
         backend = {
@@ -39,7 +43,7 @@ def door(
             "BROKER_BACKEND_API_KEYS": API_KEY,
             "BROKER_BACKEND_POOL_ID": pool["IdentityPoolId"],
         }
-        return door_client(redis_server.url, broker_credentials, {**backend, **env}, clock)
+        return door_client(store.env(), broker_credentials, {**backend, **env}, clock)
 
     return make
 
@@ -62,7 +66,7 @@ def test_freshness_rule(now: float, min_remaining: float, fresh: bool) -> None:
 
 
 def test_a_hit_returns_the_same_token_without_signing(
-    door: Callable[..., FlaskClient], pool: dict[str, Any], redis_server: RedisServer
+    door: Callable[..., FlaskClient], pool: dict[str, Any], store: Topology
 ) -> None:
     client = door()
     first = token_for(client, "hit-user")
@@ -72,11 +76,11 @@ def test_a_hit_returns_the_same_token_without_signing(
     assert second["cached"] is True
     assert second["token"] == first["token"]
     assert second["expires_at"] == first["expires_at"]
-    assert signatures(redis_server, pool["IdentityPoolId"]) == 1
+    assert signatures(store, pool["IdentityPoolId"]) == 1
 
 
 def test_past_the_threshold_a_new_token_is_issued(
-    door: Callable[..., FlaskClient], pool: dict[str, Any], redis_server: RedisServer
+    door: Callable[..., FlaskClient], pool: dict[str, Any], store: Topology
 ) -> None:
     clock = Clock()
     client = door(clock)
@@ -89,7 +93,7 @@ def test_past_the_threshold_a_new_token_is_issued(
     assert still["token"] == first["token"] and still["cached"] is True
     assert renewed["token"] != first["token"] and renewed["cached"] is False
     assert renewed["expires_at"] > first["expires_at"]
-    assert signatures(redis_server, pool["IdentityPoolId"]) == 2
+    assert signatures(store, pool["IdentityPoolId"]) == 2
 
 
 def test_the_share_is_configurable_and_an_expired_token_is_never_served(
@@ -117,12 +121,12 @@ def test_tags_and_duration_are_part_of_the_key(door: Callable[..., FlaskClient])
 
 
 def test_share_of_one_turns_the_cache_off(
-    door: Callable[..., FlaskClient], pool: dict[str, Any], redis_server: RedisServer
+    door: Callable[..., FlaskClient], pool: dict[str, Any], store: Topology
 ) -> None:
     client = door(BROKER_BACKEND_CACHE_MIN_REMAINING="1")
     clock_tokens = {token_for(client, "uncached")["cached"] for _ in range(3)}
     assert clock_tokens == {False}
-    assert signatures(redis_server, pool["IdentityPoolId"]) == 3
+    assert signatures(store, pool["IdentityPoolId"]) == 3
 
 
 def test_unlinked_user_never_gets_the_old_identitys_cached_token(
@@ -161,14 +165,14 @@ def test_a_merged_users_token_is_never_the_old_identitys(
     assert after["cached"] is False and after["token"] != source["token"]
 
 
-def _sent_commands(redis_server: RedisServer, act: Callable[[], object]) -> list[str]:
+def _sent_commands(server: RedisServer, act: Callable[[], object]) -> list[str]:
     """The commands clients sent while ``act`` ran (MONITOR; a script's own calls are not
     sent by a client and are left out)."""
     seen: list[str] = []
     ready = threading.Event()
 
     def watch() -> None:
-        with redis.Redis.from_url(redis_server.url, socket_timeout=10).monitor() as monitor:
+        with redis.Redis.from_url(server.url, socket_timeout=10).monitor() as monitor:
             ready.set()
             for entry in monitor.listen():
                 command = entry["command"]
@@ -182,35 +186,36 @@ def _sent_commands(redis_server: RedisServer, act: Callable[[], object]) -> list
     assert ready.wait(5)
     time.sleep(0.1)
     act()
-    redis_server.client().echo("QUIT-MONITOR-TEST")
+    server.client().echo("QUIT-MONITOR-TEST")
     watcher.join(timeout=5)
     return [c for c in seen if c not in ("ECHO", "HELLO", "CLIENT")]
 
 
 def test_a_hit_is_one_redis_round_trip(
-    door: Callable[..., FlaskClient], redis_server: RedisServer
+    door: Callable[..., FlaskClient], store: Topology, pool: dict[str, Any]
 ) -> None:
     """The login is resolved and its cache entry read by one script call: no GET, no lock,
     no signature of its own."""
     client = door()
     token_for(client, "one-trip-user")  # creates the identity and fills the cache
     hits: list[dict[str, Any]] = []
+    server = store.server_for(keys.PoolKeys.of(pool["IdentityPoolId"]).pool)
     sent = _sent_commands(
-        redis_server, lambda: hits.extend(token_for(client, "one-trip-user") for _ in range(10))
+        server, lambda: hits.extend(token_for(client, "one-trip-user") for _ in range(10))
     )
     assert all(hit["cached"] for hit in hits)
     assert sent == ["EVALSHA"] * 10
 
 
-def threaded_connector(redis_server: RedisServer) -> RedisConnector:
+def threaded_connector(store: Topology) -> RedisConnector:
     """A connector whose pool fits 50 threads (a gunicorn sync worker has one at a time)."""
-    return RedisConnector(RedisSettings(url=redis_server.url), max_connections=128)
+    return RedisConnector(RedisSettings.from_env(store.env()), max_connections=128)
 
 
-def test_fifty_concurrent_misses_in_one_process_sign_once(redis_server: RedisServer) -> None:
+def test_fifty_concurrent_misses_in_one_process_sign_once(store: Topology) -> None:
     """The coalescing rule itself, with a slow signer and 50 real threads."""
     cache = CoalescingTokenCache(
-        RedisTokenCache(threaded_connector(redis_server)),
+        RedisTokenCache(threaded_connector(store)),
         min_remaining=0.5,
         clock=time.time,
     )
@@ -252,20 +257,20 @@ def test_fifty_concurrent_misses_in_one_process_sign_once(redis_server: RedisSer
     assert len(signed) == 1
     assert {token.token for token, _ in results} == {"token-1"}
     assert sum(1 for _, cached in results if not cached) == 1
-    assert signatures(redis_server, pool_id) == 1
+    assert signatures(store, pool_id) == 1
 
 
 # --- a live gunicorn with several workers ------------------------------------------------
 @pytest.fixture(scope="module")
 def backend_broker(
-    redis_server: RedisServer,
+    store: Topology,
     broker_credentials: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[BrokerServer]:
     """gunicorn with 4 workers whose backend door uses a pool it creates by name."""
     name = f"backend {uuid.uuid4().hex[:12]}"
     server = BrokerServer(
-        redis_url=redis_server.url,
+        redis_env=store.env(),
         credentials=broker_credentials,
         workers=4,
         log_path=tmp_path_factory.mktemp("backend-broker") / "gunicorn.log",
@@ -281,8 +286,8 @@ def backend_broker(
         yield server
 
 
-def pools_named(redis_server: RedisServer, name: str) -> list[str]:
-    client = redis_server.client()
+def pools_named(store: Topology, name: str) -> list[str]:
+    client = store.client()
     ids = client.zrange("ib:{pools}:index", 0, -1)
     return [
         pool_id
@@ -292,7 +297,7 @@ def pools_named(redis_server: RedisServer, name: str) -> list[str]:
 
 
 def test_fifty_concurrent_misses_on_gunicorn_sign_a_handful(
-    backend_broker: BrokerServer, redis_server: RedisServer
+    backend_broker: BrokerServer, store: Topology
 ) -> None:
     user = f"burst-{uuid.uuid4().hex}"
     answers, errors = tokens_at_once(backend_broker.url, user)
@@ -302,8 +307,8 @@ def test_fifty_concurrent_misses_on_gunicorn_sign_a_handful(
     assert all(answer["success"] for answer in answers), answers[0]
     identities = {answer["data"]["identity_id"] for answer in answers}
     assert len(identities) == 1
-    (pool_id,) = pools_named(redis_server, backend_broker.pool_name)  # type: ignore[attr-defined]
-    signed = signatures(redis_server, pool_id)
+    (pool_id,) = pools_named(store, backend_broker.pool_name)  # type: ignore[attr-defined]
+    signed = signatures(store, pool_id)
     print(f"\n50 concurrent misses on 4 gunicorn workers: {signed} signature(s)")
     assert 1 <= signed <= 3
     assert len({answer["data"]["token"] for answer in answers}) == signed
@@ -311,13 +316,13 @@ def test_fifty_concurrent_misses_on_gunicorn_sign_a_handful(
 
 
 def test_the_named_pool_is_created_once_across_workers_and_restarts(
-    backend_broker: BrokerServer, redis_server: RedisServer
+    backend_broker: BrokerServer, store: Topology
 ) -> None:
     name = backend_broker.pool_name  # type: ignore[attr-defined]
-    (pool_id,) = pools_named(redis_server, name)  # four workers started: one pool
+    (pool_id,) = pools_named(store, name)  # four workers started: one pool
     backend_broker.stop()
     backend_broker.start()
-    assert pools_named(redis_server, name) == [pool_id]
+    assert pools_named(store, name) == [pool_id]
     response = requests.post(
         f"{backend_broker.url}/v1/token",
         headers=TRUSTED,
@@ -331,12 +336,11 @@ def test_the_named_pool_is_created_once_across_workers_and_restarts(
     assert jwt.decode(token, options={"verify_signature": False})["aud"] == pool_id
 
 
-def test_the_peeked_key_must_be_one_of_the_pools(redis_server: RedisServer) -> None:
+def test_the_peeked_key_must_be_one_of_the_pools(store: Topology) -> None:
     """A key of another pool would be another hash slot: refused before Redis sees it."""
-    from broker.store.connection import RedisConnector
     from broker.store.redis_store import RedisStore
 
-    store = RedisStore(RedisConnector.from_url(redis_server.url, timeout=1.0))
+    store = RedisStore(connector_for(store))
     pool_id, other = f"us-east-1:{uuid.uuid4()}", f"us-east-1:{uuid.uuid4()}"
     with pytest.raises(ValueError, match="same hash slot"):
         store.resolve_login(pool_id, "p:u", f"us-east-1:{uuid.uuid4()}", 0.0, entry_key(other, "x"))

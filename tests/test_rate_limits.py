@@ -10,8 +10,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from support.processes import BrokerServer, RedisServer
+from support.processes import BrokerServer
 from support.signing import post
+from support.topologies import Topology
+
+pytestmark = pytest.mark.every_topology
 
 PROVIDER = "login.limits"
 
@@ -43,9 +46,9 @@ def blast(server: BrokerServer, bodies: list[tuple[str, dict[str, Any]]]) -> lis
 
 
 @pytest.fixture(scope="module")
-def limited(redis_server: RedisServer, broker_credentials: dict[str, str]) -> Any:
+def limited(store: Topology, broker_credentials: dict[str, str]) -> Any:
     with BrokerServer(
-        redis_url=redis_server.url,
+        redis_env=store.env(),
         credentials=broker_credentials,
         workers=3,
         env={"BROKER_RATE_LIMIT_PER_ACCESS_KEY": "15", "BROKER_RATE_LIMIT_PER_IDENTITY": "3"},
@@ -116,7 +119,7 @@ def test_limits_are_off_by_default(broker_server: BrokerServer, pool: dict[str, 
 
 
 def test_the_backend_door_answers_rate_limited_past_the_identity_limit(
-    redis_server: RedisServer,
+    store: Topology,
 ) -> None:
     from support.backend import API_KEY, Clock
 
@@ -126,7 +129,7 @@ def test_the_backend_door_answers_rate_limited_past_the_identity_limit(
     clock = Clock()
     settings = Settings.from_env(
         {
-            "REDIS_URL": redis_server.url,
+            **store.env(),
             "BROKER_CREDENTIALS": "AKIDLIMITS:limits-test-secret-0123456789",
             "BROKER_BACKEND_AUTH": "api_key",
             "BROKER_BACKEND_API_KEYS": API_KEY,

@@ -18,7 +18,8 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 from support.backend import API_KEY, TRUSTED, Clock, door_client, token_for, tokens_at_once
-from support.processes import BrokerServer, RedisServer
+from support.processes import BrokerServer
+from support.topologies import Topology, connector_for
 from support.upstream import (
     UPSTREAM_PROVIDER,
     aws_environment,
@@ -30,9 +31,10 @@ from support.upstream import (
     upstream_token_calls,
 )
 
-from broker.store.connection import RedisConnector
 from broker.store.upstream_guard import RedisQuota
 from broker.upstream.guard import Quota
+
+pytestmark = pytest.mark.every_topology
 
 UPSTREAM_KEY_ID = "AKIDUPSTREAM"
 UPSTREAM_SECRET = secrets.token_urlsafe(30)
@@ -79,7 +81,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def door(
-    redis_server: RedisServer,
+    store: Topology,
     broker_credentials: dict[str, str],
     upstream: BrokerServer,
     upstream_pool: str,
@@ -91,7 +93,7 @@ def door(
         upstream_env = upstream_environment(
             endpoint=upstream.url, pool_id=upstream_pool, api_key=API_KEY
         )
-        return door_client(redis_server.url, broker_credentials, {**upstream_env, **env}, clock)
+        return door_client(store.env(), broker_credentials, {**upstream_env, **env}, clock)
 
     return make
 
@@ -288,7 +290,7 @@ def test_a_renewal_counts_once_against_the_per_identity_limit(
 
 
 def test_the_quota_answers_rate_limited_at_once_and_a_valid_token_is_served(
-    door: Callable[..., FlaskClient], redis_server: RedisServer, upstream_pool: str
+    door: Callable[..., FlaskClient], store: Topology, upstream_pool: str
 ) -> None:
     """When the shared call schedule is booked beyond a request's deadline (here by another
     process reserving ten slots at one call per second), a new user is refused at once, and
@@ -296,9 +298,7 @@ def test_the_quota_answers_rate_limited_at_once_and_a_valid_token_is_served(
     clock = Clock()
     client = door(clock, BROKER_UPSTREAM_MAX_RATE="1")
     kept = token_for(client, "quota-cached")
-    other_process = Quota(
-        RedisQuota(RedisConnector.from_url(redis_server.url, 1.0)), upstream_pool, 1
-    )
+    other_process = Quota(RedisQuota(connector_for(store)), upstream_pool, 1)
     for _ in range(10):
         other_process.reserve(max_wait=60.0)
 
@@ -317,7 +317,7 @@ def test_the_quota_answers_rate_limited_at_once_and_a_valid_token_is_served(
 # --- a downstream gunicorn with several workers -----------------------------------------
 @pytest.fixture(scope="module")
 def downstream(
-    redis_server: RedisServer,
+    store: Topology,
     broker_credentials: dict[str, str],
     upstream: BrokerServer,
     admin: Any,
@@ -325,7 +325,7 @@ def downstream(
 ) -> Iterator[BrokerServer]:
     pool_id = create_pool(admin, f"up_gunicorn_{uuid.uuid4().hex}")
     server = BrokerServer(
-        redis_url=redis_server.url,
+        redis_env=store.env(),
         credentials=broker_credentials,
         workers=4,
         env={

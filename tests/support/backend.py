@@ -59,16 +59,17 @@ class Clock:
 
 # --- an in-process broker and its backend door ------------------------------------------
 def door_client(
-    redis_url: str,
+    redis: str | Mapping[str, str],
     credentials: Mapping[str, str],
     env: Mapping[str, str],
     clock: Callable[[], float] = time.time,
 ) -> FlaskClient:
-    """A test client of the app in-process on ``redis_url`` with these AWS key pairs, set up
-    further by ``env`` (BROKER_* variables, which win), its clock injectable."""
+    """A test client of the app in-process on ``redis`` (a standalone URL, or a topology's
+    REDIS_* variables) with these AWS key pairs, set up further by ``env`` (BROKER_*
+    variables, which win), its clock injectable."""
     settings = Settings.from_env(
         {
-            "REDIS_URL": redis_url,
+            **({"REDIS_URL": redis} if isinstance(redis, str) else redis),
             "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in credentials.items()),
             **env,
         }

@@ -69,6 +69,7 @@ class Topology(Protocol):
 
     def env(self) -> dict[str, str]: ...
     def client(self) -> Any: ...
+    def server_for(self, key: str) -> RedisServer: ...
     def describe(self) -> str: ...
 
 
@@ -90,6 +91,9 @@ class StandaloneRedis:
 
     def client(self) -> redis.Redis:
         return self.server.client()
+
+    def server_for(self, key: str) -> RedisServer:
+        return self.server
 
     def describe(self) -> str:
         return f"redis-server on {self.server.port}"
@@ -190,6 +194,10 @@ class RedisClusterServers(ManagedProcess):
 
     def describe(self) -> str:
         return f"Redis Cluster of {len(self.nodes)} nodes"
+
+    def server_for(self, key: str) -> RedisServer:
+        """The master serving ``key``'s slot now."""
+        return self.primary_of(key)
 
     def node_at(self, port: int) -> RedisServer:
         (node,) = [n for n in self.nodes if n.port == port]
@@ -305,6 +313,12 @@ class SentinelServers(ManagedProcess):
 
     def describe(self) -> str:
         return f"Sentinel set, master on {self.master_port()}"
+
+    def server_for(self, key: str) -> RedisServer:
+        """The master now."""
+        port = self.master_port()
+        (master,) = [s for s in self.data if s.port == port]
+        return master
 
     def failover(self, timeout: float = READY_TIMEOUT) -> tuple[int, int]:
         """``SENTINEL FAILOVER``; waits until a new master answers as one and the old one
