@@ -264,6 +264,50 @@ def test_at_most_fifty_tags(cognito: Any, pool: dict[str, Any]) -> None:
     assert error_of(exc)[:2] == ("InvalidParameterException", 400)
 
 
+def test_update_without_tags_keeps_them_and_with_tags_replaces_them(
+    cognito: Any, pool: dict[str, Any]
+) -> None:
+    """Contract section 7 (decision): UpdateIdentityPool without IdentityPoolTags leaves the
+    tags as they are, those of CreateIdentityPool and of TagResource alike (Terraform's
+    provider tags with TagResource and then updates the pool without tags); with
+    IdentityPoolTags, ``{}`` included, it replaces them."""
+    pool_id, arn = pool["IdentityPoolId"], arn_of(pool["IdentityPoolId"])
+
+    def update(**members: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = cognito.update_identity_pool(
+            IdentityPoolId=pool_id,
+            IdentityPoolName="updated",
+            AllowUnauthenticatedIdentities=False,
+            **members,
+        )
+        return answer
+
+    def tags() -> dict[str, str]:
+        listed: dict[str, str] = cognito.list_tags_for_resource(ResourceArn=arn)["Tags"]
+        return listed
+
+    cognito.tag_resource(ResourceArn=arn, Tags={"team": "blue", "empty": ""})
+    assert update()["IdentityPoolTags"] == {"team": "blue", "empty": ""}
+    assert tags() == {"team": "blue", "empty": ""}
+    assert cognito.describe_identity_pool(IdentityPoolId=pool_id)["IdentityPoolName"] == "updated"
+
+    assert update(IdentityPoolTags={"env": "prod"})["IdentityPoolTags"] == {"env": "prod"}
+    assert tags() == {"env": "prod"}
+    update(AllowClassicFlow=True)  # another member changes; the tags stay
+    assert tags() == {"env": "prod"}
+
+    assert "IdentityPoolTags" not in update(IdentityPoolTags={})
+    assert tags() == {}
+
+    # the tag limit counts what the pool is left with: a kept set is not counted again
+    cognito.tag_resource(ResourceArn=arn, Tags={f"k{n}": "v" for n in range(50)})
+    assert len(update()["IdentityPoolTags"]) == 50
+    with pytest.raises(ClientError) as exc:
+        update(IdentityPoolTags={f"k{n}": "v" for n in range(51)})
+    assert error_of(exc)[:2] == ("InvalidParameterException", 400)
+    assert len(tags()) == 50
+
+
 @pytest.mark.parametrize(
     ("arn", "code"),
     [

@@ -61,7 +61,13 @@ def describe_identity_pool(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def update_identity_pool(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    return pool_output(pools.update_pool(svc.store, p["identity_pool_id"], pool_config(p)))
+    """IdentityPoolTags left out keeps the pool's tags; given (even ``{}``) replaces them."""
+    replace_tags = "identity_pool_tags" in p
+    return pool_output(
+        pools.update_pool(
+            svc.store, p["identity_pool_id"], pool_config(p), replace_tags=replace_tags
+        )
+    )
 
 
 def delete_identity_pool(svc: Services, p: dict[str, Any]) -> dict[str, Any]:

@@ -43,25 +43,34 @@ def describe_pool(store: IdentityStore, pool_id: str) -> IdentityPool:
     return pool
 
 
-def update_pool(store: IdentityStore, pool_id: str, config: PoolConfig) -> IdentityPool:
+def update_pool(
+    store: IdentityStore, pool_id: str, config: PoolConfig, *, replace_tags: bool
+) -> IdentityPool:
     """UpdateIdentityPool takes the whole pool: members left out take their defaults,
-    except DeveloperProviderName, which stays and, once set, never changes (decision).
+    except DeveloperProviderName, which stays and, once set, never changes (decision), and
+    the tags (contract section 7, decision): without IdentityPoolTags in the request
+    (``replace_tags`` False) the pool keeps the tags it has, since tags have their own API
+    and Terraform's provider sets them with TagResource and updates the pool without them;
+    with IdentityPoolTags, even an empty map, they are replaced.
 
-    The store compare-and-sets the record, calling ``keep_developer`` on the record it
-    replaces, so two racing updates cannot both set a different DeveloperProviderName."""
-    check_tag_count(config.tags)
+    The store compare-and-sets the record, calling ``keep`` on the record it replaces, so
+    two racing updates cannot both set a different DeveloperProviderName, and a TagResource
+    racing an update without tags is not lost."""
+    if replace_tags:
+        check_tag_count(config.tags)
 
-    def keep_developer(current: PoolConfig) -> PoolConfig:
+    def keep(current: PoolConfig) -> PoolConfig:
         developer = current.developer_provider_name
+        kept = config if replace_tags else replace(config, tags=current.tags)
         if config.developer_provider_name is None:
-            return replace(config, developer_provider_name=developer)
+            return replace(kept, developer_provider_name=developer)
         if developer is not None and config.developer_provider_name != developer:
             raise InvalidParameterException(
                 messages.PROVIDER_IMMUTABLE.format(pool_id=pool_id, current=developer)
             )
-        return config
+        return kept
 
-    updated = store.change_pool_config(pool_id, keep_developer)
+    updated = store.change_pool_config(pool_id, keep)
     if updated is None:
         raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
     return updated
