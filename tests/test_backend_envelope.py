@@ -161,6 +161,30 @@ def test_unreadable_bodies_are_validation_errors(
     assert fragment in response.json["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("data", "member"),
+    [
+        (b'{"user_id": "a", "user_id": "b"}', "user_id"),
+        (b'{"user_id": "a", "user_id": "a"}', "user_id"),  # even with the same value
+        (b'{"token_duration": 60, "user_id": "a", "token_duration": 900}', "token_duration"),
+        (b'{"user_id": "a", "principal_tags": {"team": "x", "team": "y"}}', "team"),
+        (b'{"user_id": "a", "' + b"k" * 60 + b'": 1, "' + b"k" * 60 + b'": 2}', "k" * 40 + "..."),
+    ],
+)
+def test_a_member_named_twice_is_a_validation_error(
+    trusted: FlaskClient, data: bytes, member: str
+) -> None:
+    """Issue 14 item 8: a proxy in front may read the first of two members and Python's
+    json the last, so the door refuses the body rather than pick one."""
+    response = trusted.post(
+        "/v1/token", headers=TRUSTED, data=data, content_type="application/json"
+    )
+    assert error_of(response) == (400, "VALIDATION_ERROR")
+    assert response.json["error"]["message"] == (
+        f"The request body names the member '{member}' more than once."
+    )
+
+
 def test_limits_themselves_are_accepted(trusted: FlaskClient) -> None:
     tags = {f"{i:03d}" + "k" * 125: "v" * 256 for i in range(50)}
     for body in (

@@ -10,9 +10,19 @@ import pytest
 from broker.awsjson.operations import OPERATIONS as DISPATCH
 from broker.awsjson.schemas import SCHEMAS
 from broker.b64 import b64decode, b64encode
-from broker.jsonbody import NotAJsonObject, NotJson, json_type_name, parse_object
+from broker.jsonbody import (
+    DuplicateMember,
+    NotAJsonObject,
+    NotJson,
+    json_type_name,
+    parse_object,
+)
 from config.env import matches, read_choice, read_float, read_int, required
 from config.errors import ConfigError
+
+
+def parse_object_unique(body: bytes) -> dict[str, object]:
+    return parse_object(body, unique_members=True)
 
 
 def test_every_dispatched_operation_has_a_schema() -> None:
@@ -24,7 +34,7 @@ def test_every_dispatched_operation_has_a_schema() -> None:
     [(b"", {}), (b"{}", {}), (b'{"a": [1, 2.5, null]}', {"a": [1, 2.5, None]})],
 )
 def test_parse_object(body: bytes, expected: dict[str, object]) -> None:
-    assert parse_object(body) == expected
+    assert parse_object(body) == parse_object_unique(body) == expected
 
 
 @pytest.mark.parametrize(
@@ -39,9 +49,10 @@ def test_parse_object(body: bytes, expected: dict[str, object]) -> None:
     ],
 )
 def test_parse_object_refuses_what_is_not_json(body: bytes, detail: str) -> None:
-    with pytest.raises(NotJson) as exc:
-        parse_object(body)
-    assert str(exc.value).startswith(detail)
+    for parse in (parse_object, parse_object_unique):
+        with pytest.raises(NotJson) as exc:
+            parse(body)
+        assert str(exc.value).startswith(detail)
 
 
 @pytest.mark.parametrize(
@@ -50,9 +61,34 @@ def test_parse_object_refuses_what_is_not_json(body: bytes, detail: str) -> None
      (b"true", "boolean"), (b"null", "null")],
 )  # fmt: skip
 def test_parse_object_refuses_other_json_values(body: bytes, type_name: str) -> None:
-    with pytest.raises(NotAJsonObject) as exc:
-        parse_object(body)
-    assert exc.value.type_name == type_name == json_type_name(json.loads(body))
+    for parse in (parse_object, parse_object_unique):
+        with pytest.raises(NotAJsonObject) as exc:
+            parse(body)
+        assert exc.value.type_name == type_name == json_type_name(json.loads(body))
+
+
+@pytest.mark.parametrize(
+    ("body", "name", "last_wins"),
+    [
+        (b'{"a": 1, "a": 2}', "a", {"a": 2}),
+        (b'{"a": 1, "b": 0, "b": 0, "a": 1}', "b", {"a": 1, "b": 0}),
+        (b'{"x": [{"k": 1, "k": 2}]}', "k", {"x": [{"k": 2}]}),
+        (b'{"\\u0061": 1, "a": 2}', "a", {"a": 2}),  # the same name, escaped
+    ],
+)
+def test_a_repeated_member_is_last_wins_or_refused(
+    body: bytes, name: str, last_wins: dict[str, object]
+) -> None:
+    """The AWS door keeps the last value (AWS's own parser does); the backend door's
+    parser refuses the body, naming the member (issue 14 item 8)."""
+    assert parse_object(body) == last_wins
+    with pytest.raises(DuplicateMember) as exc:
+        parse_object_unique(body)
+    assert exc.value.name == name
+
+
+def test_names_that_differ_only_in_case_are_different_members() -> None:
+    assert parse_object_unique(b'{"a": 1, "A": 2}') == {"a": 1, "A": 2}
 
 
 @pytest.mark.parametrize("data", [b"", b"\x00", b"\xff\xfe\xfd", bytes(range(256))])

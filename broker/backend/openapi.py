@@ -37,7 +37,7 @@ SECURITY_SCHEMES: Final[dict[str, tuple[str, dict[str, Any]]]] = {
 }
 
 ERROR_DESCRIPTIONS: Final = {
-    "VALIDATION_ERROR": "The body is not valid JSON, not an object, or breaks a limit.",
+    "VALIDATION_ERROR": "The body is not a JSON object, names a member twice, or breaks a limit.",
     "UNAUTHENTICATED": "No valid session: missing, forged, expired, or for another party.",
     "FORBIDDEN": "The identity is disabled, or a tag of the session was overridden.",
     "NOT_FOUND": "The configured identity pool does not exist.",

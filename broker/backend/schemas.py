@@ -3,8 +3,10 @@
 Every limit is the AWS contract's own (``broker.model_limits``: TokenDuration 1..86400,
 at most 50 PrincipalTags with keys of 1..128 and values of 1..256 characters), so a token
 from this door could equally have come from GetOpenIdTokenForDeveloperIdentity. The body is
-optional; unknown members are refused (a typo must not silently fall back to a default).
-Only trusted mode (``api_key``) names the user in the body: a session names its own user.
+optional; unknown members are refused (a typo must not silently fall back to a default),
+and so is a member named twice in one object (issue 14 item 8: a proxy in front of the
+broker may read the first ``user_id`` where Python's json keeps the last). Only trusted
+mode (``api_key``) names the user in the body: a session names its own user.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from broker import jsontext
 from broker.errors import ValidationException
-from broker.jsonbody import NotAJsonObject, NotJson, parse_object
+from broker.jsonbody import DuplicateMember, NotAJsonObject, NotJson, parse_object
 from broker.model_limits import (
     MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
     MAX_PRINCIPAL_TAGS,
@@ -33,6 +35,7 @@ USER_ID_ONLY_TRUSTED: Final = (
     "user_id is accepted only with BROKER_BACKEND_AUTH=api_key; here the session names the user"
 )
 MAX_LABEL: Final = 40  # a member or map key quoted in a message is cut here
+REPEATED_MEMBER: Final = "The request body names the member '{name}' more than once."
 
 
 class WholeNumber(fields.Integer):
@@ -103,8 +106,10 @@ def load_token_request(body: bytes, *, trusted: bool) -> TokenRequest:
 
 
 def _parse(body: bytes) -> dict[str, Any]:
-    try:
-        data = parse_object(body)  # no body at all is {}; whitespace alone is not JSON
+    try:  # no body at all is {}; whitespace alone is not JSON
+        data = parse_object(body, unique_members=True)  # a proxy may read the first of two
+    except DuplicateMember as exc:
+        raise ValidationException(REPEATED_MEMBER.format(name=_label(exc.name))) from None
     except NotJson:
         raise ValidationException("The request body is not valid UTF-8 JSON.") from None
     except NotAJsonObject:
@@ -121,9 +126,13 @@ def _describe(messages: Any, path: str = "") -> str:
     if isinstance(messages, dict):
         parts = []
         for key, inner in messages.items():
-            label = str(key) if len(str(key)) <= MAX_LABEL else str(key)[:MAX_LABEL] + "..."
+            label = _label(str(key))
             parts.append(_describe(inner, f"{path}.{label}" if path else label))
         return "; ".join(parts)
     if isinstance(messages, list):
         return f"{path}: " + " ".join(str(m) for m in messages)
     return f"{path}: {messages}"
+
+
+def _label(name: str) -> str:
+    return name if len(name) <= MAX_LABEL else name[:MAX_LABEL] + "..."
