@@ -100,6 +100,12 @@ class Exchange:
         return raw.partition("?")[0]
 
     @property
+    def remote_addr(self) -> str:
+        """The client's address as the server saw it (a proxy's, behind a proxy)."""
+        address: str = self.environ.get("REMOTE_ADDR") or ""
+        return address
+
+    @property
     def query_string(self) -> str:
         query: str = self.environ.get("QUERY_STRING", "")
         return query

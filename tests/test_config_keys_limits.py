@@ -9,12 +9,14 @@ from config.limits import RateLimitSettings
 from config.settings import ConfigError, Settings
 
 
-def test_defaults_are_off_and_safe() -> None:
+def test_defaults_are_safe() -> None:
     settings = Settings.from_env({})
     assert settings.keys == KeySettings()
     assert settings.keys.encryption_key is None
     assert settings.keys.retention_seconds == 86400 + 300 == DEFAULT_RETENTION_SECONDS
-    assert settings.limits == RateLimitSettings(per_access_key=None, per_identity=None)
+    assert settings.limits == RateLimitSettings(
+        per_access_key=None, per_identity=None, unsigned_per_address=50, unsigned_per_pool=500
+    )
 
 
 @pytest.mark.parametrize(
@@ -55,6 +57,14 @@ def test_kek_is_not_in_repr() -> None:
             {"BROKER_RATE_LIMIT_PER_IDENTITY": "0"},
             "BROKER_RATE_LIMIT_PER_IDENTITY must be between 1",
         ),
+        (
+            {"BROKER_RATE_LIMIT_UNSIGNED_PER_ADDRESS": "none"},
+            "BROKER_RATE_LIMIT_UNSIGNED_PER_ADDRESS must be requests per second",
+        ),
+        (
+            {"BROKER_RATE_LIMIT_UNSIGNED_PER_POOL": "0"},
+            "BROKER_RATE_LIMIT_UNSIGNED_PER_POOL must be between 1",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(env: dict[str, str], message: str) -> None:
@@ -67,3 +77,10 @@ def test_rate_limits_parse() -> None:
         {"BROKER_RATE_LIMIT_PER_ACCESS_KEY": "50", "BROKER_RATE_LIMIT_PER_IDENTITY": "off"}
     )
     assert limits == RateLimitSettings(per_access_key=50, per_identity=None)
+    unsigned = RateLimitSettings.from_env(
+        {
+            "BROKER_RATE_LIMIT_UNSIGNED_PER_ADDRESS": "7",
+            "BROKER_RATE_LIMIT_UNSIGNED_PER_POOL": "off",
+        }
+    )
+    assert (unsigned.unsigned_per_address, unsigned.unsigned_per_pool) == (7, None)

@@ -165,6 +165,7 @@ def _get_id(via: RedisStore, pool_id: str, now: float) -> Identity:
         broker_account_id=ACCOUNT_ID,
         region=REGION,
         now=now,
+        limit_pool=lambda pool_id: None,
     )
 
 

@@ -26,6 +26,7 @@ from support.processes import BrokerServer, RedisServer
 from broker.errors import BrokerError, ConcurrentModificationException
 from broker.store.connection import RedisConnector
 from broker.store.pool_store import POOL_CHANGE_ATTEMPTS
+from broker.store.rate_limits import WINDOW_TTL_MS
 from broker.store.redis_store import RedisStore
 from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key
 
@@ -373,7 +374,10 @@ def test_delete_identity_pool_leaves_no_key_of_the_pool(
 
         cognito.delete_identity_pool(IdentityPoolId=pool_id)
 
-        assert list(client.scan_iter(match=f"*{pool_id}*")) == []
+        left = list(client.scan_iter(match=f"*{pool_id}*"))
+        # only the GetId's one-second rate window, which expires by itself within 2 s
+        assert all(key.startswith(f"ib:rate:pool:{{{pool_id}}}:") for key in left), left
+        assert all(0 < client.pttl(key) <= WINDOW_TTL_MS for key in left), left
         assert client.zscore("ib:{pools}:index", pool_id) is None
         index = layout.index_entries(client)
         assert pool_id not in index.values()

@@ -1,18 +1,30 @@
-"""Optional rate limits, shared by every worker through Redis (issue 5): 429
-TooManyRequestsException past the limit per access key and per identity."""
+"""Rate limits, shared by every worker through Redis: 429 TooManyRequestsException past
+the optional limits per access key and per identity (issue 5), and past the limits of the
+unsigned operations per source address and per pool, which are on by default (issue 14
+item 5)."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import math
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from support.processes import BrokerServer
-from support.signing import post
+from botocore.exceptions import ClientError
+from support.clients import cognito_client
+from support.identities import unsigned_client
+from support.processes import BrokerServer, RedisServer
+from support.signing import CONTENT_TYPE, TARGET_PREFIX, post
 from support.topologies import Topology
+
+from config.limits import DEFAULT_UNSIGNED_PER_ADDRESS
+from config.settings import Settings
 
 pytestmark = pytest.mark.every_topology
 
@@ -107,7 +119,9 @@ def test_past_the_identity_limit_tokens_get_429(limited: BrokerServer) -> None:
     assert outcomes[(200, "")] <= 2 * 3
 
 
-def test_limits_are_off_by_default(broker_server: BrokerServer, pool: dict[str, Any]) -> None:
+def test_signed_limits_are_off_by_default(
+    broker_server: BrokerServer, pool: dict[str, Any]
+) -> None:
     bodies = [
         (
             "GetOpenIdTokenForDeveloperIdentity",
@@ -152,3 +166,159 @@ def test_the_backend_door_answers_rate_limited_past_the_identity_limit(
     assert (
         client.post("/v1/token", json={"user_id": "busy-user"}, headers=headers).status_code == 200
     )
+
+
+# --- the unsigned operations: per source address and per pool, on by default ------------
+UNSIGNED_BURST = 40
+UNSIGNED_LIMIT = 10  # the per-pool test's
+
+
+def unsigned_broker(redis_url: str, credentials: dict[str, str], **env: str) -> BrokerServer:
+    return BrokerServer(redis_url=redis_url, credentials=credentials, workers=3, env=env)
+
+
+@pytest.fixture(scope="module")
+def own_redis() -> Iterator[RedisServer]:
+    """A standalone Redis of these tests' own, so their bursts count in no other test's
+    windows. They run once, not on every topology: the counter is the same one-key script
+    the limits above are tested with on each."""
+    with RedisServer() as server:
+        yield server
+
+
+def open_pool(server: BrokerServer) -> str:
+    """A pool that allows unauthenticated identities: every GetId writes one."""
+    client = cognito_client(server)
+    try:
+        return str(
+            client.create_identity_pool(
+                IdentityPoolName="open", AllowUnauthenticatedIdentities=True
+            )["IdentityPoolId"]
+        )
+    finally:
+        client.close()
+
+
+def identities_in(server: BrokerServer, pool_id: str) -> int:
+    client = cognito_client(server)
+    try:
+        found, kwargs = 0, {"IdentityPoolId": pool_id, "MaxResults": 60}
+        while True:
+            page = client.list_identities(**kwargs)
+            found += len(page["Identities"])
+            if "NextToken" not in page:
+                return found
+            kwargs["NextToken"] = page["NextToken"]
+    finally:
+        client.close()
+
+
+def burst(server: BrokerServer, calls: list[Callable[[Any], Any]]) -> tuple[Counter[str], int]:
+    """Every call at once (boto3, unsigned, no retries) from 127.0.0.1: "ok" or the status,
+    error code and message of each, and how many one-second windows the burst can have
+    touched (a slow machine may spread it over more than two)."""
+    client = unsigned_client(server.url, max_pool_connections=len(calls))
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[Any], Any]) -> str:
+        barrier.wait()
+        try:
+            call(client)
+            return "ok"
+        except ClientError as exc:
+            error = exc.response["Error"]
+            status = exc.response["ResponseMetadata"]["HTTPStatusCode"]
+            return f"{status} {error['Code']}: {error['Message']}"
+
+    try:
+        with ThreadPoolExecutor(len(calls)) as pool:
+            started = time.monotonic()
+            outcomes = Counter(pool.map(run, calls))
+            return outcomes, math.ceil(time.monotonic() - started) + 1
+    finally:
+        client.close()
+
+
+def get_id_from(address: str, server: BrokerServer, pool_id: str) -> tuple[int, dict[str, Any]]:
+    """One unsigned GetId sent from ``address`` (any of 127.0.0.0/8 binds here)."""
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", server.port, timeout=10, source_address=(address, 0)
+    )
+    try:
+        conn.request(
+            "POST",
+            "/",
+            body=json.dumps({"IdentityPoolId": pool_id}),
+            headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET_PREFIX + "GetId"},
+        )
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def test_unsigned_calls_are_limited_per_source_address_by_default(
+    own_redis: RedisServer, broker_credentials: dict[str, str]
+) -> None:
+    """Issue 14 item 5: 2,000 GetIds in 6 s from one client, each a new identity in Redis.
+    With no rate limit configured, one address now gets 50 calls a second and a 429 past
+    them, and a refused call writes nothing; another address is served meanwhile."""
+    limit = DEFAULT_UNSIGNED_PER_ADDRESS
+    with unsigned_broker(own_redis.url, broker_credentials) as server:
+        pool_id = open_pool(server)
+        outcomes, windows = burst(
+            server, [lambda c: c.get_id(IdentityPoolId=pool_id)] * (3 * limit)
+        )
+        throttled = (
+            f"429 TooManyRequestsException: Rate exceeded: at most {limit} unsigned requests "
+            "per second from address 127.0.0.1."
+        )
+        assert set(outcomes) == {"ok", throttled}, outcomes
+        assert outcomes["ok"] <= windows * limit
+        assert identities_in(server, pool_id) == outcomes["ok"]
+
+        status, answer = get_id_from("127.0.0.2", server, pool_id)
+        assert status == 200 and answer["IdentityId"].startswith("us-east-1:")
+
+
+def test_unsigned_calls_are_limited_per_pool(
+    own_redis: RedisServer, broker_credentials: dict[str, str]
+) -> None:
+    """GetId and GetOpenIdToken count together for the pool, from any address; another
+    pool is served meanwhile."""
+    with unsigned_broker(
+        own_redis.url,
+        broker_credentials,
+        BROKER_RATE_LIMIT_UNSIGNED_PER_ADDRESS="off",
+        BROKER_RATE_LIMIT_UNSIGNED_PER_POOL=str(UNSIGNED_LIMIT),
+    ) as server:
+        busy, quiet = open_pool(server), open_pool(server)
+        status, first = get_id_from("127.0.0.2", server, busy)
+        assert status == 200
+        identity = first["IdentityId"]
+        calls: list[Callable[[Any], Any]] = [
+            lambda c: c.get_id(IdentityPoolId=busy),
+            lambda c: c.get_open_id_token(IdentityId=identity),
+        ] * (UNSIGNED_BURST // 2)
+        outcomes, windows = burst(server, calls)
+        throttled = (
+            "429 TooManyRequestsException: Rate exceeded: at most 10 unsigned requests per "
+            f"second for pool '{busy}'."
+        )
+        assert set(outcomes) == {"ok", throttled}, outcomes
+        assert outcomes["ok"] <= windows * UNSIGNED_LIMIT
+
+        status, _ = get_id_from("127.0.0.3", server, quiet)
+        assert status == 200
+
+
+def test_unsigned_limits_default_to_50_and_500_and_switch_off() -> None:
+    defaults = Settings.from_env({}).limits
+    assert (defaults.unsigned_per_address, defaults.unsigned_per_pool) == (50, 500)
+    off = Settings.from_env(
+        {
+            "BROKER_RATE_LIMIT_UNSIGNED_PER_ADDRESS": "off",
+            "BROKER_RATE_LIMIT_UNSIGNED_PER_POOL": "OFF",
+        }
+    ).limits
+    assert (off.unsigned_per_address, off.unsigned_per_pool) == (None, None)

@@ -1,8 +1,10 @@
 """The AWS JSON 1.1 front door: ``POST /`` with ``X-Amz-Target`` (contract sections 1-2).
 
 The steps run in a fixed order, each failing with the contract's error before the next
-one starts: target (a header), body size (checked before the body is parsed), content
-type, SigV4, members, handler. Served by ``broker.doors`` (plain WSGI, no Flask request).
+one starts: target (a header), for an operation served without SigV4 the rate limit of its
+source address (before the body is even read), body size (checked before the body is
+parsed), content type, SigV4, members, handler (which limits an unsigned operation per
+pool once it has found the pool). Served by ``broker.doors`` (plain WSGI, no Flask request).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class AwsJsonDoor:
         svc = self._svc
         name, operation = _operation(exchange.header("x-amz-target"))
         exchange.operation = name
+        if not operation.signed:  # anyone may call these: limited per address, signed or not
+            svc.limits.check_unsigned_address(exchange.remote_addr)
         body = exchange.body(self._limit, self._too_large)
         mimetype = exchange.mimetype
         if mimetype and mimetype not in ACCEPTED_CONTENT_TYPES:

@@ -1,5 +1,9 @@
 """The unsigned operations (contract sections 2 and 7): GetId, GetOpenIdToken,
-UnlinkIdentity and GetCredentialsForIdentity's refusal."""
+UnlinkIdentity and GetCredentialsForIdentity's refusal.
+
+Each is limited per source address by the door and, once its pool is found, per pool here
+(``config/limits.py``). GetCredentialsForIdentity refuses at once, without reading the
+identity, so only the address limit applies to it."""
 
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ def get_id(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
         broker_account_id=svc.settings.account_id,
         region=svc.settings.region,
         now=svc.clock(),
+        limit_pool=svc.limits.check_unsigned_pool,
     )
     return {"IdentityId": identity.id}
 
@@ -49,6 +54,7 @@ def get_open_id_token(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
         identity_id=p["identity_id"],
         logins=p.get("logins", {}),
         verify=_verifier(svc),
+        limit_pool=svc.limits.check_unsigned_pool,
     )
     svc.limits.check_identity(access.identity.id)  # tokens per identity, as for developers
     now = int(svc.clock())
@@ -78,6 +84,7 @@ def unlink_identity(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
         logins=p["logins"],
         logins_to_remove=p["logins_to_remove"],
         verify=_verifier(svc),
+        limit_pool=svc.limits.check_unsigned_pool,
     )
     return {}
 

@@ -35,6 +35,11 @@ from broker.identity.ports import IdentityStore
 #: not one, or no longer valid. ``broker.tokens.verify.verify_token`` is the real one.
 Verifier = Callable[[str], Mapping[str, Any]]
 
+#: Called with the pool's id once the pool is known and before any work is done for the
+#: caller; raises TooManyRequestsException past the per-pool limit of the unsigned
+#: operations (``broker.ratelimit.RateLimiter.check_unsigned_pool``).
+PoolLimit = Callable[[str], None]
+
 
 @dataclass(frozen=True)
 class Access:
@@ -56,12 +61,14 @@ def get_id(
     broker_account_id: str,
     region: str,
     now: float,
+    limit_pool: PoolLimit,
 ) -> Identity:
     """GetId: without logins, a new unauthenticated identity if the pool allows them. An
     AccountId other than the broker's names a pool that is not here (decision)."""
     if account_id is not None and account_id != broker_account_id:
         raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
     pool = describe_pool(store, pool_id)
+    limit_pool(pool.id)
     developer = pool.config.developer_provider_name
     known = pool.provider_names()
     for provider in logins:
@@ -81,7 +88,12 @@ def get_id(
 
 
 def authenticate(
-    store: IdentityStore, *, identity_id: str, logins: Mapping[str, str], verify: Verifier
+    store: IdentityStore,
+    *,
+    identity_id: str,
+    logins: Mapping[str, str],
+    verify: Verifier,
+    limit_pool: PoolLimit,
 ) -> Access:
     """Decide whether a public call may act for the identity (GetOpenIdToken, UnlinkIdentity).
 
@@ -96,6 +108,7 @@ def authenticate(
     pool = None if identity is None else store.get_pool(identity.pool_id)
     if identity is None or pool is None:
         raise ResourceNotFoundException(messages.IDENTITY_NOT_FOUND.format(identity_id=identity_id))
+    limit_pool(pool.id)  # before a presented token costs a signature check
     if identity.disabled:
         raise NotAuthorizedException(messages.FORBIDDEN.format(identity_id=identity_id))
     for provider in logins:
@@ -144,11 +157,14 @@ def unlink_identity(
     logins: Mapping[str, str],
     logins_to_remove: Sequence[str],
     verify: Verifier,
+    limit_pool: PoolLimit,
 ) -> None:
     """UnlinkIdentity removes public-provider logins, which the broker never links: the
     developer provider's are refused (UnlinkDeveloperIdentity removes them) and any other
     provider is absent from the identity already, so the call changes nothing (decision)."""
-    access = authenticate(store, identity_id=identity_id, logins=logins, verify=verify)
+    access = authenticate(
+        store, identity_id=identity_id, logins=logins, verify=verify, limit_pool=limit_pool
+    )
     developer = access.pool.config.developer_provider_name
     for provider in logins_to_remove:
         if provider == developer:

@@ -74,13 +74,14 @@ def temporary_pool(cognito: Any, **create: Any) -> Iterator[str]:
         cognito.delete_identity_pool(IdentityPoolId=pool_id)
 
 
-def unsigned_client(url: str) -> Any:
-    """A boto3 client that signs nothing, as an app without developer credentials calls."""
+def unsigned_client(url: str, **config: Any) -> Any:
+    """A boto3 client that signs nothing, as an app without developer credentials calls
+    (no retries; ``config`` adds botocore Config options)."""
     return boto3.session.Session(region_name=REGION).client(
         "cognito-identity",
         endpoint_url=url,
         config=botocore.config.Config(
-            signature_version=UNSIGNED, retries={"max_attempts": 1, "mode": "standard"}
+            signature_version=UNSIGNED, retries={"max_attempts": 1, "mode": "standard"}, **config
         ),
     )
 
