@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import botocore.config
 import pytest
+import redis
+from support import redis_clients
 from support.processes import BrokerServer, RedisServer, broker_env
 from support.topologies import RedisClusterServers, SentinelServers, StandaloneRedis, Topology
 
@@ -54,6 +56,30 @@ def topology(request: pytest.FixtureRequest) -> str:
     """The Redis topology of the broker under test: standalone unless the module asks for
     every one (``every_topology``)."""
     return str(getattr(request, "param", "standalone"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_clients_tracked() -> Iterator[None]:
+    """Every client a ``RedisConnector`` hands out in this process (in-process apps, stores,
+    caches) is tracked, to be closed after the test (``support.redis_clients`` says why)."""
+    from broker.store.connection import RedisConnector
+
+    hand_out = RedisConnector.client
+
+    def client(connector: RedisConnector) -> redis.Redis:
+        return redis_clients.track(hand_out(connector))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RedisConnector, "client", client)
+        yield
+    redis_clients.close_all()
+
+
+@pytest.fixture(autouse=True)
+def _redis_clients_closed(_redis_clients_tracked: None) -> Iterator[None]:
+    """After each test (and its other fixtures' teardown), close the Redis clients it used."""
+    yield
+    redis_clients.close_all()
 
 
 @pytest.fixture(scope="session")

@@ -172,7 +172,10 @@ def _sent_commands(server: RedisServer, act: Callable[[], object]) -> list[str]:
     ready = threading.Event()
 
     def watch() -> None:
-        with redis.Redis.from_url(server.url, socket_timeout=10).monitor() as monitor:
+        with (
+            redis.Redis.from_url(server.url, socket_timeout=10) as client,
+            client.monitor() as monitor,
+        ):
             ready.set()
             for entry in monitor.listen():
                 command = entry["command"]

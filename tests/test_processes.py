@@ -86,3 +86,34 @@ def test_child_pids_of_a_process_without_children() -> None:
     with RedisServer() as server:
         assert server.pid is not None
         assert child_pids(server.pid) == []
+
+
+def test_redis_clients_left_open_are_closed_after_the_test(redis_server: RedisServer) -> None:
+    """redis-py clients are reference cycles: one a test drops open is finalized by the
+    garbage collector, whose order may reach the socket first (``ResourceWarning: unclosed
+    <socket.socket ...>`` at some random later test). Those of RedisServer.client() and of
+    every RedisConnector (in-process apps, stores) are tracked and closed after each test."""
+    import gc
+    import weakref
+
+    from support import redis_clients
+
+    from broker.store.connection import RedisConnector
+
+    dropped = redis_server.client()
+    dropped.ping()
+    connector = RedisConnector.from_url(redis_server.url, 2.0)
+    connector.client().ping()
+    watched = [dropped, connector.client()]
+    connections = [
+        weakref.ref(conn)
+        for client in watched
+        for conn in client.connection_pool._available_connections
+    ]
+    assert len(connections) == 2
+    assert all(ref() is not None and ref()._sock is not None for ref in connections)
+    del dropped, connector, watched
+    gc.collect()  # tracked: not collected with its socket open
+    assert all(ref() is not None for ref in connections)
+    redis_clients.close_all()
+    assert all(ref() is None or ref()._sock is None for ref in connections)
