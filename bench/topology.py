@@ -47,7 +47,7 @@ class Side:
 
 def _start(name: str, redis_env: dict[str, str], redis_pids: list[int], workdir: Path, key: str,
            secret: str, venv: Path, extra: dict[str, str]) -> Side:  # fmt: skip
-    side_dir = workdir / name
+    side_dir = workdir / f"broker-{name}"
     side_dir.mkdir()
     broker = procs.Broker(
         workdir=side_dir,
