@@ -576,6 +576,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import compare
 
         return compare.main(args[1:])
+    if args[:1] == ["--topologies"]:
+        from bench import topology
+
+        return topology.main(args[1:])
     if args[:1] == ["--render"]:
         if len(args) != 2:
             sys.exit("usage: bench/run --render docs/benchmarks.json")

@@ -284,6 +284,8 @@ class Broker:
     cpus: str
     extra_env: Mapping[str, str] = field(default_factory=dict)
     root: Path = REPO_ROOT  # the checkout gunicorn serves (bench/compare.py: a worktree)
+    #: A topology's REDIS_* variables instead of ``redis_url`` (bench/topology.py).
+    redis_env: Mapping[str, str] | None = None
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log: Path = Path()
@@ -294,15 +296,13 @@ class Broker:
 
     def env(self) -> dict[str, str]:
         env = {
-            k: v
-            for k, v in os.environ.items()
-            if not (k.startswith(("BROKER_", "AWS_")) or k == "REDIS_URL")
+            k: v for k, v in os.environ.items() if not k.startswith(("BROKER_", "AWS_", "REDIS_"))
         }
+        env.update(dict(self.redis_env) if self.redis_env else {"REDIS_URL": self.redis_url})
         env.update(
             {
                 "BROKER_BIND": f"{LOOPBACK}:{self.port}",
                 "BROKER_ISSUER": self.url,
-                "REDIS_URL": self.redis_url,
                 "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in self.credentials.items()),
             }
         )

@@ -25,8 +25,9 @@ from broker.errors import (
 from broker.services import Clock, Services
 from broker.store import migration
 from broker.store.connection import describe_fault
-from broker.store.faults import REDIS_FAULTS
+from broker.store.faults import REDIS_FAULTS, reported_by_caller
 from broker.web import EXTENSION
+from config.env import is_loopback
 from config.settings import DEV_ACCESS_KEY_ID, Settings
 
 log = logging.getLogger("broker")
@@ -47,6 +48,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
     app.extensions[EXTENSION] = services
     _load_signing_keys(services)
     _migrate_in_background(services)
+    if not settings.issuer_configured and not is_loopback(
+        settings.bind.rpartition(":")[0].strip("[]"), ("localhost", "unix")
+    ):
+        log.warning(
+            "BROKER_ISSUER is not set: tokens name %s as their issuer, derived from "
+            "BROKER_BIND. Behind a load balancer every broker must name the same issuer "
+            "(the URL clients and verifiers reach): set BROKER_ISSUER to it on all of them.",
+            settings.issuer,
+        )
     if settings.dev_credentials:
         log.warning(
             "BROKER_CREDENTIALS is not set: accepting only the documented development key "
@@ -109,7 +119,8 @@ def _load_signing_keys(services: Services) -> None:
     (KeyEncryptionError propagates); a Redis still starting only delays the load. The
     warning names the Redis and what it answered (the store logged the fault itself)."""
     try:
-        services.keyring.current()
+        with reported_by_caller():
+            services.keyring.current()
     except InternalErrorException as exc:
         log.warning(
             "signing keys not loaded yet: %s does not serve (%s); retrying on use",

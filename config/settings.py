@@ -40,6 +40,8 @@ class Settings:
     region: str = DEFAULT_REGION
     account_id: str = DEFAULT_ACCOUNT_ID
     issuer: str = "http://" + DEFAULT_BIND
+    #: False when BROKER_ISSUER was left to its default (derived from BROKER_BIND).
+    issuer_configured: bool = False
     signing_key_file: str | None = None
     bind: str = DEFAULT_BIND
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -96,6 +98,7 @@ class Settings:
             region=region,
             account_id=account,
             issuer=issuer,
+            issuer_configured=bool(environ.get("BROKER_ISSUER", "").strip()),
             signing_key_file=key_file,
             bind=bind,
             max_body_bytes=read_int(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import replace
 
 from broker.errors import (
+    BrokerError,
     InvalidParameterException,
     LimitExceededException,
     ResourceNotFoundException,
@@ -30,9 +32,19 @@ def create_pool(
 ) -> IdentityPool:
     check_tag_count(config.tags)
     pool = IdentityPool(id=new_resource_id(region), config=config, created=now)
-    if not store.reserve_pool_slot(pool.id, max_pools):
-        raise LimitExceededException(messages.POOL_LIMIT.format(limit=max_pools))
-    store.put_new_pool(pool)
+    try:
+        if not store.reserve_pool_slot(pool.id, max_pools):
+            raise LimitExceededException(messages.POOL_LIMIT.format(limit=max_pools))
+        store.put_new_pool(pool)
+    except LimitExceededException:
+        raise
+    except BrokerError:
+        # Not acknowledged (Redis failed, or replicas did not confirm): give the reserved
+        # place back, so a creation the client never learnt of holds nothing (best effort;
+        # the checker reports what a failing Redis keeps).
+        with contextlib.suppress(BrokerError):
+            store.abandon_new_pool(pool.id)
+        raise
     return pool
 
 

@@ -103,7 +103,12 @@ def describe_fault(exc: BaseException) -> str:
     if isinstance(exc, AuthenticationError) or "NOAUTH" in text or "WRONGPASS" in text:
         return f"authentication failed ({text}): check REDIS_PASSWORD or the URL's password"
     if isinstance(exc, MasterNotFoundError):
-        return f"Sentinel knows no master: {text}"
+        why = (
+            "no sentinel answered"
+            if "ConnectionError" in text or "TimeoutError" in text
+            else "the sentinels that answered monitor no master of that name"
+        )
+        return f"Sentinel names no master: {why} (check REDIS_SENTINELS, REDIS_SENTINEL_MASTER)"
     if isinstance(exc, ReplicationUnconfirmed):
         return exc.message
     if isinstance(exc, RedisTimeoutError):

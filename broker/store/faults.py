@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final, TypeVar
 
 import redis
 from redis.exceptions import RedisClusterException
 
 from broker.errors import STORE_UNAVAILABLE_MESSAGE, StoreUnavailable
-from broker.store.connection import RedisConnector, describe_fault
+from broker.store.connection import RedisConnector, ReplicationUnconfirmed, describe_fault
 
 log = logging.getLogger("broker.store")
 
@@ -27,11 +29,26 @@ REDIS_FAULTS: Final = (redis.RedisError, RedisClusterException)
 
 C = TypeVar("C", bound=type)
 
+#: True while a caller reports Redis faults itself (one line at start, not two).
+_CALLER_REPORTS: ContextVar[bool] = ContextVar("caller_reports_redis_faults", default=False)
+
+
+@contextmanager
+def reported_by_caller() -> Iterator[None]:
+    """Within this block the store does not log the faults it translates: the caller
+    names them in its own line."""
+    token = _CALLER_REPORTS.set(True)
+    try:
+        yield
+    finally:
+        _CALLER_REPORTS.reset(token)
+
 
 def store_unavailable(exc: BaseException, connector: RedisConnector | None) -> StoreUnavailable:
     """Log the fault with its cause and the Redis it came from; the error to raise."""
-    where = connector.describe() if connector is not None else "Redis"
-    log.error("redis error: %s: %s", where, describe_fault(exc))
+    if not _CALLER_REPORTS.get():
+        where = connector.describe() if connector is not None else "Redis"
+        log.error("redis error: %s: %s", where, describe_fault(exc))
     return StoreUnavailable(STORE_UNAVAILABLE_MESSAGE)
 
 
@@ -58,6 +75,11 @@ def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
+        except ReplicationUnconfirmed as exc:
+            connector = getattr(self, "_connector", None)
+            where = connector.describe() if connector is not None else "Redis"
+            log.error("redis error: %s: %s", where, exc.message)
+            raise
         except REDIS_FAULTS as exc:
             raise store_unavailable(exc, getattr(self, "_connector", None)) from exc
 

@@ -65,6 +65,11 @@ class PoolStore(ScriptRunner):
         self._call(key, "SET", key, encode_pool(pool), "NX", confirm=always)
         self._name_pool(pool)
 
+    def abandon_new_pool(self, pool_id: str) -> None:
+        """A creation not acknowledged: out of the index and names, its record gone."""
+        self._run(scripts.UNINDEX_POOL, [keys.POOL_INDEX, keys.POOL_NAMES], [pool_id])
+        self.redis.delete(keys.PoolKeys.of(pool_id).pool)
+
     def _name_pool(self, pool: IdentityPool) -> None:
         """The name ListIdentityPools shows, beside the pool index (its slot)."""
         self._call(
