@@ -60,26 +60,28 @@ def topology(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def _redis_clients_tracked() -> Iterator[None]:
-    """Every client a ``RedisConnector`` hands out in this process (in-process apps, stores,
-    caches) is tracked, to be closed after the test (``support.redis_clients`` says why)."""
-    from broker.store.connection import RedisConnector
+    """Every ``redis.Redis`` this process builds (in-process apps, stores, caches, the
+    servers' and topologies' clients, a cluster's node clients, a Sentinel's sentinel
+    clients) is tracked, so that its connections are closed after each test
+    (``support.redis_clients`` says why)."""
+    build = redis.Redis.__init__
 
-    hand_out = RedisConnector.client
-
-    def client(connector: RedisConnector) -> redis.Redis:
-        return redis_clients.track(hand_out(connector))
+    def init(self: redis.Redis, *args: Any, **kwargs: Any) -> None:
+        build(self, *args, **kwargs)
+        redis_clients.track(self)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(RedisConnector, "client", client)
+        patch.setattr(redis.Redis, "__init__", init)
         yield
-    redis_clients.close_all()
+    redis_clients.disconnect_all()
 
 
 @pytest.fixture(autouse=True)
-def _redis_clients_closed(_redis_clients_tracked: None) -> Iterator[None]:
-    """After each test (and its other fixtures' teardown), close the Redis clients it used."""
+def _redis_clients_disconnected(_redis_clients_tracked: None) -> Iterator[None]:
+    """After each test (and its other fixtures' teardown), close the Redis connections of
+    every tracked client."""
     yield
-    redis_clients.close_all()
+    redis_clients.disconnect_all()
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,15 @@ append-only file, and leaves nothing running once stopped."""
 
 from __future__ import annotations
 
+import gc
 import socket
+import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
+from redis.cluster import RedisCluster
+from support import redis_clients
 from support.processes import (
     REDIS_DURABLE_CONFIG,
     RedisServer,
@@ -14,6 +19,9 @@ from support.processes import (
     free_port,
     pid_alive,
 )
+from support.topologies import Topology, connector_for
+
+from broker.store.connection import RedisConnector
 
 
 def test_free_port_can_be_bound() -> None:
@@ -88,32 +96,81 @@ def test_child_pids_of_a_process_without_children() -> None:
         assert child_pids(server.pid) == []
 
 
-def test_redis_clients_left_open_are_closed_after_the_test(redis_server: RedisServer) -> None:
-    """redis-py clients are reference cycles: one a test drops open is finalized by the
-    garbage collector, whose order may reach the socket first (``ResourceWarning: unclosed
-    <socket.socket ...>`` at some random later test). Those of RedisServer.client() and of
-    every RedisConnector (in-process apps, stores) are tracked and closed after each test."""
-    import gc
-    import weakref
+def _connections(client: Any) -> list[weakref.ref[Any]]:
+    """Weak references to every connection ``client`` holds: a ``redis.Redis`` (and a
+    Sentinel master's sentinels) or a ``RedisCluster`` (its nodes' clients)."""
+    if isinstance(client, RedisCluster):
+        pools = [
+            n.redis_connection.connection_pool for n in client.get_nodes() if n.redis_connection
+        ]
+    else:
+        pools = [client.connection_pool]
+        manager = getattr(client.connection_pool, "sentinel_manager", None)
+        if manager is not None:
+            pools += [sentinel.connection_pool for sentinel in manager.sentinels]
+    return [
+        weakref.ref(conn)
+        for pool in pools
+        for conn in [*pool._available_connections, *pool._in_use_connections]
+    ]
 
-    from support import redis_clients
 
-    from broker.store.connection import RedisConnector
+def _open(refs: list[weakref.ref[Any]]) -> int:
+    return sum(1 for ref in refs if (conn := ref()) is not None and conn._sock is not None)
 
+
+def test_redis_clients_left_open_are_disconnected_after_the_test(
+    redis_server: RedisServer,
+) -> None:
+    """redis-py's pools are reference cycles: a client a test drops with its connections
+    open is finalized by the garbage collector, whose order may reach the socket first
+    (``ResourceWarning: unclosed <socket.socket ...>`` at some random later test). Every
+    ``redis.Redis`` is held until its connections are closed after the test; one still used
+    elsewhere works afterwards, one used nowhere else is let go."""
     dropped = redis_server.client()
     dropped.ping()
+    gone = weakref.ref(dropped)
     connector = RedisConnector.from_url(redis_server.url, 2.0)
-    connector.client().ping()
-    watched = [dropped, connector.client()]
-    connections = [
-        weakref.ref(conn)
-        for client in watched
-        for conn in client.connection_pool._available_connections
-    ]
-    assert len(connections) == 2
-    assert all(ref() is not None and ref()._sock is not None for ref in connections)
-    del dropped, connector, watched
-    gc.collect()  # tracked: not collected with its socket open
-    assert all(ref() is not None for ref in connections)
-    redis_clients.close_all()
-    assert all(ref() is None or ref()._sock is None for ref in connections)
+    kept = connector.client()
+    kept.ping()
+    connector.call("a-key", "GET", "a-key")  # ping's connection, now held for call()
+    connections = _connections(dropped) + _connections(kept)
+    assert _open(connections) == 2
+    del dropped
+    gc.collect()  # held: not collected with its socket open
+    assert gone() is not None and _open(connections) == 2
+    redis_clients.disconnect_all()
+    assert _open(connections) == 0
+    gc.collect()
+    assert gone() is None  # nothing else held it: let go, its sockets closed
+    assert kept.ping() is True  # a disconnected client connects again when used
+    assert connector.call("a-key", "GET", "a-key") is None
+
+
+@pytest.mark.parametrize("topology", ["cluster", "sentinel"])
+def test_topology_clients_left_open_are_disconnected_and_still_serve(
+    topology: str, request: pytest.FixtureRequest
+) -> None:
+    """The topologies' clients too: a RedisCluster's node clients and a Sentinel's master
+    and sentinel clients. A connector a longer-lived fixture keeps (a cluster's above all,
+    which ``close()`` would leave unusable) serves again after the test's disconnect."""
+    servers: Topology = request.getfixturevalue(
+        "redis_cluster" if topology == "cluster" else "redis_sentinels"
+    )
+    dropped = servers.client()
+    dropped.set("left-open", "1")
+    connector = connector_for(servers)
+    kept = connector.client()
+    assert kept.get("left-open") == "1"
+    connector.call("left-open", "GET", "left-open")
+    connections = _connections(dropped) + _connections(kept)
+    assert _open(connections) >= 2
+    del dropped
+    gc.collect()
+    assert _open(connections) >= 2  # held: not collected with their sockets open
+    redis_clients.disconnect_all()
+    assert _open(connections) == 0
+    assert connector.client().get("left-open") == "1"
+    assert connector.call("left-open", "GET", "left-open") == "1"
+    assert connector.health() == []
+    connector.client().delete("left-open")

@@ -30,8 +30,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from support import redis_clients
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 REDIS_DEFAULT_CONFIG: tuple[str, ...] = ("--save", "", "--appendonly", "no")
@@ -220,11 +218,11 @@ class RedisServer(ManagedProcess):
 
     def client(self, **kwargs: object) -> redis.Redis:
         """A new client (decode_responses=True): close it, or use it as a context manager;
-        one left open is closed after the test (``support.redis_clients``)."""
+        one left open has its connections closed after the test (``support.redis_clients``,
+        which tracks every ``redis.Redis`` of the test process)."""
         options: dict[str, object] = {"decode_responses": True, "socket_timeout": 5.0}
         options.update(kwargs)
-        client = redis.Redis(host="127.0.0.1", port=self.port, db=0, **options)  # type: ignore[arg-type]
-        return redis_clients.track(client)
+        return redis.Redis(host="127.0.0.1", port=self.port, db=0, **options)  # type: ignore[arg-type]
 
     def ping(self) -> bool:
         """One PING, no retries (redis-py would otherwise back off for seconds)."""
