@@ -89,10 +89,19 @@ def migrate() -> None:
 
 @broker.command("keys")
 def list_keys() -> None:
-    """The published keys, current first (kids only: never key material)."""
+    """The stored keys, current first, with each one's role and whether it is sealed
+    (kids only: never key material)."""
+    source = services().key_source
+    if isinstance(source, RedisKeySource):
+        services().keyring.current()  # loads the keys: seals clear ones when a KEK is set
+        for state in source.states():
+            sealing = "sealed" if state.sealed else "NOT sealed (clear PEM in Redis)"
+            click.echo(f"{state.kid} {state.role}, {sealing}")
+        return
     keyring = services().keyring
     current = keyring.current().kid
     click.echo(f"{current} current")
     for key in keyring.published():
         if key.kid != current:
             click.echo(f"{key.kid} published, not signing (staged or retired)")
+    click.echo("(keys from BROKER_SIGNING_KEY_FILE: not stored in Redis)")

@@ -211,6 +211,62 @@ def test_keys_are_sealed_at_rest_and_refused_without_the_kek(
         assert reopened.test_client().get("/readyz").status_code == 200
 
 
+def test_clear_keys_are_sealed_at_start_once_the_kek_is_set(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A store whose keys were written before BROKER_KEY_ENCRYPTION_KEY was set: the first
+    start with the KEK seals every key in place (the same kids, so tokens signed before
+    still verify), once however many processes start together; ``broker keys`` says so."""
+    kek = secrets.token_hex(32)
+    clock = Clock()
+    with RedisServer() as redis_server:
+        plain = create_app(settings_for(redis_server.url))
+        client = plain.test_client()
+        pool = create_pool(client, clock, "sealing")
+        before = token_of(client, clock, pool)
+        rotate(redis_server.url)  # a second clear key, now current; the first one retired
+        stored = redis_server.client().hgetall("ib:{signing}:keys")
+        assert len(stored) == 2 and all("PRIVATE KEY" in record for record in stored.values())
+
+        connector = RedisConnector.from_url(redis_server.url, 2.0)
+        sources = [
+            RedisKeySource(RedisSigningKeys(connector), sealer=KeySealer(bytes.fromhex(kek)))
+            for _ in range(4)
+        ]
+        start = threading.Barrier(len(sources))
+
+        def load(source: RedisKeySource) -> None:
+            start.wait()
+            source.load()
+
+        with caplog.at_level("WARNING", logger="broker.tokens.keys"):
+            threads = [threading.Thread(target=load, args=(s,)) for s in sources]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        sealed_logs = [r.getMessage() for r in caplog.records if "stored in clear" in r.message]
+        assert sorted(sealed_logs) == sorted(
+            f"signing key {kid} was stored in clear: sealed it with BROKER_KEY_ENCRYPTION_KEY"
+            for kid in stored
+        )
+
+        after = redis_server.client().hgetall("ib:{signing}:keys")
+        assert set(after) == set(stored)
+        for kid, raw in after.items():
+            record = json.loads(raw)
+            assert "pem" not in record and "PRIVATE KEY" not in raw
+            assert record["created"] == json.loads(stored[kid])["created"]
+            assert KeySealer(bytes.fromhex(kek)).open(kid, record) == json.loads(stored[kid])["pem"]
+        assert [s.sealed for s in sources[0].states()] == [True, True]
+
+        with pytest.raises(KeyEncryptionError, match="BROKER_KEY_ENCRYPTION_KEY is not set"):
+            create_app(settings_for(redis_server.url))
+        sealed_app = create_app(settings_for(redis_server.url, BROKER_KEY_ENCRYPTION_KEY=kek))
+        jwks = sealed_app.test_client().get("/.well-known/jwks.json").get_json()
+        assert kid_of(before) in {key["kid"] for key in jwks["keys"]}
+
+
 def test_a_sealed_key_cannot_be_moved_under_another_kid() -> None:
     sealer = KeySealer(bytes(32))
     record = sealer.seal("kid-a", "-----BEGIN PRIVATE KEY-----...")
@@ -254,12 +310,16 @@ def test_the_rotate_key_command_switches_the_current_key() -> None:
         first = run("keys").split()[0]
         staged = run("rotate-key")
         assert f"{first} signs until then" in staged
-        assert run("keys").splitlines()[0] == f"{first} current"  # staged: not signing yet
+        listed = run("keys").splitlines()
+        assert listed[0] == f"{first} current, NOT sealed (clear PEM in Redis)"  # no KEK
+        assert [line.split(" ", 1)[1] for line in listed[1:]] == [
+            "staged, NOT sealed (clear PEM in Redis)"
+        ]
         rotated = run("rotate-key", "--now")
         second = run("keys").splitlines()
         assert f"{first} retired" in rotated
-        assert second[0].endswith(" current") and not second[0].startswith(first)
-        assert f"{first} published, not signing (staged or retired)" in second
+        assert second[0].split(" ", 1)[1].startswith("current") and not second[0].startswith(first)
+        assert f"{first} retired, NOT sealed (clear PEM in Redis)" in second
         assert "PRIVATE" not in rotated + "".join(second)
 
 

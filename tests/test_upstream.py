@@ -279,6 +279,9 @@ def test_a_renewal_counts_once_against_the_per_identity_limit(
         clock,
         BROKER_RATE_LIMIT_PER_IDENTITY="1",
         BROKER_BACKEND_CACHE_MIN_REMAINING="1",  # no reuse: every request renews
+        # A slow upstream would serve the stale token instead of renewing it (CI is loaded).
+        BROKER_UPSTREAM_DEADLINE="30",
+        BROKER_UPSTREAM_READ_TIMEOUT="20",
     )
     first = token_for(client, "renewed-once")  # unknown until now: not counted
     clock.advance(1)

@@ -65,6 +65,14 @@ redis.call('HDEL', KEYS[4], ARGV[1])
 return 1
 """
 
+# KEYS: keys hash   ARGV: kid, the record as read, its replacement
+# Compare-and-set: of several processes sealing the same clear key, only the first writes.
+REPLACE_SIGNING_KEY = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
 
 @translates_faults
 class RedisSigningKeys(ScriptRunner):
@@ -121,6 +129,13 @@ class RedisSigningKeys(ScriptRunner):
             confirm=always,
         )
         return bool(promoted)
+
+    def replace(self, kid: str, old: str, new: str) -> bool:
+        """Write ``new`` as ``kid``'s record if it still holds ``old``."""
+        replaced = self._run(
+            REPLACE_SIGNING_KEY, [keys.SIGNING_KEYS], [kid, old, new], confirm=always
+        )
+        return bool(replaced)
 
 
 @translates_faults

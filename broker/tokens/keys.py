@@ -9,6 +9,7 @@ The kid is the key's RFC 7638 thumbprint (contract section 6, decision).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -21,6 +22,8 @@ from joserfc.jwk import RSAKey
 from broker.errors import InternalErrorException
 from broker.tokens.sealing import KeyEncryptionError, KeySealer
 from config.keys import DEFAULT_RETENTION_SECONDS
+
+log = logging.getLogger(__name__)
 
 RSA_BITS = 2048
 ALGORITHM = "RS512"
@@ -102,6 +105,16 @@ class StoredKeys(Protocol):
         self, kid: str, record: str, activate_at: float, prune_before: float
     ) -> str | None: ...
     def promote(self, kid: str, now: float) -> bool: ...
+    def replace(self, kid: str, old: str, new: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """What ``broker keys`` says of one stored key (never its material)."""
+
+    kid: str
+    role: str  # "current", "staged", "retired" or "published"
+    sealed: bool
 
 
 class RedisKeySource:
@@ -132,7 +145,7 @@ class RedisKeySource:
         return json.dumps({**fields, "created": self._clock()})
 
     def load(self) -> KeySet:
-        stored = self._stored.load_keys()
+        stored = self._seal_plain_keys(self._stored.load_keys())
         now = self._clock()
         due = [k for k, at in stored.pending.items() if at <= now and k in stored.records]
         if due:  # a staged key's time has come: whichever worker sees it first promotes it
@@ -154,6 +167,44 @@ class RedisKeySource:
                 pem = self._sealer.open(kid, json.loads(records[kid]))
                 self._parsed[kid] = SigningKey.from_pem(pem)
         return KeySet(current=self._parsed[current], published=tuple(self._parsed[k] for k in live))
+
+    def _seal_plain_keys(self, stored: StoredKeySet) -> StoredKeySet:
+        """With a key-encryption key set, seal every key still stored in clear (written
+        before the KEK was configured, or by a broker without it). Each record is replaced
+        only if it is still the clear one this process read, so whichever worker or broker
+        comes first seals it, once; the others find it sealed."""
+        if not self._sealer.sealing:
+            return stored
+        plain = {kid: rec for kid, rec in stored.records.items() if "pem" in json.loads(rec)}
+        if not plain:
+            return stored
+        for kid, raw in plain.items():
+            record = json.loads(raw)
+            sealed = {**record, **self._sealer.seal(kid, record.pop("pem"))}
+            sealed.pop("pem", None)
+            if self._stored.replace(kid, raw, json.dumps(sealed)):
+                log.warning(
+                    "signing key %s was stored in clear: sealed it with "
+                    "BROKER_KEY_ENCRYPTION_KEY",
+                    kid,
+                )
+        return self._stored.load_keys()
+
+    def states(self) -> list[KeyState]:
+        """Every stored key, the signing one first, with its role and sealing state."""
+        stored = self._stored.load_keys()
+
+        def role(kid: str) -> str:
+            if kid == stored.current:
+                return "current"
+            if kid in stored.pending:
+                return "staged"
+            return "retired" if kid in stored.retired else "published"
+
+        kids = sorted(stored.records, key=lambda kid: (kid != stored.current, kid))
+        return [
+            KeyState(kid, role(kid), "sealed" in json.loads(stored.records[kid])) for kid in kids
+        ]
 
     def rotate(self, activate_after: float = 0.0) -> tuple[str | None, str]:
         """A new key: signing now (``activate_after`` 0) or staged to sign after that many

@@ -25,6 +25,11 @@ class KeySealer:
     def __init__(self, kek: bytes | None) -> None:
         self._aead = AESGCM(kek) if kek is not None else None
 
+    @property
+    def sealing(self) -> bool:
+        """A key-encryption key is set: keys are written sealed."""
+        return self._aead is not None
+
     def seal(self, kid: str, pem: str) -> dict[str, Any]:
         """The record fields holding ``pem``: sealed when a KEK is set, plain otherwise."""
         if self._aead is None:
