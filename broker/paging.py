@@ -23,8 +23,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
 
-from broker.b64 import b64decode, b64encode
 from broker.errors import InvalidParameterException
 
 INVALID_TOKEN = "The NextToken is invalid or belongs to another listing."  # noqa: S105
@@ -52,7 +52,7 @@ class PageTokens:
         nonce = os.urandom(NONCE_BYTES)
         plaintext = json.dumps(after, separators=(",", ":")).encode()
         sealed = self._cipher().encrypt(nonce, plaintext, _associated_data(kind, scope))
-        return b64encode(nonce + sealed)
+        return urlsafe_b64encode(nonce + sealed).decode()
 
     def decode(self, token: str, kind: str, scope: str) -> int:
         """The position of a numeric listing (a creation sequence number)."""
@@ -70,8 +70,9 @@ class PageTokens:
 
     def _decode(self, token: str, kind: str, scope: str) -> object:
         try:
-            raw = b64decode(token)
-            if len(raw) < NONCE_BYTES + TAG_BYTES or b64encode(raw) != token:  # one spelling only
+            raw = urlsafe_b64decode(token.encode("ascii"))
+            spelled_once = urlsafe_b64encode(raw).decode() == token  # one spelling only
+            if len(raw) < NONCE_BYTES + TAG_BYTES or not spelled_once:
                 raise InvalidParameterException(INVALID_TOKEN)
             nonce, sealed = raw[:NONCE_BYTES], raw[NONCE_BYTES:]
             plaintext = self._cipher().decrypt(nonce, sealed, _associated_data(kind, scope))

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
-from broker.model_limits import DEVELOPER_PROVIDER_NAME_PATTERN as PROVIDER_PATTERN
-from broker.model_limits import MAX_ID_LENGTH as MAX_POOL_ID_LENGTH
-from broker.model_limits import (  # the service model's limits (constraints.md)
+from config.aws_model import DEVELOPER_PROVIDER_NAME_PATTERN as PROVIDER_PATTERN
+from config.aws_model import MAX_ID_LENGTH as MAX_POOL_ID_LENGTH
+from config.aws_model import (  # the service model's limits (constraints.md)
     MAX_POOL_NAME_LENGTH,
     MAX_TAG_KEY_LENGTH,
     POOL_ID_PATTERN,
     POOL_NAME_PATTERN,
 )
-from broker.model_limits import MAX_PROVIDER_NAME_LENGTH as MAX_PROVIDER_LENGTH
+from config.aws_model import MAX_PROVIDER_NAME_LENGTH as MAX_PROVIDER_LENGTH
 from config.env import (
     BETWEEN_0_AND_60_SECONDS,
     is_loopback,

@@ -8,13 +8,13 @@ kept out of ``repr``.
 
 from __future__ import annotations
 
+import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from broker.b64 import b64decode
-from broker.model_limits import MAX_TOKEN_DURATION
+from config.aws_model import MAX_TOKEN_DURATION
 from config.env import read_float, read_int, text
 from config.errors import ConfigError
 
@@ -60,7 +60,7 @@ def _kek(raw: str) -> bytes | None:
             decoded = None
     if decoded is None:
         try:
-            decoded = b64decode(raw)
+            decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
         except (binascii.Error, ValueError):
             decoded = None
     if decoded is None or len(decoded) != KEK_BYTES:

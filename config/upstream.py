@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from broker.model_limits import DEVELOPER_PROVIDER_NAME_PATTERN as PROVIDER_PATTERN
-from broker.model_limits import MAX_ID_LENGTH as MAX_POOL_ID_LENGTH
-from broker.model_limits import MAX_PROVIDER_NAME_LENGTH as MAX_PROVIDER_LENGTH
-from broker.model_limits import POOL_ID_PATTERN  # the service model's (constraints.md)
+from config.aws_model import DEVELOPER_PROVIDER_NAME_PATTERN as PROVIDER_PATTERN
+from config.aws_model import MAX_ID_LENGTH as MAX_POOL_ID_LENGTH
+from config.aws_model import MAX_PROVIDER_NAME_LENGTH as MAX_PROVIDER_LENGTH
+from config.aws_model import POOL_ID_PATTERN  # the service model's (constraints.md)
 from config.env import matches, read_choice, read_float, read_int, required, text
 from config.errors import ConfigError
 

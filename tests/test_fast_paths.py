@@ -16,23 +16,16 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from marshmallow import ValidationError
 from werkzeug.datastructures import EnvironHeaders
 
 from broker import jsonbody, uuids
 from broker.awsjson import sigv4
-from broker.awsjson.schemas import SCHEMAS
 from broker.backend import envelope
-from broker.backend.schemas import SESSION_SCHEMA, TRUSTED_SCHEMA
 from broker.doors import Exchange
 from broker.errors import (
     IncompleteSignatureException,
     InvalidSignatureException,
-    SerializationException,
 )
-from broker.schema_loading import SchemaLoader
 from broker.store.connection import RedisConnector
 from broker.store.script_runner import ScriptRunner
 
@@ -75,78 +68,6 @@ def test_exchange_headers_are_werkzeugs_under_lower_case_names(environ: dict[str
     expected = {name.lower(): value for name, value in EnvironHeaders(environ).items()}
     headers = Exchange(environ, "rid").headers
     assert list(headers.items()) == list(expected.items())
-
-
-# --- validation: SchemaLoader stands for marshmallow's Schema.load ------------------------
-ALL_SCHEMAS = {**SCHEMAS, "session": SESSION_SCHEMA, "trusted": TRUSTED_SCHEMA}
-
-
-def test_every_door_schema_is_loaded_without_marshmallows_machinery() -> None:
-    for schema in ALL_SCHEMAS.values():
-        assert SchemaLoader(schema).fields is not None
-
-
-def _outcome(load: Callable[[], Any]) -> tuple[str, Any, str]:
-    """What a load gave, with its repr: messages are worded in their order."""
-    try:
-        result: tuple[str, Any] = ("loaded", load())
-    except ValidationError as err:
-        result = ("invalid", err.messages)
-    except SerializationException as err:
-        result = ("serialization", err.message)
-    return (*result, repr(result[1]))
-
-
-_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
-_JSON = st.recursive(
-    _SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner)
-)
-_VALUES = (
-    _JSON
-    | st.from_regex(r"us-east-1:[0-9a-f-]{1,40}", fullmatch=True)
-    | st.dictionaries(st.sampled_from(["login.dev", "x" * 130, ""]), _SCALARS, max_size=3)
-    | st.integers(min_value=-1, max_value=90_000)
-    | st.sampled_from([900.0, 1.5, "u" * 1025])
-)
-
-
-@st.composite
-def _requests(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
-    """A schema and a body mixing its own members (of any JSON type) with others."""
-    name = draw(st.sampled_from(sorted(ALL_SCHEMAS)))
-    members = [field.data_key or key for key, field in ALL_SCHEMAS[name].load_fields.items()]
-    keys = st.sampled_from(members) | st.text(max_size=5)
-    return name, draw(st.dictionaries(keys, _VALUES, max_size=6))
-
-
-@settings(max_examples=600, deadline=None)
-@given(_requests())
-def test_loading_gives_what_marshmallow_gives(request: tuple[str, dict[str, Any]]) -> None:
-    name, data = request
-    schema = ALL_SCHEMAS[name]
-    assert _outcome(lambda: SchemaLoader(schema).load(data)) == _outcome(lambda: schema.load(data))
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "invalid"),
-    [
-        (
-            "GetOpenIdTokenForDeveloperIdentity",
-            {"TokenDuration": 0, "Logins": {"": "u"}, "Other": 1},  # no IdentityPoolId
-            {"IdentityPoolId", "Logins", "TokenDuration"},
-        ),
-        ("trusted", {"token_duration": 0, "x": 1, "y": 2}, {"user_id", "token_duration", "x", "y"}),
-        ("session", {"principal_tags": {"": "v"}}, {"principal_tags"}),
-    ],
-)
-def test_loading_reports_each_invalid_member_as_marshmallow_does(
-    name: str, data: dict[str, Any], invalid: set[str]
-) -> None:
-    schema = ALL_SCHEMAS[name]
-    outcome = _outcome(lambda: SchemaLoader(schema).load(data))
-    assert outcome == _outcome(lambda: schema.load(data))
-    assert outcome[0] == "invalid"
-    assert set(outcome[1]) == invalid
 
 
 # --- JSON bodies: a decoder made once stands for json.loads -------------------------------

@@ -1,5 +1,5 @@
 """The small helpers both front doors and every config module share: the strict JSON body
-parser, unpadded base64url, the environment readers, and the AWS door's two tables."""
+parser, the environment readers, and the AWS door's two tables."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from broker.awsjson.operations import OPERATIONS as DISPATCH
 from broker.awsjson.schemas import SCHEMAS
-from broker.b64 import b64decode, b64encode
 from broker.jsonbody import (
     DuplicateMember,
     NotAJsonObject,
@@ -89,13 +88,6 @@ def test_a_repeated_member_is_last_wins_or_refused(
 
 def test_names_that_differ_only_in_case_are_different_members() -> None:
     assert parse_object_unique(b'{"a": 1, "A": 2}') == {"a": 1, "A": 2}
-
-
-@pytest.mark.parametrize("data", [b"", b"\x00", b"\xff\xfe\xfd", bytes(range(256))])
-def test_b64_round_trip_without_padding(data: bytes) -> None:
-    text = b64encode(data)
-    assert "=" not in text and "+" not in text and "/" not in text
-    assert b64decode(text) == data
 
 
 @pytest.mark.parametrize(

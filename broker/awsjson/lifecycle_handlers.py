@@ -8,8 +8,8 @@ from typing import Any
 
 from broker.identity import lifecycle, lookup
 from broker.identity.models import Identity
-from broker.model_limits import MAX_RESULTS
 from broker.services import Services
+from config.aws_model import MAX_RESULTS
 
 #: NextToken kinds: a token of one listing is refused by every other.
 IDENTITY_LIST_KIND = "identities"

@@ -11,7 +11,7 @@ Top-level members load under snake_case keys (``OpenIdConnectProviderARNs`` ->
 ``open_id_connect_provider_arns``); nested structures (CognitoIdentityProvider,
 RoleMapping, RulesConfiguration, MappingRule) stay plain dicts with their AWS member names,
 because they are stored and echoed back verbatim. The patterns and limits are
-``broker.model_limits``, re-exported here.
+``config.aws_model``, re-exported here.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from broker.awsjson.fields import (
     StrictString,
     StrictStruct,
 )
-from broker.model_limits import (
+from config.aws_model import (
     ACCOUNT_ID_PATTERN,
     AMBIGUOUS_ROLE_RESOLUTIONS,
     CLAIM_PATTERN,

@@ -27,7 +27,6 @@ from broker.awsjson.fields import StrictField, Violation, camel_case
 from broker.awsjson.schemas import OPERATIONS, SCHEMAS
 from broker.errors import SerializationException, ValidationException
 from broker.jsonbody import NotAJsonObject, NotJson, parse_object
-from broker.schema_loading import SchemaLoader
 
 # OPERATIONS (the operation names that have a schema) and StrictField are re-exported.
 __all__ = ["OPERATIONS", "StrictField", "load_request"]
@@ -45,14 +44,10 @@ def load_request(operation: str, body: bytes) -> dict[str, Any]:
     schema = SCHEMAS[operation]
     data = _parse(body)
     try:
-        result = _LOADERS[operation].load(data)
+        result: dict[str, Any] = schema.load(data)
     except ValidationError as err:
         raise _validation_exception(schema, err.messages) from None
     return result
-
-
-#: Operation -> the loader of its schema.
-_LOADERS: Final = {operation: SchemaLoader(schema) for operation, schema in SCHEMAS.items()}
 
 
 # --- the body ----------------------------------------------------------------------------

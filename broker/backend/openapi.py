@@ -13,7 +13,8 @@ from typing import Any, Final
 
 from broker.backend.envelope import STATUS_OF
 from broker.backend.translators.api_key import HEADER as API_KEY_HEADER
-from broker.model_limits import (
+from broker.tokens.claims import DEFAULT_TOKEN_DURATION
+from config.aws_model import (
     IDENTITY_ID_PATTERN,
     MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
     MAX_PRINCIPAL_TAGS,
@@ -22,7 +23,6 @@ from broker.model_limits import (
     MAX_TOKEN_DURATION,
     MIN_TOKEN_DURATION,
 )
-from broker.tokens.claims import DEFAULT_TOKEN_DURATION
 from config.backend import DEFAULT_COOKIE_NAME, BackendSettings
 
 TOKEN_PATH: Final = "/v1/token"  # noqa: S105 - a URL path, not a secret

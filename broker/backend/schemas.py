@@ -1,6 +1,6 @@
 """The body of ``POST /v1/token``, validated at the edge with marshmallow.
 
-Every limit is the AWS contract's own (``broker.model_limits``: TokenDuration 1..86400,
+Every limit is the AWS contract's own (``config.aws_model``: TokenDuration 1..86400,
 at most 50 PrincipalTags with keys of 1..128 and values of 1..256 characters), so a token
 from this door could equally have come from GetOpenIdTokenForDeveloperIdentity. The body is
 optional; unknown members are refused (a typo must not silently fall back to a default),
@@ -20,7 +20,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from broker import jsontext
 from broker.errors import ValidationException
 from broker.jsonbody import DuplicateMember, NotAJsonObject, NotJson, parse_object
-from broker.model_limits import (
+from broker.tokens.claims import DEFAULT_TOKEN_DURATION
+from config.aws_model import (
     MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
     MAX_PRINCIPAL_TAGS,
     MAX_TAG_KEY_LENGTH,
@@ -28,8 +29,6 @@ from broker.model_limits import (
     MAX_TOKEN_DURATION,
     MIN_TOKEN_DURATION,
 )
-from broker.schema_loading import SchemaLoader
-from broker.tokens.claims import DEFAULT_TOKEN_DURATION
 
 USER_ID_ONLY_TRUSTED: Final = (
     "user_id is accepted only with BROKER_BACKEND_AUTH=api_key; here the session names the user"
@@ -79,7 +78,7 @@ class TrustedTokenRequestSchema(TokenRequestSchema):
 
 SESSION_SCHEMA: Final = TokenRequestSchema()
 TRUSTED_SCHEMA: Final = TrustedTokenRequestSchema()
-_LOADERS: Final = {False: SchemaLoader(SESSION_SCHEMA), True: SchemaLoader(TRUSTED_SCHEMA)}
+_SCHEMAS: Final = {False: SESSION_SCHEMA, True: TRUSTED_SCHEMA}
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def load_token_request(body: bytes, *, trusted: bool) -> TokenRequest:
     if not trusted and "user_id" in data:
         raise ValidationException(USER_ID_ONLY_TRUSTED)
     try:
-        loaded = _LOADERS[trusted].load(data)
+        loaded = _SCHEMAS[trusted].load(data)
     except ValidationError as err:
         raise ValidationException("Invalid request body: " + _describe(err.messages)) from None
     return TokenRequest(

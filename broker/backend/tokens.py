@@ -21,9 +21,9 @@ from broker.backend.translators.session import Session
 from broker.errors import ResourceNotFoundException, ValidationException
 from broker.identity.developer import DeveloperLogin, DeveloperProviders, resolve_developer_login
 from broker.identity.ports import IdentityStore
-from broker.model_limits import MAX_PRINCIPAL_TAGS
 from broker.store.token_cache import CachedToken
 from broker.tokens.issuing import TokenIssuer
+from config.aws_model import MAX_PRINCIPAL_TAGS
 
 TAG_FROM_SESSION: Final = (
     "principal_tags.{tag}: this tag comes from the session and cannot be set in the body."

@@ -18,7 +18,6 @@ from broker.errors import (
 )
 from broker.identity import messages
 from broker.identity.models import (
-    MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
     Identity,
     IdentityPool,
     login_key,
@@ -26,6 +25,7 @@ from broker.identity.models import (
 )
 from broker.identity.outcomes import LINK_ERRORS, raise_for
 from broker.identity.ports import IdentityStore, LinkOutcome
+from config.aws_model import MAX_DEVELOPER_USER_IDENTIFIER_LENGTH
 
 
 @dataclass(frozen=True)

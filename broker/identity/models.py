@@ -14,7 +14,6 @@ COGNITO_PROVIDER = "cognito-identity.amazonaws.com"
 
 #: The longest developer user id (DeveloperUserIdentifier in the service model), whether it
 #: arrives as a member of Lookup/Merge/Unlink or as the value under D in Logins.
-MAX_DEVELOPER_USER_IDENTIFIER_LENGTH = 1024
 
 
 def new_resource_id(region: str) -> str:

@@ -184,8 +184,7 @@ class RedisKeySource:
             sealed.pop("pem", None)
             if self._stored.replace(kid, raw, json.dumps(sealed)):
                 log.warning(
-                    "signing key %s was stored in clear: sealed it with "
-                    "BROKER_KEY_ENCRYPTION_KEY",
+                    "signing key %s was stored in clear: sealed it with BROKER_KEY_ENCRYPTION_KEY",
                     kid,
                 )
         return self._stored.load_keys()

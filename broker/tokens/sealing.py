@@ -9,8 +9,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from broker.b64 import b64decode, b64encode
+from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
 
 SEALED = "A256GCM"
 NONCE_BYTES = 12
@@ -36,7 +35,7 @@ class KeySealer:
             return {"pem": pem}
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._aead.encrypt(nonce, pem.encode(), kid.encode())
-        return {"sealed": {"alg": SEALED, "nonce": b64encode(nonce), "ct": b64encode(sealed)}}
+        return {"sealed": {"alg": SEALED, "nonce": _text(nonce), "ct": _text(sealed)}}
 
     def open(self, kid: str, record: dict[str, Any]) -> str:
         if "pem" in record:
@@ -50,12 +49,18 @@ class KeySealer:
                 "set: refusing to start"
             )
         try:
-            plain = self._aead.decrypt(
-                b64decode(sealed["nonce"]), b64decode(sealed["ct"]), kid.encode()
-            )
-        except (InvalidTag, ValueError, KeyError):
+            plain = self._aead.decrypt(_bytes(sealed["nonce"]), _bytes(sealed["ct"]), kid.encode())
+        except (InvalidTag, ValueError, KeyError, TypeError, AttributeError):
             raise KeyEncryptionError(
                 f"signing key {kid} does not open with BROKER_KEY_ENCRYPTION_KEY (wrong key?): "
                 "refusing to start"
             ) from None
         return plain.decode()
+
+
+def _text(data: bytes) -> str:
+    return urlsafe_b64encode(data).decode()
+
+
+def _bytes(text: str) -> bytes:
+    return urlsafe_b64decode(text.encode("ascii"))

@@ -37,8 +37,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from joserfc.errors import JoseError
+from joserfc.jws import extract_compact
+
 from broker import blocking
-from broker.b64 import b64decode
 from broker.backend.cache import cache_key, is_fresh
 from broker.backend.schemas import TokenRequest
 from broker.backend.tokens import IssuedToken, requested_user
@@ -327,14 +329,11 @@ def token_lifetime(token: str, now: float, duration: int) -> tuple[int, int]:
     """``(iat, exp)`` of an upstream token, read from its JWT claims without verifying
     them (only to know when to renew it); ``(now, now + duration)`` when it has none."""
     issued, expires = int(now), int(now) + duration
-    parts = token.split(".")
-    if len(parts) != 3:
-        return issued, expires
     try:
-        claims = json.loads(b64decode(parts[1]))
+        claims = json.loads(extract_compact(token.encode("ascii")).payload)
         exp = claims["exp"]
         iat = claims.get("iat", exp - duration)
-    except (ValueError, TypeError, KeyError, UnicodeError, binascii.Error):
+    except (JoseError, ValueError, TypeError, KeyError, UnicodeError, binascii.Error):
         return issued, expires
     if type(exp) is not int or type(iat) is not int or not iat < exp:
         return issued, expires

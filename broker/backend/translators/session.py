@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from broker.backend.errors import SessionRejected, TagRefused
-from broker.model_limits import MAX_DEVELOPER_USER_IDENTIFIER_LENGTH, MAX_TAG_VALUE_LENGTH
+from config.aws_model import MAX_DEVELOPER_USER_IDENTIFIER_LENGTH, MAX_TAG_VALUE_LENGTH
 
 BEARER: Final = "bearer"
 

@@ -4,18 +4,15 @@ Both front doors (the AWS JSON door's schemas, the backend door's schema and Ope
 document) and ``config/`` (pool ids and names in the environment) check values against
 these, so a value one accepts the others accept too. Every number and pattern is botocore's
 ``cognito-identity/2014-06-30/service-2.json`` (tabulated in ``constraints.md``). Patterns
-are Java's, matched whole with ASCII ``\\w \\d \\s``. No imports beyond the core's own limit:
-``config`` imports this module.
+are Java's, matched whole with ASCII ``\\w \\d \\s``. It lives in ``config/``, the bottom
+layer, so that settings, the identity core and the doors all read it; it imports nothing.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from broker.identity.models import (  # the core's limit, checked at the edge too
-    MAX_DEVELOPER_USER_IDENTIFIER_LENGTH as MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
-)
-
+MAX_DEVELOPER_USER_IDENTIFIER_LENGTH: Final = 1024
 POOL_ID_PATTERN: Final = r"[\w-]+:[0-9a-f-]+"
 IDENTITY_ID_PATTERN: Final = r"[\w-]+:[0-9a-f-]+"
 MAX_ID_LENGTH: Final = 55
