@@ -282,6 +282,9 @@ def test_a_renewal_counts_once_against_the_per_identity_limit(
         # A slow upstream would serve the stale token instead of renewing it (CI is loaded).
         BROKER_UPSTREAM_DEADLINE="30",
         BROKER_UPSTREAM_READ_TIMEOUT="20",
+        # nor may the shared call schedule or the breaker (other tests' calls) refuse it
+        BROKER_UPSTREAM_MAX_RATE="10000",
+        BROKER_UPSTREAM_BREAKER_FAILURES="1000",
     )
     first = token_for(client, "renewed-once")  # unknown until now: not counted
     clock.advance(1)
