@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Final
 
+#: The longest developer user id (DeveloperUserIdentifier in the service model), whether it
+#: arrives as a member of Lookup/Merge/Unlink or as the value under D in Logins.
 MAX_DEVELOPER_USER_IDENTIFIER_LENGTH: Final = 1024
 POOL_ID_PATTERN: Final = r"[\w-]+:[0-9a-f-]+"
 IDENTITY_ID_PATTERN: Final = r"[\w-]+:[0-9a-f-]+"

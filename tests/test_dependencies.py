@@ -41,7 +41,9 @@ def test_every_requirement_is_bounded_and_locked_inside_its_bounds(
         assert requirement.specifier.contains(locked), f"{lock} pins {locked}: not {requirement}"
 
 
-@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-dev.lock"])
+@pytest.mark.parametrize(
+    "lock", ["requirements.lock", "requirements-dev.lock", "bench/requirements.lock"]
+)
 def test_the_locks_name_no_local_index_or_wheel_directory(lock: str) -> None:
     text = (ROOT / lock).read_text()
     for option in ("--index-url", "--extra-index-url", "--find-links", "file://", " -f "):

@@ -12,9 +12,6 @@ from broker.uuids import random_uuid
 #: GetOpenIdToken (contract section 7).
 COGNITO_PROVIDER = "cognito-identity.amazonaws.com"
 
-#: The longest developer user id (DeveloperUserIdentifier in the service model), whether it
-#: arrives as a member of Lookup/Merge/Unlink or as the value under D in Logins.
-
 
 def new_resource_id(region: str) -> str:
     """A pool or identity id: ``<region>:<uuid4>`` in lower-case hex (contract section 3)."""

@@ -175,13 +175,13 @@ class RedisKeySource:
         comes first seals it, once; the others find it sealed."""
         if not self._sealer.sealing:
             return stored
-        plain = {kid: rec for kid, rec in stored.records.items() if "pem" in json.loads(rec)}
+        plain = {kid: raw for kid, raw in stored.records.items() if "pem" in json.loads(raw)}
         if not plain:
             return stored
         for kid, raw in plain.items():
             record = json.loads(raw)
-            sealed = {**record, **self._sealer.seal(kid, record.pop("pem"))}
-            sealed.pop("pem", None)
+            pem = record.pop("pem")  # the other fields ("created") stay as they were
+            sealed = {**record, **self._sealer.seal(kid, pem)}
             if self._stored.replace(kid, raw, json.dumps(sealed)):
                 log.warning(
                     "signing key %s was stored in clear: sealed it with BROKER_KEY_ENCRYPTION_KEY",
