@@ -1,5 +1,5 @@
 """``gunicorn wsgi:app``: each worker builds its own app (and Redis pool) after the fork."""
 
-from broker.factory import create_app
+from broker.app.factory import create_app
 
 app = create_app()

@@ -82,7 +82,7 @@ SPECIAL: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
 
 # Inclusive shares: a sample counts for every step whose function is on its stack.
 STEPS: tuple[tuple[str, str, str], ...] = (
-    ("the API doors' WSGI layer: doors.FrontDoors", "__call__", "broker/doors.py"),
+    ("the API doors' WSGI layer: doors.FrontDoors", "__call__", "broker/http/pipeline.py"),
     ("Flask: full_dispatch_request (other routes)", "full_dispatch_request", "flask/"),
     ("SigV4: sigv4.verify_request", "verify_request", "sigv4.py"),
     ("validation: validation.load_request", "load_request", "validation.py"),
@@ -121,7 +121,7 @@ def charge(frames: Sequence[Frame]) -> str:
     """The category of one sample (frames root first, files relative)."""
     logging_seen = False
     for func, file in reversed(frames):
-        if file.startswith("logging/") or "glogging" in file or file.endswith("broker/logs.py"):
+        if file.startswith("logging/") or "glogging" in file or file.endswith("broker/observability/logs.py"):
             logging_seen = True
         package = _package(file)
         if package is None:
@@ -230,7 +230,7 @@ def _app_call(
     HTTP); the call raises unless the answer is a 200."""
     from werkzeug.test import EnvironBuilder
 
-    from broker.factory import create_app
+    from broker.app.factory import create_app
 
     app = create_app(settings)
     environ = EnvironBuilder(

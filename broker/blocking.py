@@ -12,7 +12,7 @@ key is absent and :func:`check` does nothing.
 
 The rule for callers: call :func:`check` before the request has changed anything (no
 counter bumped, no lock taken, no state of a cache moved), since the request runs again
-from the start. The front doors (``broker.doors``) set the flag for the door's code and let
+from the start. The front doors (``broker.http.pipeline``) set the flag for the door's code and let
 :class:`WouldBlock` through to the worker without answering, counting or logging anything.
 """
 

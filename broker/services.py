@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+
+from flask import current_app
 
 from broker.identity.developer import DeveloperProviders
 from broker.identity.models import pool_arn
 from broker.paging import PageTokens
-from broker.ratelimit import RateLimiter
+from broker.ratelimit.limiter import RateLimiter
 from broker.store.connection import RedisConnector
-from broker.store.rate_limits import RedisRateCounter
 from broker.store.redis_store import RedisStore
-from broker.store.signing_keys import RedisPagingSecret, RedisSigningKeys
 from broker.tokens.issuing import TokenIssuer
-from broker.tokens.keys import FileKeySource, KeyRing, KeySource, RedisKeySource
-from broker.tokens.sealing import KeySealer
+from broker.tokens.keys import KeyRing, KeySource
 from broker.tokens.signer import TokenSigner
 from config.settings import Settings
 
 Clock = Callable[[], float]
+
+#: The key of ``Flask.extensions`` under which the app keeps its :class:`Services`.
+EXTENSION = "identity_broker"
 
 
 @dataclass(frozen=True)
@@ -38,35 +38,11 @@ class Services:
     providers: DeveloperProviders
     clock: Clock
 
-    @classmethod
-    def build(cls, settings: Settings, clock: Clock = time.time) -> Services:
-        connector = RedisConnector(settings.redis)
-        source: KeySource
-        if settings.signing_key_file:
-            source = FileKeySource(settings.signing_key_file)
-        else:
-            source = RedisKeySource(
-                RedisSigningKeys(connector),
-                clock,
-                KeySealer(settings.keys.encryption_key),
-                settings.keys.retention_seconds,
-            )
-        keyring = KeyRing(source, settings.keys.refresh_seconds)
-        signer = TokenSigner(keyring)
-        arn = partial(pool_arn, settings.region, settings.account_id)
-        return cls(
-            settings=settings,
-            connector=connector,
-            store=RedisStore(connector),
-            key_source=source,
-            keyring=keyring,
-            signer=signer,
-            tokens=TokenIssuer(signer, issuer=settings.issuer, pool_arn=arn),
-            pages=PageTokens(RedisPagingSecret(connector)),
-            providers=DeveloperProviders(),
-            limits=RateLimiter(settings.limits, RedisRateCounter(connector), clock),
-            clock=clock,
-        )
-
     def pool_arn(self, pool_id: str) -> str:
         return pool_arn(self.settings.region, self.settings.account_id, pool_id)
+
+
+def current_services() -> Services:
+    """The services of the Flask app serving this request (or running this CLI command)."""
+    svc: Services = current_app.extensions[EXTENSION]
+    return svc

@@ -139,10 +139,10 @@ if _control is not None:
 
 accesslog = _access_log()
 errorlog = "-"
-# JSON lines (broker/gunicorn_logging.py). The access line holds method, path without the
+# JSON lines (broker/observability/gunicorn_logging.py). The access line holds method, path without the
 # query string, status, bytes, milliseconds and the request id the app returns; never a
 # request header (Authorization carries the SigV4 signature) nor the query string.
-logger_class = "broker.gunicorn_logging.JsonLogger"
+logger_class = "broker.observability.gunicorn_logging.JsonLogger"
 
 
 def on_starting(server: object) -> None:

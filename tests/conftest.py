@@ -211,7 +211,7 @@ def pool(cognito: Any) -> Iterator[dict[str, Any]]:
 @pytest.fixture
 def app(store: Topology, broker_credentials: dict[str, str]) -> Flask:
     """The app in-process against the broker's Redis (same credentials as broker_server)."""
-    from broker.factory import create_app  # lazily: conftest must import without the app
+    from broker.app.factory import create_app  # lazily: conftest must import without the app
     from config.settings import Settings
 
     settings = Settings.from_env(

@@ -264,7 +264,7 @@ def test_a_public_key_file_that_does_not_fit_stops_the_app(tmp_path: object) -> 
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from broker.factory import create_app
+    from broker.app.factory import create_app
 
     path = Path(str(tmp_path)) / "ec.pem"
     path.write_bytes(

@@ -16,6 +16,7 @@ from support.identities import temporary_pool
 from support.processes import RedisServer, free_port
 
 from broker import errors
+from broker.app.factory import create_app
 from broker.backend.envelope import CODE_OF, STATUS_OF, code_of, iso8601, render_error
 from broker.backend.errors import (
     BackendNotConfigured,
@@ -23,7 +24,6 @@ from broker.backend.errors import (
     SessionSourceUnavailable,
     TagRefused,
 )
-from broker.factory import create_app
 from config.settings import Settings
 
 MakeClient = Callable[..., FlaskClient]

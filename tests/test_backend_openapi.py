@@ -26,10 +26,10 @@ from support.backend import (
 )
 from support.processes import RedisServer
 
+from broker.app.factory import create_app
 from broker.backend import openapi
 from broker.backend.envelope import CODE_OF, STATUS_OF
 from broker.backend.schemas import SESSION_SCHEMA, TRUSTED_SCHEMA
-from broker.factory import create_app
 from config.backend import BackendSettings
 from config.settings import Settings
 

@@ -43,7 +43,7 @@ from support.backend import (
 )
 from support.processes import BrokerServer, RedisServer
 
-from broker.factory import create_app
+from broker.app.factory import create_app
 from config.settings import Settings
 
 Request = dict[str, Any]  # keyword arguments of FlaskClient.post

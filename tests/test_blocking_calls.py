@@ -332,8 +332,8 @@ def test_operations_named_by_target_go_to_a_thread_at_once(
     redis_server: RedisServer, broker_credentials: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The hint for AWS door operations that wait on every call (issue 17's STS call, say):
-    named in broker.factory.AWS_WAITING_OPERATIONS, by X-Amz-Target, POST only."""
-    from broker import factory
+    named in broker.app.factory.AWS_WAITING_OPERATIONS, by X-Amz-Target, POST only."""
+    from broker.app import factory
 
     target = "AWSCognitoIdentityService.GetCredentialsForIdentity"
     plain = door_client(redis_server.url, broker_credentials, {})

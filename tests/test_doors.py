@@ -1,4 +1,4 @@
-"""The WSGI layer in front of Flask (broker/doors.py): what both API doors share."""
+"""The WSGI layer in front of Flask (broker/http/pipeline.py): what both API doors share."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from broker import logs
 from broker.awsjson import operations
-from broker.doors import BODY_UNREADABLE, json_reply
+from broker.http.exchange import BODY_UNREADABLE, json_reply
+from broker.observability import logs
 
 AWS_JSON = "application/x-amz-json-1.1"
 

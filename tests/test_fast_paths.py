@@ -18,14 +18,15 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from werkzeug.datastructures import EnvironHeaders
 
-from broker import jsonbody, uuids
 from broker.awsjson import sigv4
 from broker.backend import envelope
-from broker.doors import Exchange
 from broker.errors import (
     IncompleteSignatureException,
     InvalidSignatureException,
 )
+from broker.http import jsonbody
+from broker.http.exchange import Exchange
+from broker.identity import ids as uuids
 from broker.store.connection import RedisConnector
 from broker.store.script_runner import ScriptRunner
 

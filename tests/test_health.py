@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from support.processes import BrokerServer, free_port
 from support.signing import signed_headers
 
-from broker.factory import create_app
+from broker.app.factory import create_app
 from config.settings import Settings
 
 

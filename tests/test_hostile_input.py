@@ -34,7 +34,7 @@ from support.faults import call, create_pool, record_figures
 from support.processes import BrokerServer, RedisServer
 from support.signing import CONTENT_TYPE, TARGET_PREFIX, signed_headers
 
-from broker.factory import create_app
+from broker.app.factory import create_app
 from config.settings import Settings
 
 PROVIDER = "login.hostile"

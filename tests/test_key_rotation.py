@@ -20,7 +20,7 @@ from support.clients import cognito_client, create_developer_pool
 from support.processes import BrokerServer, ProcessStartError, RedisServer
 from support.signing import signed_headers
 
-from broker.factory import create_app
+from broker.app.factory import create_app
 from broker.store.connection import RedisConnector
 from broker.store.signing_keys import RedisSigningKeys
 from broker.tokens.keys import KeyRing, KeySet, RedisKeySource
@@ -364,7 +364,7 @@ def test_an_unknown_kid_reloads_the_ring_at_most_once_a_second() -> None:
 def test_a_staged_key_is_published_before_it_signs() -> None:
     """Verifiers cache the JWKS for JWKS_MAX_AGE: a rotated-in key must be in it before
     any token carries it."""
-    from broker.wellknown import JWKS_MAX_AGE
+    from broker.app.wellknown import JWKS_MAX_AGE
 
     clock = Clock()
     with RedisServer() as redis_server:

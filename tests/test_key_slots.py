@@ -21,17 +21,17 @@ from support.processes import RedisServer
 
 from broker.identity import developer, lifecycle, lookup, pool_settings, pools, public
 from broker.identity.models import PoolConfig, PoolRoles, PrincipalTagMap
-from broker.ratelimit import RateLimiter
+from broker.ratelimit.limiter import RateLimiter
+from broker.ratelimit.redis_counter import RedisRateCounter
 from broker.store import keys
 from broker.store.backend_pool import RedisPoolNames
 from broker.store.connection import Confirm, RedisConnector, never
-from broker.store.rate_limits import RedisRateCounter
 from broker.store.redis_store import RedisStore
 from broker.store.signing_keys import RedisSigningKeys
 from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key
-from broker.store.upstream_guard import BreakerKeys, RedisBreakerState, RedisQuota
-from broker.store.upstream_identities import Failure, RedisUpstreamIdentities, login_key
 from broker.tokens.keys import RedisKeySource
+from broker.upstream.guard_store import BreakerKeys, RedisBreakerState, RedisQuota
+from broker.upstream.identity_store import Failure, RedisUpstreamIdentities, login_key
 from config.limits import MAX_RATE, RateLimitSettings
 from config.redis import RedisSettings
 

@@ -8,7 +8,7 @@ from typing import Any
 from support.processes import RedisServer
 from support.signing import signed_headers
 
-from broker.factory import create_app
+from broker.app.factory import create_app
 from config.settings import Settings
 
 

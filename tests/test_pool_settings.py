@@ -24,9 +24,9 @@ from support.identities import (
 from support.processes import BrokerServer, RedisServer
 
 from broker.errors import BrokerError, ConcurrentModificationException
+from broker.ratelimit.redis_counter import WINDOW_TTL_MS
 from broker.store.connection import RedisConnector
 from broker.store.pool_store import POOL_CHANGE_ATTEMPTS
-from broker.store.rate_limits import WINDOW_TTL_MS
 from broker.store.redis_store import RedisStore
 from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key
 

@@ -318,7 +318,7 @@ def test_an_expired_token_is_refused(
     broker_credentials: dict[str, str],
 ) -> None:
     """In-process app on the same Redis and issuer, with a clock moved past the token's exp."""
-    from broker.factory import create_app
+    from broker.app.factory import create_app
     from config.settings import Settings
 
     issued = developer_token(cognito, pool["IdentityPoolId"], "ages", TokenDuration=60)
@@ -402,7 +402,7 @@ def test_signed_operations_refuse_unsigned_calls(
 def test_a_token_signed_by_a_key_rotated_in_elsewhere_is_accepted() -> None:
     """Process A still holds the old keys when process C, started after a rotation, signs
     with the new one: A looks the unknown kid up once more instead of refusing the token."""
-    from broker.factory import create_app
+    from broker.app.factory import create_app
     from broker.identity.models import PoolConfig
     from broker.identity.pools import create_pool
     from config.settings import Settings
@@ -442,7 +442,7 @@ def test_a_token_signed_by_a_key_rotated_in_elsewhere_is_accepted() -> None:
 def test_tokens_with_unknown_kids_do_not_each_reload_the_keys() -> None:
     """GetOpenIdToken is unsigned: a flood of tokens whose kid no broker key has must not
     cost a key-source read (two HGETALLs) each; the ring reloads at most once a second."""
-    from broker.factory import create_app
+    from broker.app.factory import create_app
     from broker.identity.models import PoolConfig
     from broker.identity.pools import create_pool
     from config.settings import Settings

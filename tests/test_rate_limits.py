@@ -137,7 +137,7 @@ def test_the_backend_door_answers_rate_limited_past_the_identity_limit(
 ) -> None:
     from support.backend import API_KEY, Clock
 
-    from broker.factory import create_app
+    from broker.app.factory import create_app
     from config.settings import Settings
 
     clock = Clock()

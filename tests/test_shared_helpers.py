@@ -9,7 +9,7 @@ import pytest
 
 from broker.awsjson.operations import OPERATIONS as DISPATCH
 from broker.awsjson.schemas import SCHEMAS
-from broker.jsonbody import (
+from broker.http.jsonbody import (
     DuplicateMember,
     NotAJsonObject,
     NotJson,

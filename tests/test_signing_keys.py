@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask.testing import FlaskClient
 from support.processes import BrokerServer, RedisServer
 
-from broker.factory import create_app
+from broker.app.factory import create_app
 from broker.store.connection import RedisConnector
 from broker.store.signing_keys import RedisSigningKeys
 from broker.tokens.keys import RedisKeySource

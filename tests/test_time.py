@@ -21,7 +21,7 @@ from support.backend import API_KEY, Clock
 from support.processes import BrokerServer, RedisServer
 from support.signing import post, signed_headers
 
-from broker.factory import create_app
+from broker.app.factory import create_app
 from config.settings import Settings
 
 PROVIDER = "login.time"

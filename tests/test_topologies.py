@@ -338,7 +338,7 @@ class Collected(logging.Handler):
 
 @pytest.fixture
 def broker_log() -> Iterator[Collected]:
-    from broker import logs
+    from broker.observability import logs
 
     logs.configure()  # the broker's own handler first: it replaces what it finds
     collected = Collected()
@@ -355,7 +355,7 @@ def test_an_unreachable_sentinel_is_named_in_one_line_at_start(
 ) -> None:
     from support.processes import free_port
 
-    from broker.factory import create_app
+    from broker.app.factory import create_app
 
     port = free_port()
     settings = Settings.from_env(
@@ -381,7 +381,7 @@ def test_a_default_issuer_off_loopback_is_warned_about(
     broker_credentials: dict[str, str],
     broker_log: Collected,
 ) -> None:
-    from broker.factory import create_app
+    from broker.app.factory import create_app
 
     base = {
         "REDIS_URL": redis_server.url,

@@ -31,8 +31,8 @@ from support.upstream import (
     upstream_token_calls,
 )
 
-from broker.store.upstream_guard import RedisQuota
 from broker.upstream.guard import Quota
+from broker.upstream.guard_store import RedisQuota
 
 pytestmark = pytest.mark.every_topology
 

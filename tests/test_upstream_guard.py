@@ -15,7 +15,6 @@ from support.processes import RedisServer
 
 from broker import errors
 from broker.store.connection import RedisConnector
-from broker.store.upstream_guard import RedisBreakerState, RedisQuota
 from broker.upstream.errors import (
     Kind,
     UpstreamFailure,
@@ -26,6 +25,7 @@ from broker.upstream.errors import (
     unreachable,
 )
 from broker.upstream.guard import Admission, CircuitBreaker, Guard, Quota, backoff_delay
+from broker.upstream.guard_store import RedisBreakerState, RedisQuota
 from broker.upstream.tokens import token_lifetime
 from config.upstream import UpstreamSettings
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker import metrics
 from broker.identity.developer import resolve_developer_login
+from broker.observability import metrics
 from broker.services import Services
 from broker.tokens.claims import DEFAULT_TOKEN_DURATION
 

@@ -4,7 +4,7 @@ The steps run in a fixed order, each failing with the contract's error before th
 one starts: target (a header), for an operation served without SigV4 the rate limit of its
 source address (before the body is even read), body size (checked before the body is
 parsed), content type, SigV4, members, handler (which limits an unsigned operation per
-pool once it has found the pool). Served by ``broker.doors`` (plain WSGI, no Flask request).
+pool once it has found the pool). Served by ``broker.http.pipeline`` (plain WSGI, no Flask request).
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 
 from broker.awsjson import render, sigv4, validation
 from broker.awsjson.operations import OPERATIONS, TARGET_PREFIX, Operation
-from broker.doors import Exchange, Reply
 from broker.errors import (
-    BrokerError,
     RequestTooLargeException,
     SerializationException,
     UnknownOperationException,
 )
+from broker.http.exchange import Exchange, Reply
 from broker.services import Services
 
 PATH = "/"
@@ -37,6 +36,7 @@ MAX_ECHOED_TARGET = 128  # characters of an unknown X-Amz-Target quoted back
 
 class AwsJsonDoor:
     metrics_door = "aws"
+    error_format = render.FORMAT
     log = logging.getLogger("broker")
     log_prefix = ""
 
@@ -71,10 +71,6 @@ class AwsJsonDoor:
             svc.limits.check_access_key(access_key_id)
         params = validation.load_request(name, body)
         return render.success(operation.handler(svc, params))
-
-    def render_error(self, err: BrokerError, exchange: Exchange) -> Reply:
-        exchange.outcome = err.error_type
-        return render.error(err)
 
 
 def _operation(header: str) -> tuple[str, Operation]:

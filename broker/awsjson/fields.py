@@ -19,7 +19,7 @@ from marshmallow import ValidationError, fields
 from marshmallow.constants import missing
 
 from broker.errors import SerializationException
-from broker.jsonbody import json_type_name
+from broker.http.jsonbody import json_type_name
 
 NOT_NULL: Final = "Member must not be null"
 MAX_LABEL_KEY_LENGTH: Final = 128  # map keys quoted in paths and messages are cut here

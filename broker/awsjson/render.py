@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.doors import Reply, json_reply
 from broker.errors import BrokerError
+from broker.http.exchange import Reply, json_reply
 
+#: This format's name in the edge's renderer registry (``broker.http.renderers``).
+FORMAT = "aws-json-1.1"
 CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_HEADER_MESSAGE = 1024  # x-amzn-ErrorMessage is cut here
 
@@ -23,6 +25,11 @@ def error(err: BrokerError) -> Reply:
     )
     body = {"__type": err.error_type, "message": err.message}
     return json_reply(body, CONTENT_TYPE, err.status, headers)
+
+
+def error_answer(err: BrokerError) -> tuple[Reply, str]:
+    """The registry's renderer: the answer and its outcome label (the error type)."""
+    return error(err), err.error_type
 
 
 def printable(text: str, limit: int) -> str:

@@ -26,7 +26,7 @@ from marshmallow import Schema, ValidationError
 from broker.awsjson.fields import StrictField, Violation, camel_case
 from broker.awsjson.schemas import OPERATIONS, SCHEMAS
 from broker.errors import SerializationException, ValidationException
-from broker.jsonbody import NotAJsonObject, NotJson, parse_object
+from broker.http.jsonbody import NotAJsonObject, NotJson, parse_object
 
 # OPERATIONS (the operation names that have a schema) and StrictField are re-exported.
 __all__ = ["OPERATIONS", "StrictField", "load_request"]

@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from broker import jsontext
 from broker.errors import StoreUnavailable
+from broker.http.exchange import COMPACT_JSON
 from broker.store.token_cache import CachedToken, RedisTokenCache, entry_key
 
 LOCK_TTL_MS: Final = 5_000  # longer than any signature takes; a dead holder frees it
@@ -71,7 +71,7 @@ def login_cache_key(
 
 
 def _key(pool_id: str, material: list[object]) -> CacheKey:
-    text = jsontext.COMPACT.encode(material)
+    text = COMPACT_JSON.encode(material)
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return CacheKey(pool_id, entry_key(pool_id, digest))
 

@@ -1,5 +1,5 @@
-"""The backend front door: ``POST /v1/token`` (served by ``broker.doors``) and its OpenAPI
-document (a Flask route).
+"""The backend front door: ``POST /v1/token`` (served by the edge, ``broker.http.pipeline``)
+and its OpenAPI document (a Flask route).
 
 The steps run in a fixed order, each failing in the envelope before the next starts:
 configured at all, the session (before the body is even read, so an unauthenticated caller
@@ -14,24 +14,15 @@ from typing import Final
 
 from flask import Blueprint, Response, jsonify
 
-from broker import metrics
 from broker.backend import envelope, openapi
-from broker.backend.cache import CoalescingTokenCache
 from broker.backend.errors import BackendNotConfigured
-from broker.backend.pool import PoolResolver
 from broker.backend.schemas import load_token_request
-from broker.backend.tokens import BackendTokens
-from broker.backend.translators import Credentials, build_translator
-from broker.doors import Exchange, Reply
-from broker.errors import (
-    BrokerError,
-    ValidationException,
-)
-from broker.services import Services
-from broker.store.backend_pool import RedisPoolNames
-from broker.store.token_cache import RedisTokenCache
-from broker.upstream.tokens import UpstreamTokens
-from broker.web import services
+from broker.backend.tokens import TokenSource
+from broker.backend.translators import Credentials, SessionTranslator
+from broker.errors import ValidationException
+from broker.http.exchange import Exchange, Reply
+from broker.observability import metrics
+from broker.services import current_services
 
 log = logging.getLogger("broker.backend")
 
@@ -48,42 +39,22 @@ NOT_JSON: Final = "Content-Type must be application/json."
 
 
 class BackendTokenDoor:
-    """``POST /v1/token``, served by ``broker.doors`` (plain WSGI, no Flask request). Built
-    once per app (per gunicorn worker), with only the parts of the mode in use: tokens from
-    the local store (a named pool is created now when it can be; a failure is retried on
-    the first request) or, in upstream mode, from AWS (docs/upstream.md)."""
+    """``POST /v1/token``, served by the edge (``broker.http.pipeline``: plain WSGI, no Flask
+    request). Built once per app (per gunicorn worker) by the composition root
+    (``broker.app.wiring``), which chooses its token source: the local store, or in upstream
+    mode AWS (docs/upstream.md)."""
 
     metrics_door = METRICS_DOOR
+    error_format = envelope.FORMAT
     log = logging.getLogger("broker.backend")
     log_prefix = "backend door: "
 
-    def __init__(self, svc: Services) -> None:
-        settings = svc.settings
-        self._translator = build_translator(settings.backend, svc.clock)
-        self._max_body_bytes = settings.max_body_bytes
-        self._tokens: BackendTokens | UpstreamTokens
-        if settings.upstream.enabled:
-            self._tokens = UpstreamTokens.from_services(svc)
-            self._tokens.warm()
-            return
-        pools = PoolResolver(settings, svc.store, RedisPoolNames(svc.connector), svc.clock)
-        cache = CoalescingTokenCache(
-            RedisTokenCache(svc.connector),
-            min_remaining=settings.backend.cache_min_remaining,
-            clock=svc.clock,
-        )
-        self._tokens = BackendTokens(
-            store=svc.store,
-            tokens=svc.tokens,
-            pools=pools,
-            cache=cache,
-            region=settings.region,
-            clock=svc.clock,
-            limit_identity=svc.limits.check_identity,
-            providers=svc.providers,
-        )
-        if settings.backend.pool_id is not None or settings.backend.pool_name is not None:
-            _prepare_pool(pools)
+    def __init__(
+        self, translator: SessionTranslator | None, tokens: TokenSource, max_body_bytes: int
+    ) -> None:
+        self._translator = translator
+        self._tokens = tokens
+        self._max_body_bytes = max_body_bytes
 
     def handle(self, exchange: Exchange) -> Reply:
         exchange.operation = openapi.OPERATION_ID
@@ -106,22 +77,10 @@ class BackendTokenDoor:
             }
         )
 
-    def render_error(self, err: BrokerError, exchange: Exchange) -> Reply:
-        reply, exchange.outcome = envelope.render_error(err)
-        return reply
-
-
-def _prepare_pool(pools: PoolResolver) -> None:
-    try:
-        pool = pools.current()
-        log.info("backend door: pool %s, developer provider %s", pool.id, pool.developer_provider)
-    except BrokerError as exc:
-        log.warning("backend door: pool not ready at start (%s)", type(exc).__name__)
-
 
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
-    return jsonify(openapi.document(services().settings.backend))
+    return jsonify(openapi.document(current_services().settings.backend))
 
 
 def _read_body(exchange: Exchange, limit: int) -> bytes:

@@ -21,8 +21,10 @@ from broker.backend.errors import (
     SessionSourceUnavailable,
     TagRefused,
 )
-from broker.doors import Reply, json_reply
+from broker.http.exchange import Reply, json_reply
 
+#: This format's name in the edge's renderer registry (``broker.http.renderers``).
+FORMAT: Final = "backend-envelope"
 CONTENT_TYPE: Final = "application/json"
 NO_STORE: Final = (("Cache-Control", "no-store"),)
 ISO8601_CACHE_SIZE: Final = 4096  # instants: each user's creation and token expiry

@@ -17,9 +17,9 @@ from typing import Any, Final
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from broker import jsontext
 from broker.errors import ValidationException
-from broker.jsonbody import DuplicateMember, NotAJsonObject, NotJson, parse_object
+from broker.http.exchange import PLAIN_JSON
+from broker.http.jsonbody import DuplicateMember, NotAJsonObject, NotJson, parse_object
 from broker.tokens.claims import DEFAULT_TOKEN_DURATION
 from config.aws_model import (
     MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
@@ -114,7 +114,7 @@ def _parse(body: bytes) -> dict[str, Any]:
     except NotAJsonObject:
         raise ValidationException("The request body must be a JSON object.") from None
     try:  # an escaped unpaired surrogate ("\\ud800") parses, but no token can carry it
-        jsontext.PLAIN.encode(data).encode("utf-8")
+        PLAIN_JSON.encode(data).encode("utf-8")
     except UnicodeEncodeError:
         raise ValidationException("The request body holds an unpaired UTF-16 surrogate.") from None
     return data

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from broker.backend.cache import CacheKey, CoalescingTokenCache, login_cache_key
 from broker.backend.errors import TagRefused
@@ -66,6 +66,14 @@ def merge_tags(
     if len(merged) > MAX_PRINCIPAL_TAGS:
         raise ValidationException(TOO_MANY_TAGS.format(count=len(merged)))
     return merged
+
+
+class TokenSource(Protocol):
+    """Where the backend door's tokens come from: the local store (:class:`BackendTokens`)
+    or, in upstream mode, AWS (``broker.upstream.tokens.UpstreamTokens``). The composition
+    root (``broker.app.wiring``) chooses one per process."""
+
+    def issue(self, session: Session, request: TokenRequest) -> IssuedToken: ...
 
 
 class BackendTokens:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.uuids import random_uuid
+from broker.identity.ids import random_uuid
 
 #: The provider name under which an unauthenticated identity's token is sent back to
 #: GetOpenIdToken (contract section 7).

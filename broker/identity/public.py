@@ -37,7 +37,7 @@ Verifier = Callable[[str], Mapping[str, Any]]
 
 #: Called with the pool's id once the pool is known and before any work is done for the
 #: caller; raises TooManyRequestsException past the per-pool limit of the unsigned
-#: operations (``broker.ratelimit.RateLimiter.check_unsigned_pool``).
+#: operations (``broker.ratelimit.limiter.RateLimiter.check_unsigned_pool``).
 PoolLimit = Callable[[str], None]
 
 

@@ -6,7 +6,7 @@ Why each:
 - **Quota.** AWS allows 50 GetOpenIdTokenForDeveloperIdentity calls per second per account
   by default (contract section 8) and answers TooManyRequestsException past it. Every
   worker of every broker on the same Redis reserves its call's start time from one GCRA
-  schedule (``broker.store.upstream_guard``): calls start at least ``1/max_rate`` apart,
+  schedule (``broker.upstream.guard_store``): calls start at least ``1/max_rate`` apart,
   so in any second at most ``max_rate + 1`` start, and a burst of new users queues for a
   few milliseconds each instead of being throttled. A call that could not start before its
   deadline is not made: RATE_LIMITED at once.
@@ -33,9 +33,9 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Final, TypeVar
 
-from broker.store.upstream_guard import BreakerKeys, RedisBreakerState, RedisQuota
 from broker.upstream import metrics
 from broker.upstream.errors import Kind, UpstreamFailure, UpstreamThrottled, UpstreamUnavailable
+from broker.upstream.guard_store import BreakerKeys, RedisBreakerState, RedisQuota
 from config.upstream import UpstreamSettings
 
 log = logging.getLogger("broker.upstream")

@@ -1,4 +1,5 @@
-"""Metrics of upstream mode, summed over gunicorn workers like ``broker.metrics``'s (the
+"""Metrics of upstream mode, summed over gunicorn workers like those of
+``broker.observability.metrics`` (the
 multiprocess collector reads every counter defined in the process, wherever it is)."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ Flask here). The backend door calls it exactly as it calls ``BackendTokens``.
 
 Why these caches, and in this order (docs/upstream.md):
 
-1. **user -> IdentityId** (``broker.store.upstream_identities``): Cognito gives one user one
+1. **user -> IdentityId** (``broker.upstream.identity_store``): Cognito gives one user one
    identity, so the broker remembers it, with the time it first saw it (the door's
    ``created_at`` in this mode). Knowing the identity, the broker can look for a token
    without asking AWS at all.
@@ -46,15 +46,7 @@ from broker.backend.schemas import TokenRequest
 from broker.backend.tokens import IssuedToken, requested_user
 from broker.backend.translators.session import Session
 from broker.errors import BrokerError, StoreUnavailable
-from broker.services import Services
 from broker.store.token_cache import CachedToken, RedisTokenCache
-from broker.store.upstream_guard import RedisBreakerState, RedisQuota
-from broker.store.upstream_identities import (
-    Failure,
-    KnownIdentity,
-    RedisUpstreamIdentities,
-    login_key,
-)
 from broker.upstream import metrics
 from broker.upstream.client import CognitoUpstream, UpstreamToken
 from broker.upstream.errors import (
@@ -64,7 +56,13 @@ from broker.upstream.errors import (
     UpstreamUnavailable,
     rebuild,
 )
-from broker.upstream.guard import CircuitBreaker, Guard, Quota
+from broker.upstream.guard import Guard
+from broker.upstream.identity_store import (
+    Failure,
+    KnownIdentity,
+    RedisUpstreamIdentities,
+    login_key,
+)
 from config.upstream import UpstreamSettings
 
 log = logging.getLogger("broker.upstream")
@@ -95,27 +93,6 @@ class UserRequest:
 
 
 class UpstreamTokens:
-    @classmethod
-    def from_services(cls, svc: Services) -> UpstreamTokens:
-        """The parts of one process (one gunicorn worker), built from its services."""
-        settings = svc.settings.upstream
-        pool_id = settings.pool_id
-        guard = Guard(
-            CircuitBreaker(RedisBreakerState(svc.connector), pool_id, settings),
-            Quota(RedisQuota(svc.connector), pool_id, settings.max_rate),
-            settings,
-        )
-        return cls(
-            settings=settings,
-            identities=RedisUpstreamIdentities(svc.connector),
-            tokens=RedisTokenCache(svc.connector),
-            client=CognitoUpstream(settings),
-            guard=guard,
-            min_remaining=svc.settings.backend.cache_min_remaining,
-            clock=svc.clock,
-            limit_identity=svc.limits.check_identity,
-        )
-
     def __init__(
         self,
         *,

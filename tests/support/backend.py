@@ -25,7 +25,7 @@ from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner
 from jwt.algorithms import RSAAlgorithm
 
-from broker.factory import create_app
+from broker.app.factory import create_app
 from config.settings import Settings
 
 HS_SECRET = "backend-test-hmac-secret-of-more-than-32-bytes"

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from broker import request_id
+from broker.observability import request_id
 
 #: Attributes every LogRecord has; anything else passed as ``extra=`` is logged as a field.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}

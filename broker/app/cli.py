@@ -14,11 +14,11 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from broker.app.wellknown import JWKS_MAX_AGE
+from broker.services import current_services
 from broker.store import migration
 from broker.store.checker import check_store
 from broker.tokens.keys import RedisKeySource
-from broker.web import services
-from broker.wellknown import JWKS_MAX_AGE
 
 broker = AppGroup("broker", help="Operate on the identity broker's Redis data.")
 
@@ -33,7 +33,7 @@ broker = AppGroup("broker", help="Operate on the identity broker's Redis data.")
 )
 def check(pools: tuple[str, ...]) -> None:
     """Walk the Redis data (SCAN, never KEYS) and report every disagreement."""
-    report = check_store(services().connector, pools or None)
+    report = check_store(current_services().connector, pools or None)
     for problem in report.problems:
         click.echo(str(problem))
     click.echo(report.summary())
@@ -42,7 +42,7 @@ def check(pools: tuple[str, ...]) -> None:
 
 
 def _redis_keys() -> RedisKeySource:
-    source = services().key_source
+    source = current_services().key_source
     if not isinstance(source, RedisKeySource):
         raise click.ClickException(
             "BROKER_SIGNING_KEY_FILE is set: the key comes from that file; rotate it by "
@@ -62,7 +62,7 @@ def _redis_keys() -> RedisKeySource:
 def rotate_key(immediately: bool) -> None:
     """Generate a new signing key (sealed when a KEK is set). It is published at once and
     starts signing once every cached copy of the JWKS has expired, unless --now."""
-    svc = services()
+    svc = current_services()
     delay = 0.0 if immediately else JWKS_MAX_AGE + svc.settings.keys.refresh_seconds
     signing, new = _redis_keys().rotate(activate_after=delay)
     if immediately:
@@ -81,7 +81,7 @@ def migrate() -> None:
     """Move a store written by an earlier broker to today's key layout (the sharded
     identity index, the pool names of ListIdentityPools). Every broker does it at start;
     this runs it now and says what it moved."""
-    report = migration.migrate(services().connector)
+    report = migration.migrate(current_services().connector)
     click.echo(report.summary())
     if report.skipped:
         raise click.exceptions.Exit(1)
@@ -91,14 +91,14 @@ def migrate() -> None:
 def list_keys() -> None:
     """The stored keys, current first, with each one's role and whether it is sealed
     (kids only: never key material)."""
-    source = services().key_source
+    source = current_services().key_source
     if isinstance(source, RedisKeySource):
-        services().keyring.current()  # loads the keys: seals clear ones when a KEK is set
+        current_services().keyring.current()  # loads the keys: seals clear ones when a KEK is set
         for state in source.states():
             sealing = "sealed" if state.sealed else "NOT sealed (clear PEM in Redis)"
             click.echo(f"{state.kid} {state.role}, {sealing}")
         return
-    keyring = services().keyring
+    keyring = current_services().keyring
     current = keyring.current().kid
     click.echo(f"{current} current")
     for key in keyring.published():

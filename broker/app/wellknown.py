@@ -10,9 +10,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from broker.services import current_services
 from broker.tokens.claims import POOL_ARN_CLAIM, TAGS_CLAIM
 from broker.tokens.keys import ALGORITHM
-from broker.web import services
 
 bp = Blueprint("wellknown", __name__, url_prefix="/.well-known")
 
@@ -36,7 +36,7 @@ def discovery_document(issuer: str) -> dict[str, Any]:
 
 @bp.get("/openid-configuration")
 def openid_configuration() -> Response:
-    response = jsonify(discovery_document(services().settings.issuer))
+    response = jsonify(discovery_document(current_services().settings.issuer))
     response.cache_control.public = True
     response.cache_control.max_age = 3600
     return response
@@ -45,7 +45,7 @@ def openid_configuration() -> Response:
 @bp.get("/jwks_uri")
 @bp.get("/jwks.json")
 def jwks() -> Response:
-    response = jsonify(services().keyring.jwks())
+    response = jsonify(current_services().keyring.jwks())
     response.cache_control.public = True
     response.cache_control.max_age = JWKS_MAX_AGE
     return response

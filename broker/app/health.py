@@ -15,8 +15,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from broker.errors import BrokerError
+from broker.services import current_services
 from broker.store.faults import REDIS_FAULTS
-from broker.web import services
 
 bp = Blueprint("health", __name__)
 
@@ -28,7 +28,7 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    svc = services()
+    svc = current_services()
     connector = svc.connector
     reasons = connector.health()
     try:

@@ -1,6 +1,6 @@
 """The current request's id (``x-amzn-RequestId``), for every log line written meanwhile.
 
-A context variable rather than Flask's ``g``: the two API doors (``broker.doors``) run
+A context variable rather than Flask's ``g``: the two API doors (``broker.http.pipeline``) run
 without Flask's request context, and the log formatter must find the id either way.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar, Token
 
-from broker.uuids import random_uuid
+from broker.identity.ids import random_uuid
 
 CURRENT: ContextVar[str | None] = ContextVar("broker_request_id", default=None)
 

@@ -1,6 +1,8 @@
-"""The app factory: builds one Flask app from the settings, mounts the two API front doors
-in front of it (``broker.doors``: ``POST /`` and ``POST /v1/token``, plain WSGI), registers
-every other route with Flask and its one error renderer. Nothing runs at import time."""
+"""The app factory: builds one Flask app from the settings (its parts come from the
+composition root, ``broker.app.wiring``), registers the routes Flask serves, and mounts the
+edge (``broker.http.pipeline``) in front of it: the two API doors (``POST /`` and
+``POST /v1/token``, plain WSGI), and the request id and error rendering of every route.
+Nothing runs at import time."""
 
 from __future__ import annotations
 
@@ -9,24 +11,20 @@ import os
 import threading
 import time
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from broker import cli, health, instrumentation, logs, metrics, wellknown
+from broker.app import cli, health, wellknown, wiring
 from broker.awsjson import door as awsjson
 from broker.backend import door as backend
-from broker.doors import FrontDoors, Hint, by_target
-from broker.errors import (
-    INTERNAL_MESSAGE,
-    BrokerError,
-    InternalErrorException,
-    StoreUnavailable,
-)
-from broker.services import Clock, Services
+from broker.errors import InternalErrorException
+from broker.http.pipeline import FrontDoors, Hint, by_target
+from broker.http.renderers import routing_error
+from broker.observability import logs, metrics
+from broker.services import EXTENSION, Clock, Services
 from broker.store import migration
 from broker.store.connection import describe_fault
 from broker.store.faults import REDIS_FAULTS, reported_by_caller
-from broker.web import EXTENSION
 from config.env import is_loopback
 from config.settings import DEV_ACCESS_KEY_ID, Settings
 
@@ -44,7 +42,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         settings = Settings.from_env(os.environ)
     logs.configure()
     app = Flask("broker")
-    services = Services.build(settings, clock)
+    services = wiring.build_services(settings, clock)
     app.extensions[EXTENSION] = services
     _load_signing_keys(services)
     _migrate_in_background(services)
@@ -66,52 +64,27 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             settings.bind,
         )
 
-    instrumentation.install(app)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(backend.bp)
-    _register_error_renderers(app)
     app.cli.add_command(cli.broker)
-    # The API doors, by path (explicit): every other request goes on to Flask.
+    # Flask hands its routes' exceptions to the edge, which renders them like the doors'
+    # (``broker.http.pipeline``); only its own routing answers (404, 405) it renders here.
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    app.register_error_handler(HTTPException, _routing_error)
     blocking: dict[str, Hint] = {}
     if AWS_WAITING_OPERATIONS:
         blocking[awsjson.PATH] = by_target(AWS_WAITING_OPERATIONS)
     app.wsgi_app = FrontDoors(  # type: ignore[method-assign]
-        app.wsgi_app,
-        {
-            awsjson.PATH: awsjson.AwsJsonDoor(services),
-            backend.PATH: backend.BackendTokenDoor(services),
-        },
-        blocking,
+        app.wsgi_app, wiring.doors(services), wiring.renderers(), blocking
     )
     return app
 
 
-def _render(err: BrokerError) -> Response:
-    """Plain JSON for the routes Flask serves (the doors render their own errors)."""
-    response = jsonify(error=err.error_type, message=err.message)
-    response.status_code = err.status
-    return response
-
-
-def _register_error_renderers(app: Flask) -> None:
-    @app.errorhandler(BrokerError)
-    def _broker_error(err: BrokerError) -> Response:
-        if isinstance(err, StoreUnavailable):
-            metrics.REDIS_ERRORS.inc()
-        return _render(err)
-
-    @app.errorhandler(HTTPException)
-    def _http(err: HTTPException) -> Response:
-        response = jsonify(error=err.name, message=err.description)
-        response.status_code = err.code or 500
-        return response
-
-    @app.errorhandler(Exception)
-    def _unexpected(err: Exception) -> Response:
-        log.exception("unexpected error")
-        return _render(InternalErrorException(INTERNAL_MESSAGE))
+def _routing_error(err: HTTPException) -> Response:
+    reply = routing_error(err)
+    return Response(reply.body, reply.status, content_type=reply.content_type)
 
 
 def _load_signing_keys(services: Services) -> None:

@@ -3,6 +3,7 @@ config/gunicorn.conf.py). The access line is built from named fields, never from
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -11,10 +12,12 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from broker import jsontext
-from broker.logs import JsonFormatter
+from broker.observability.logs import JsonFormatter
 
 ACCESS_LOGGER = "gunicorn.access"
+
+
+_PLAIN = json.JSONEncoder(ensure_ascii=False)  # made once (json.dumps makes one a call)
 
 
 class JsonLogger(Logger):  # type: ignore[misc]
@@ -47,7 +50,7 @@ class JsonLogger(Logger):  # type: ignore[misc]
             if name.lower() == "x-amzn-requestid":
                 request_id = value
                 break
-        line = jsontext.PLAIN.encode(
+        line = _PLAIN.encode(
             {
                 "ts": self._timestamp(time.time()),
                 "level": "INFO",
