@@ -4,7 +4,8 @@ Every error the AWS JSON front door can send is a subclass of :class:`BrokerErro
 short declaration of its AWS error name (``__type``) and HTTP status. The renderer in
 ``broker.awsjson.render`` turns any of them into AWS's envelope; the backend front door
 maps the same classes to its own small set of codes. Statuses follow contract section 1:
-400 for client faults, 403 for a missing signature, 429 for throttling, 500 for our faults.
+400 for client faults (:class:`ClientFault`), 403 for a missing signature, 429 for
+throttling, 500 for our faults (the default: an error that declares nothing is ours).
 """
 
 from __future__ import annotations
@@ -18,54 +19,61 @@ STORE_UNAVAILABLE_MESSAGE: Final = "The identity store is unavailable; retry sho
 
 
 class BrokerError(Exception):
-    """Base of every error the service reports to a client."""
+    """Base of every error the service reports to a client. Undeclared, an error is ours:
+    an internal error with status 500 (a client fault says so, :class:`ClientFault`)."""
 
     error_type: ClassVar[str] = "InternalErrorException"
-    status: ClassVar[int] = 400
+    status: ClassVar[int] = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
+class ClientFault(BrokerError):
+    """A fault in the request (or in what it asks for): HTTP 400 unless it says otherwise."""
+
+    status = 400
+
+
 # --- modeled Cognito Identity exceptions -------------------------------------------------
-class InvalidParameterException(BrokerError):
+class InvalidParameterException(ClientFault):
     error_type = "InvalidParameterException"
 
 
-class ResourceNotFoundException(BrokerError):
+class ResourceNotFoundException(ClientFault):
     error_type = "ResourceNotFoundException"
 
 
-class NotAuthorizedException(BrokerError):
+class NotAuthorizedException(ClientFault):
     error_type = "NotAuthorizedException"
 
 
-class ResourceConflictException(BrokerError):
+class ResourceConflictException(ClientFault):
     error_type = "ResourceConflictException"
 
 
-class DeveloperUserAlreadyRegisteredException(BrokerError):
+class DeveloperUserAlreadyRegisteredException(ClientFault):
     error_type = "DeveloperUserAlreadyRegisteredException"
 
 
-class LimitExceededException(BrokerError):
+class LimitExceededException(ClientFault):
     error_type = "LimitExceededException"
 
 
-class ConcurrentModificationException(BrokerError):
+class ConcurrentModificationException(ClientFault):
     error_type = "ConcurrentModificationException"
 
 
-class InvalidIdentityPoolConfigurationException(BrokerError):
+class InvalidIdentityPoolConfigurationException(ClientFault):
     error_type = "InvalidIdentityPoolConfigurationException"
 
 
-class ExternalServiceException(BrokerError):
+class ExternalServiceException(ClientFault):
     error_type = "ExternalServiceException"
 
 
-class TooManyRequestsException(BrokerError):
+class TooManyRequestsException(ClientFault):
     error_type = "TooManyRequestsException"
     status = 429
 
@@ -76,31 +84,31 @@ class InternalErrorException(BrokerError):
 
 
 # --- protocol-level errors (AWS JSON 1.1 and SigV4) --------------------------------------
-class ValidationException(BrokerError):
+class ValidationException(ClientFault):
     error_type = "ValidationException"
 
 
-class SerializationException(BrokerError):
+class SerializationException(ClientFault):
     error_type = "SerializationException"
 
 
-class UnknownOperationException(BrokerError):
+class UnknownOperationException(ClientFault):
     error_type = "UnknownOperationException"
 
 
-class UnrecognizedClientException(BrokerError):
+class UnrecognizedClientException(ClientFault):
     error_type = "UnrecognizedClientException"
 
 
-class InvalidSignatureException(BrokerError):
+class InvalidSignatureException(ClientFault):
     error_type = "InvalidSignatureException"
 
 
-class IncompleteSignatureException(BrokerError):
+class IncompleteSignatureException(ClientFault):
     error_type = "IncompleteSignatureException"
 
 
-class MissingAuthenticationTokenException(BrokerError):
+class MissingAuthenticationTokenException(ClientFault):
     error_type = "MissingAuthenticationTokenException"
     status = 403
 

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 
-from flask import Flask, Response
+from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from broker.app import cli, health, wellknown, wiring
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
     # Flask hands its routes' exceptions to the edge, which renders them like the doors'
     # (``broker.http.pipeline``); only its own routing answers (404, 405) it renders here.
     app.config["PROPAGATE_EXCEPTIONS"] = True
-    app.register_error_handler(HTTPException, _routing_error)
+    app.register_error_handler(HTTPException, routing_error)
     blocking: dict[str, Hint] = {}
     if AWS_WAITING_OPERATIONS:
         blocking[awsjson.PATH] = by_target(AWS_WAITING_OPERATIONS)
@@ -80,11 +80,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
         app.wsgi_app, wiring.doors(services), wiring.renderers(), blocking
     )
     return app
-
-
-def _routing_error(err: HTTPException) -> Response:
-    reply = routing_error(err)
-    return Response(reply.body, reply.status, content_type=reply.content_type)
 
 
 def _load_signing_keys(services: Services) -> None:

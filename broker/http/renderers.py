@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Final
 
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from broker.errors import BrokerError
 from broker.http.exchange import Reply, json_reply
@@ -37,11 +38,12 @@ def plain_json(err: BrokerError) -> tuple[Reply, str]:
     return json_reply(body, PLAIN_CONTENT_TYPE, err.status), err.error_type
 
 
-def routing_error(err: HTTPException) -> Reply:
+def routing_error(err: HTTPException) -> Response:
     """Flask's own answers (no such route, method not allowed) in the same plain JSON:
-    werkzeug's name and description, with its status."""
+    werkzeug's name and description, with its status (Flask's handler for HTTPException)."""
     body = {"error": err.name, "message": err.description}
-    return json_reply(body, PLAIN_CONTENT_TYPE, err.code or 500)
+    reply = json_reply(body, PLAIN_CONTENT_TYPE, err.code or 500)
+    return Response(reply.body, reply.status, content_type=reply.content_type)
 
 
 @dataclass(frozen=True)
