@@ -121,7 +121,11 @@ def charge(frames: Sequence[Frame]) -> str:
     """The category of one sample (frames root first, files relative)."""
     logging_seen = False
     for func, file in reversed(frames):
-        if file.startswith("logging/") or "glogging" in file or file.endswith("broker/observability/logs.py"):
+        if (
+            file.startswith("logging/")
+            or "glogging" in file
+            or file.endswith("broker/observability/logs.py")
+        ):
             logging_seen = True
         package = _package(file)
         if package is None:

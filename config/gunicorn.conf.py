@@ -42,7 +42,7 @@ from typing import Any, NoReturn
 # file, as it must for ``logger_class`` and ``wsgi:app`` below.
 from config.env import read_choice, read_int
 from config.errors import ConfigError
-from config.server import DEFAULT_CONNECTIONS, MAX_CONNECTIONS
+from config.server import DEFAULT_CONNECTIONS, MAX_CONNECTIONS, Bind
 
 MAX_WORKERS = 256
 MAX_SECONDS = 3600
@@ -73,13 +73,10 @@ def _default_workers() -> int:
 
 
 def _bind() -> str:
-    raw = os.environ.get("BROKER_BIND", "").strip() or "127.0.0.1:8000"
-    if raw.startswith("unix:"):
-        return raw
-    host, sep, port = raw.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        _fail(f"BROKER_BIND must be HOST:PORT (or unix:PATH), got {raw!r}")
-    return raw
+    try:
+        return Bind.from_env(os.environ).address  # the app reads it by the same rule
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 def _control_socket() -> str | None:
@@ -139,8 +136,8 @@ if _control is not None:
 
 accesslog = _access_log()
 errorlog = "-"
-# JSON lines (broker/observability/gunicorn_logging.py). The access line holds method, path without the
-# query string, status, bytes, milliseconds and the request id the app returns; never a
+# JSON lines (broker/observability/gunicorn_logging.py). The access line holds method, path
+# without the query string, status, bytes, milliseconds and the request id the app returns; never a
 # request header (Authorization carries the SigV4 signature) nor the query string.
 logger_class = "broker.observability.gunicorn_logging.JsonLogger"
 

@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from config.env import read_int, text
+from config.env import is_loopback, read_int, text
+from config.errors import ConfigError
 
 DEFAULT_THREADS: Final = 16
 MAX_THREADS: Final = 256
@@ -68,3 +69,33 @@ def _partial(environ: Mapping[str, str], connections: int) -> int | None:
         high=max(1, connections),
         invalid=invalid,
     )
+
+
+DEFAULT_BIND: Final = "127.0.0.1:8000"
+LOOPBACK_NAMES: Final = ("localhost", "unix")  # bind hosts that are loopback by name
+
+
+@dataclass(frozen=True)
+class Bind:
+    """``BROKER_BIND``, read by one rule for gunicorn (what it binds) and for the app (is
+    it loopback, what issuer does it imply): ``HOST:PORT`` (an IPv6 host in brackets, port
+    1-65535) or ``unix:PATH``."""
+
+    address: str  # as given, what gunicorn binds
+    host: str  # the host without brackets; "unix" for a unix socket
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host, LOOPBACK_NAMES)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Bind:
+        raw = environ.get("BROKER_BIND", "").strip() or DEFAULT_BIND
+        if raw.startswith("unix:"):
+            if not raw[len("unix:") :].strip():
+                raise ConfigError(f"BROKER_BIND must be HOST:PORT, got {raw!r} (or unix:PATH)")
+            return cls(raw, "unix")
+        host, sep, port = raw.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"BROKER_BIND must be HOST:PORT, got {raw!r} (or unix:PATH)")
+        return cls(raw, host.strip("[]"))

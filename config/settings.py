@@ -13,19 +13,20 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from config.backend import BackendSettings
-from config.env import is_loopback, read_int
+from config.env import read_int
 from config.errors import ConfigError as ConfigError  # re-exported: callers import it here
 from config.keys import KeySettings
 from config.limits import RateLimitSettings
 from config.redis import DEFAULT_REDIS_TIMEOUT as DEFAULT_REDIS_TIMEOUT
 from config.redis import DEFAULT_REDIS_URL as DEFAULT_REDIS_URL
 from config.redis import RedisSettings
+from config.server import DEFAULT_BIND as DEFAULT_BIND
+from config.server import Bind
 from config.upstream import UpstreamSettings
 
 DEV_ACCESS_KEY_ID = "AKIDBROKERDEV"
 DEV_SECRET_ACCESS_KEY = "broker-development-secret-loopback-only"  # noqa: S105 - documented dev key
 
-DEFAULT_BIND = "127.0.0.1:8000"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "000000000000"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -44,6 +45,7 @@ class Settings:
     issuer_configured: bool = False
     signing_key_file: str | None = None
     bind: str = DEFAULT_BIND
+    bind_host: str = "127.0.0.1"  # BROKER_BIND's host ("unix" for a unix socket)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_pools: int = DEFAULT_MAX_POOLS
     dev_credentials: bool = False
@@ -57,6 +59,11 @@ class Settings:
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
 
     @property
+    def loopback(self) -> bool:
+        """Does the service listen on loopback only (BROKER_BIND)?"""
+        return Bind(self.bind, self.bind_host).loopback
+
+    @property
     def redis_url(self) -> str:
         """The standalone server's URL (``REDIS_URL``); ``redis`` names the topology."""
         return self.redis.url
@@ -68,13 +75,13 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build and check the settings; raise ConfigError on the first bad value."""
-        bind = environ.get("BROKER_BIND", DEFAULT_BIND).strip()
-        host = _bind_host(bind)
+        listen = Bind.from_env(environ)
+        bind = listen.address
         creds_raw = environ.get("BROKER_CREDENTIALS", "").strip()
         credentials = _parse_credentials(creds_raw) if creds_raw else {}
         dev = not credentials
         if dev:
-            if not is_loopback(host, ("localhost", "unix")):
+            if not listen.loopback:
                 raise ConfigError(
                     "BROKER_CREDENTIALS is required when BROKER_BIND is not a loopback address "
                     f"(BROKER_BIND={bind!r}); the development key pair works on loopback only"
@@ -101,6 +108,7 @@ class Settings:
             issuer_configured=bool(environ.get("BROKER_ISSUER", "").strip()),
             signing_key_file=key_file,
             bind=bind,
+            bind_host=listen.host,
             max_body_bytes=read_int(
                 environ, "BROKER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, low=1024
             ),
@@ -111,15 +119,6 @@ class Settings:
             limits=RateLimitSettings.from_env(environ),
             upstream=upstream,
         )
-
-
-def _bind_host(bind: str) -> str:
-    if bind.startswith("unix:"):
-        return "unix"
-    host, sep, port = bind.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ConfigError(f"BROKER_BIND must be HOST:PORT, got {bind!r}")
-    return host.strip("[]")
 
 
 def _parse_credentials(raw: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from config.server import Bind
 from config.settings import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_POOLS,
@@ -157,6 +158,29 @@ def test_bad_bind(bind: str) -> None:
         ConfigError, match=re.escape(f"BROKER_BIND must be HOST:PORT, got {bind!r}")
     ):
         Settings.from_env({"BROKER_BIND": bind})
+
+
+@pytest.mark.parametrize(
+    ("bind", "good"),
+    [
+        ("127.0.0.1:8000", True),
+        ("[::1]:8000", True),
+        ("unix:/run/broker.sock", True),
+        ("127.0.0.1:0", False),
+        ("127.0.0.1:65536", False),
+        ("unix:", False),
+    ],
+)
+def test_one_bind_rule_for_gunicorn_and_the_app(bind: str, good: bool) -> None:
+    """config/gunicorn.conf.py binds ``Bind.from_env(...).address``; the settings read the
+    same ``Bind``, so a value one accepts the other accepts (the port range included)."""
+    environ = {"BROKER_BIND": bind}
+    if good:
+        assert Bind.from_env(environ).address == Settings.from_env(environ).bind == bind
+        return
+    for read in (Bind.from_env, Settings.from_env):
+        with pytest.raises(ConfigError, match="BROKER_BIND must be HOST:PORT"):
+            read(environ)
 
 
 @pytest.mark.parametrize("region", ["eu-west-1", "us-gov-west-1", " ap-south-2 "])

@@ -25,7 +25,6 @@ from broker.services import EXTENSION, Clock, Services
 from broker.store import migration
 from broker.store.connection import describe_fault
 from broker.store.faults import REDIS_FAULTS, reported_by_caller
-from config.env import is_loopback
 from config.settings import DEV_ACCESS_KEY_ID, Settings
 
 log = logging.getLogger("broker")
@@ -46,9 +45,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
     app.extensions[EXTENSION] = services
     _load_signing_keys(services)
     _migrate_in_background(services)
-    if not settings.issuer_configured and not is_loopback(
-        settings.bind.rpartition(":")[0].strip("[]"), ("localhost", "unix")
-    ):
+    if not settings.issuer_configured and not settings.loopback:
         log.warning(
             "BROKER_ISSUER is not set: tokens name %s as their issuer, derived from "
             "BROKER_BIND. Behind a load balancer every broker must name the same issuer "
