@@ -120,3 +120,20 @@ def is_loopback(host: str, names: Collection[str]) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def read_pairs(environ: Mapping[str, str], name: str, max_target_length: int) -> dict[str, str]:
+    """``source:tag,source2:tag2`` -> {source: tag}: each tag (a principal tag key, at most
+    ``max_target_length`` characters) named once."""
+    result: dict[str, str] = {}
+    raw = text(environ, name)
+    for item in (i.strip() for i in raw.split(",") if i.strip()):
+        source, sep, tag = (part.strip() for part in item.partition(":"))
+        if not sep or not source or not tag:
+            raise ConfigError(f"{name} must be comma-separated SOURCE:TAG pairs, got {item!r}")
+        if len(tag) > max_target_length:
+            raise ConfigError(f"{name}: tag {tag[:20]!r}... is over {max_target_length} characters")
+        if tag in result.values():
+            raise ConfigError(f"{name}: tag {tag!r} is named twice")
+        result[source] = tag
+    return result

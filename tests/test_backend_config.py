@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from broker.awsjson import schemas
-from config import backend
+from config import backend, backend_cookie, backend_jwt
 from config.backend import BackendSettings
 from config.settings import ConfigError, Settings
 
@@ -148,7 +148,11 @@ def test_patterns_are_the_service_models() -> None:
     assert backend.MAX_POOL_NAME_LENGTH == schemas.MAX_POOL_NAME_LENGTH
     assert backend.PROVIDER_PATTERN == schemas.DEVELOPER_PROVIDER_NAME_PATTERN
     assert backend.MAX_PROVIDER_LENGTH == schemas.MAX_PROVIDER_NAME_LENGTH
-    assert backend.MAX_TAG_KEY_LENGTH == schemas.MAX_TAG_KEY_LENGTH
+    assert (
+        backend_jwt.MAX_TAG_KEY_LENGTH
+        == backend_cookie.MAX_TAG_KEY_LENGTH
+        == schemas.MAX_TAG_KEY_LENGTH
+    )
 
 
 def _without(env: dict[str, str], *names: str) -> dict[str, str]:

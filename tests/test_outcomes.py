@@ -21,7 +21,8 @@ from broker.identity import developer, lifecycle
 from broker.identity.models import Identity, IdentityPool, PoolConfig
 from broker.identity.outcomes import LINK_ERRORS, MERGE_ERRORS, UNLINK_ERRORS, raise_for
 from broker.identity.ports import LinkOutcome, MergeOutcome, UnlinkOutcome
-from config.backend import BackendSettings, JwtSettings
+from config.backend import BackendSettings
+from config.backend_jwt import JwtSettings
 from config.errors import ConfigError
 from config.settings import Settings
 

@@ -23,7 +23,8 @@ from config.aws_model import (
     MAX_TOKEN_DURATION,
     MIN_TOKEN_DURATION,
 )
-from config.backend import DEFAULT_COOKIE_NAME, BackendSettings
+from config.backend import BackendSettings
+from config.backend_cookie import DEFAULT_COOKIE_NAME
 
 TOKEN_PATH: Final = "/v1/token"  # noqa: S105 - a URL path, not a secret
 OPENAPI_VERSION: Final = "3.1.0"

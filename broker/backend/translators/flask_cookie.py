@@ -24,7 +24,7 @@ from broker.backend.translators.session import (
     session_from,
     user_id_from,
 )
-from config.backend import CookieSettings
+from config.backend_cookie import CookieSettings
 
 MISSING: Final = "Missing session cookie {name!r}: forward the user's Cookie header."
 TAMPERED: Final = "The session cookie's signature does not verify."

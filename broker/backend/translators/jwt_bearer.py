@@ -35,7 +35,7 @@ from broker.backend.translators.session import (
     session_from,
     user_id_from,
 )
-from config.backend import JwtSettings
+from config.backend_jwt import JwtSettings
 from config.errors import ConfigError
 
 CHALLENGE: Final = 'Bearer realm="identity-broker"'
