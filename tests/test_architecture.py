@@ -109,6 +109,28 @@ def test_every_import_points_to_a_lower_layer() -> None:
     assert violations() == []
 
 
+def importers_of(dependency: str) -> set[str]:
+    """The units with a module importing ``dependency`` (a distribution's top-level name)."""
+    found = set()
+    for module, path in source_modules():
+        for _, target in imported_modules(module, path):
+            if target == dependency or target.startswith(dependency + "."):
+                found.add(unit_of(module) or module)
+    return found
+
+
+def test_only_the_store_speaks_redis() -> None:
+    """Redis faults become the error model inside the store (``broker/store/faults.py``);
+    no layer above catches or names a redis-py exception."""
+    assert importers_of("redis") == {"broker.store"}
+
+
+@pytest.mark.parametrize("dependency", ["flask", "werkzeug", "redis", "gunicorn"])
+def test_the_core_knows_no_web_framework_and_no_redis(dependency: str) -> None:
+    core = {unit for unit, layer in LAYER_OF.items() if layer <= LAYER_OF["broker.identity"]}
+    assert importers_of(dependency) & core == set()
+
+
 def test_the_checker_sees_an_import_against_the_direction(tmp_path: Path) -> None:
     """The check itself can fail: a core module importing the store is reported, and so is
     one importing a door from inside a function."""
