@@ -2,4 +2,4 @@
 
 from broker.app.factory import create_app
 
-app = create_app()
+app = create_app(warn=False)  # gunicorn's master logged the warnings once

@@ -7,8 +7,11 @@ variables (one module each: ``config/backend_jwt.py``, ``backend_cookie.py``,
 JWKS URLs are opened later, when the app is built) and fails fast with a :class:`ConfigError`
 naming the variable. Secrets are kept out of ``repr`` so a logged settings object leaks none.
 
-When ``BROKER_BACKEND_AUTH`` is unset the door is off: the broker starts and ``/v1/token``
-answers UNAVAILABLE with a message that names the variable. A variable of a translator other
+When ``BROKER_BACKEND_AUTH`` is unset and the service listens on loopback, the door runs on
+the documented development key (:data:`DEV_API_KEY`, pool ``default``, provider
+``login.broker.dev``); off loopback, or with ``BROKER_BACKEND_AUTH=off``, the door is off:
+the broker starts and ``/v1/token`` answers UNAVAILABLE with a message that names the
+variable. A variable of a translator other
 than the chosen one is refused, so a typo in the mode is never silently ignored.
 """
 
@@ -32,7 +35,18 @@ from config.backend_jwt import JWT_VARS, JwtSettings
 from config.env import matches, read_choice, read_float, text
 from config.errors import ConfigError
 
-AUTH_MODES: Final = ("jwt", "cookie", "api_key")
+AUTH_MODES: Final = ("jwt", "cookie", "api_key", "off")
+#: The door's development default (docs/backend.md): without BROKER_BACKEND_AUTH, while the
+#: service listens on loopback only, the door trusts this documented key (``X-Api-Key``) on
+#: a broker-owned pool, so that the sidecar's main job works with no configuration, like
+#: the development AWS key pair. Off loopback it is refused, as a default and when named.
+DEV_API_KEY: Final = "broker-development-api-key-loopback-only"
+DEV_POOL_NAME: Final = "default"
+DEV_DEVELOPER_PROVIDER: Final = "login.broker.dev"
+DEV_KEY_OFF_LOOPBACK: Final = (
+    "BROKER_BACKEND_API_KEYS names the documented development key, which works on loopback "
+    "only: set your own key (32 or more characters) when BROKER_BIND is not loopback"
+)
 DEFAULT_CACHE_MIN_REMAINING: Final = 0.5
 _MODE_VARS: Final = {"jwt": JWT_VARS, "cookie": COOKIE_VARS, "api_key": API_KEY_VARS}
 
@@ -47,9 +61,13 @@ class BackendSettings:
     cookie: CookieSettings | None = None
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     cache_min_remaining: float = DEFAULT_CACHE_MIN_REMAINING
+    #: True: the development default (no BROKER_BACKEND_AUTH, loopback): DEV_API_KEY only.
+    development_key: bool = False
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> BackendSettings:
+    def from_env(cls, environ: Mapping[str, str], *, loopback: bool = False) -> BackendSettings:
+        """``loopback``: the service listens on loopback only (BROKER_BIND), where the door
+        runs on the development key when BROKER_BACKEND_AUTH is not set."""
         auth = read_choice(
             environ, "BROKER_BACKEND_AUTH", AUTH_MODES, None, "{name} must be one of {choices}"
         )
@@ -61,7 +79,7 @@ class BackendSettings:
                     f"set BROKER_BACKEND_AUTH={mode} or unset it"
                 )
         pool_id, pool_name, provider = _pool(environ)
-        if auth is not None and pool_id is None and pool_name is None:
+        if auth not in (None, "off") and pool_id is None and pool_name is None:
             raise ConfigError(
                 "BROKER_BACKEND_AUTH is set but no pool is: set BROKER_BACKEND_POOL_ID, or "
                 "BROKER_BACKEND_POOL_NAME and BROKER_BACKEND_DEVELOPER_PROVIDER"
@@ -76,6 +94,23 @@ class BackendSettings:
             invalid="{name} must be a fraction such as 0.5, got {raw!r}",
             bounds="{name} must be above 0 and at most 1, got {raw!r}",
         )
+        if auth == "off":
+            return cls(cache_min_remaining=share)
+        if auth is None and loopback:
+            if pool_id is None and pool_name is None:
+                pool_name, provider = DEV_POOL_NAME, DEV_DEVELOPER_PROVIDER
+            return cls(
+                auth="api_key",
+                pool_id=pool_id,
+                pool_name=pool_name,
+                developer_provider=provider,
+                api_keys=(DEV_API_KEY,),
+                cache_min_remaining=share,
+                development_key=True,
+            )
+        api_keys = read_api_keys(environ) if auth == "api_key" else ()
+        if DEV_API_KEY in api_keys and not loopback:
+            raise ConfigError(DEV_KEY_OFF_LOOPBACK)
         return cls(
             auth=auth,
             pool_id=pool_id,
@@ -83,7 +118,7 @@ class BackendSettings:
             developer_provider=provider,
             jwt=JwtSettings.from_env(environ) if auth == "jwt" else None,
             cookie=CookieSettings.from_env(environ) if auth == "cookie" else None,
-            api_keys=read_api_keys(environ) if auth == "api_key" else (),
+            api_keys=api_keys,
             cache_min_remaining=share,
         )
 

@@ -152,13 +152,17 @@ def on_starting(server: object) -> None:
     from config.settings import Settings
 
     try:
-        Settings.from_env(os.environ)
+        settings = Settings.from_env(os.environ)
         # the connections as gunicorn will run them (GUNICORN_CMD_ARGS may override ours)
         cfg = getattr(server, "cfg", None)
         connections = getattr(cfg, "worker_connections", DEFAULT_CONNECTIONS)
         ServerSettings.from_env(os.environ, int(connections))
     except ConfigError as exc:
         _fail(str(exc))
+    log = getattr(server, "log", None)
+    for warning in settings.warnings():  # once here; the workers' apps do not repeat them
+        if log is not None:
+            log.warning("%s", warning)
     _prepare_metrics_dir()
 
 

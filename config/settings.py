@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from config.backend import BackendSettings
+from config.backend import DEV_API_KEY, BackendSettings
 from config.env import read_int
 from config.errors import ConfigError as ConfigError  # re-exported: callers import it here
 from config.keys import KeySettings
@@ -57,6 +57,35 @@ class Settings:
     limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     #: Upstream mode (tokens from a real Cognito pool); see ``config/upstream.py``.
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+
+    def warnings(self) -> list[str]:
+        """What an operator must hear at start: a default that holds on loopback only, or
+        an issuer left to its default where several brokers may serve. Logged once by
+        gunicorn's master (config/gunicorn.conf.py), or by ``create_app`` elsewhere."""
+        found = []
+        if not self.issuer_configured and not self.loopback:
+            found.append(
+                f"BROKER_ISSUER is not set: tokens name {self.issuer} as their issuer, derived "
+                "from BROKER_BIND. Behind a load balancer every broker must name the same "
+                "issuer (the URL clients and verifiers reach): set BROKER_ISSUER to it on all "
+                "of them."
+            )
+        if self.backend.development_key:
+            pool = self.backend.pool_id or repr(self.backend.pool_name)
+            provider = self.backend.developer_provider or "its own"
+            found.append(
+                "BROKER_BACKEND_AUTH is not set: the backend door accepts only the documented "
+                f"development key (X-Api-Key: {DEV_API_KEY}) on pool {pool}, provider "
+                f"{provider}, because the service listens on loopback ({self.bind}). Set "
+                "BROKER_BACKEND_AUTH for anything but local use."
+            )
+        if self.dev_credentials:
+            found.append(
+                "BROKER_CREDENTIALS is not set: accepting only the documented development key "
+                f"pair ({DEV_ACCESS_KEY_ID}), because the service listens on loopback "
+                f"({self.bind}). Set BROKER_CREDENTIALS for anything but local use."
+            )
+        return found
 
     @property
     def loopback(self) -> bool:
@@ -114,7 +143,9 @@ class Settings:
             ),
             max_pools=read_int(environ, "BROKER_MAX_POOLS", DEFAULT_MAX_POOLS, low=1),
             dev_credentials=dev,
-            backend=BackendSettings.from_env(upstream.door_environ(environ)),
+            backend=BackendSettings.from_env(
+                upstream.door_environ(environ), loopback=listen.loopback
+            ),
             keys=KeySettings.from_env(environ),
             limits=RateLimitSettings.from_env(environ),
             upstream=upstream,

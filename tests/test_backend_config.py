@@ -22,7 +22,11 @@ KEY = "k" * 32
 
 
 def test_off_by_default_and_the_broker_still_configures() -> None:
-    settings = Settings.from_env({})
+    """Off loopback; on loopback the default is the development door
+    (tests/test_development_door.py)."""
+    settings = Settings.from_env(
+        {"BROKER_BIND": "0.0.0.0:8000", "BROKER_CREDENTIALS": "AKIDOWNKEY0001:" + "s" * 40}
+    )
     assert settings.backend == BackendSettings()
     assert settings.backend.auth is None
     assert settings.backend.cache_min_remaining == 0.5

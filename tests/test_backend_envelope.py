@@ -101,8 +101,9 @@ def test_iso8601_is_utc_with_z() -> None:
 
 
 def test_not_configured_answers_unavailable_and_the_broker_still_serves(
-    client: FlaskClient,
+    make_client: MakeClient,
 ) -> None:
+    client = make_client(BROKER_BACKEND_AUTH="off")  # on loopback, unset is the dev default
     response = client.post("/v1/token", json={})
     assert error_of(response) == (503, "UNAVAILABLE")
     assert "BROKER_BACKEND_AUTH" in response.json["error"]["message"]

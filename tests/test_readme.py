@@ -59,6 +59,37 @@ def test_the_boto3_example_runs_as_written(dev_broker: BrokerServer) -> None:
     assert "valid for 3600 s" in result.stdout
 
 
+def test_the_first_curl_runs_as_written(dev_broker: BrokerServer) -> None:
+    """The README's first example: a verifiable token, the same identity on a second call."""
+    import json
+
+    import jwt
+
+    script = example("curl").replace(DOCUMENTED_URL, dev_broker.url)
+    answers = []
+    for _ in range(2):
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            env=broker_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        answers.append(json.loads(result.stdout))
+    assert all(answer["success"] is True for answer in answers)
+    first, second = (answer["data"] for answer in answers)
+    assert first["identity_id"] == second["identity_id"]
+    key = jwt.PyJWKClient(f"{dev_broker.url}/.well-known/jwks.json").get_signing_key_from_jwt(
+        first["token"]
+    )
+    claims = jwt.decode(
+        first["token"], key.key, algorithms=["RS512"], options={"verify_aud": False}
+    )
+    assert claims["sub"] == first["identity_id"]
+
+
 def test_the_cli_example_runs_as_written(dev_broker: BrokerServer, tmp_path: Path) -> None:
     script = example("cli").replace(DOCUMENTED_URL, dev_broker.url)
     env = broker_env()

@@ -25,7 +25,7 @@ from broker.services import EXTENSION, Clock, Services
 from broker.store import migration
 from broker.store.connection import describe_fault
 from broker.store.faults import REDIS_FAULTS, reported_by_caller
-from config.settings import DEV_ACCESS_KEY_ID, Settings
+from config.settings import Settings
 
 log = logging.getLogger("broker")
 
@@ -36,7 +36,11 @@ log = logging.getLogger("broker")
 AWS_WAITING_OPERATIONS: frozenset[str] = frozenset()
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> Flask:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = time.time, warn: bool = True
+) -> Flask:
+    """``warn``: log the settings' warnings (``Settings.warnings``). gunicorn's master logs
+    them once, before the fork (config/gunicorn.conf.py), so its workers do not."""
     if settings is None:
         settings = Settings.from_env(os.environ)
     logs.configure()
@@ -45,21 +49,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
     app.extensions[EXTENSION] = services
     _load_signing_keys(services)
     _migrate_in_background(services)
-    if not settings.issuer_configured and not settings.loopback:
-        log.warning(
-            "BROKER_ISSUER is not set: tokens name %s as their issuer, derived from "
-            "BROKER_BIND. Behind a load balancer every broker must name the same issuer "
-            "(the URL clients and verifiers reach): set BROKER_ISSUER to it on all of them.",
-            settings.issuer,
-        )
-    if settings.dev_credentials:
-        log.warning(
-            "BROKER_CREDENTIALS is not set: accepting only the documented development key "
-            "pair (%s), because the service listens on loopback (%s). Set "
-            "BROKER_CREDENTIALS for anything but local use.",
-            DEV_ACCESS_KEY_ID,
-            settings.bind,
-        )
+    if warn:
+        for warning in settings.warnings():
+            log.warning("%s", warning)
 
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(health.bp)

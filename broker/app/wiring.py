@@ -108,8 +108,9 @@ def local_tokens(svc: Services) -> BackendTokens:
         limit_identity=svc.limits.check_identity,
         providers=svc.providers,
     )
-    if settings.backend.pool_id is not None or settings.backend.pool_name is not None:
-        _prepare_pool(pools)
+    configured = settings.backend.pool_id is not None or settings.backend.pool_name is not None
+    if configured and not settings.backend.development_key:
+        _prepare_pool(pools)  # the development pool is made by its first request instead
     return tokens
 
 
