@@ -51,7 +51,7 @@ MAX_SECONDS = 3600
 def _fail(message: str) -> NoReturn:
     # SystemExit is not an Exception, so gunicorn's config loader lets it through: the
     # process ends with this line and status 2 instead of a traceback.
-    sys.stderr.write(f"config/gunicorn.conf.py: {message}\n")
+    sys.stderr.write(f"identity-broker: configuration error: {message}\n")
     raise SystemExit(2)
 
 

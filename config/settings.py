@@ -106,8 +106,13 @@ class Settings:
         """Build and check the settings; raise ConfigError on the first bad value."""
         listen = Bind.from_env(environ)
         bind = listen.address
-        creds_raw = environ.get("BROKER_CREDENTIALS", "").strip()
-        credentials = _parse_credentials(creds_raw) if creds_raw else {}
+        creds_raw = environ.get("BROKER_CREDENTIALS")
+        if creds_raw is not None and not creds_raw.strip():
+            raise ConfigError(
+                "BROKER_CREDENTIALS is set but empty: name ACCESS_KEY_ID:SECRET pairs, or "
+                "unset it to accept the development key pair on loopback"
+            )
+        credentials = _parse_credentials(creds_raw.strip()) if creds_raw else {}
         dev = not credentials
         if dev:
             if not listen.loopback:
@@ -165,5 +170,10 @@ def _parse_credentials(raw: str) -> dict[str, str]:
             raise ConfigError(f"BROKER_CREDENTIALS: access key id {key_id!r} must be alphanumeric")
         if len(secret) < 16:
             raise ConfigError(f"BROKER_CREDENTIALS: the secret of {key_id} is under 16 characters")
+        if key_id in pairs:
+            raise ConfigError(
+                f"BROKER_CREDENTIALS names access key id {key_id} twice: give each key id "
+                "one secret"
+            )
         pairs[key_id] = secret
     return pairs

@@ -98,10 +98,6 @@ def test_several_credential_pairs_with_spaces() -> None:
     }
 
 
-def test_blank_credentials_mean_the_dev_pair() -> None:
-    assert Settings.from_env({"BROKER_CREDENTIALS": "   "}).dev_credentials is True
-
-
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
@@ -158,6 +154,21 @@ def test_bad_bind(bind: str) -> None:
         ConfigError, match=re.escape(f"BROKER_BIND must be HOST:PORT, got {bind!r}")
     ):
         Settings.from_env({"BROKER_BIND": bind})
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_credentials_set_but_empty_are_refused(value: str) -> None:
+    """Not silently the development pair: an empty value is a mistake (a template's unset
+    variable, say), and the message says what to do."""
+    with pytest.raises(ConfigError, match="BROKER_CREDENTIALS is set but empty"):
+        Settings.from_env({"BROKER_CREDENTIALS": value})
+    assert Settings.from_env({}).dev_credentials is True  # unset: the development pair
+
+
+def test_a_key_id_named_twice_is_refused() -> None:
+    pairs = "AKIDONE:" + "a" * 20 + ",AKIDONE:" + "b" * 20
+    with pytest.raises(ConfigError, match="names access key id AKIDONE twice"):
+        Settings.from_env({"BROKER_CREDENTIALS": pairs})
 
 
 @pytest.mark.parametrize(

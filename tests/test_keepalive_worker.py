@@ -535,7 +535,8 @@ def test_a_bad_worker_class_stops_gunicorn_with_one_line() -> None:
     done = gunicorn_settings({"BROKER_WORKER_CLASS": "gevent"})
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "config/gunicorn.conf.py: BROKER_WORKER_CLASS must be 'keepalive' or 'sync', got 'gevent'"
+        "identity-broker: configuration error: "
+        "BROKER_WORKER_CLASS must be 'keepalive' or 'sync', got 'gevent'"
     )
 
 

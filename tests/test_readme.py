@@ -32,8 +32,9 @@ def dev_broker(redis_server: RedisServer) -> Iterator[BrokerServer]:
         redis_url=redis_server.url,
         credentials={DEV_ACCESS_KEY_ID: DEV_SECRET_ACCESS_KEY},
         workers=2,
-        env={"BROKER_CREDENTIALS": ""},
     )
+    environ = {k: v for k, v in server.env().items() if k != "BROKER_CREDENTIALS"}
+    server.env = lambda: dict(environ)  # type: ignore[method-assign]
     with server:
         yield server
 

@@ -75,7 +75,9 @@ def test_worker_connections_is_a_broker_setting(raw: str, expected: str) -> None
 def test_a_bad_worker_connections_stops_gunicorn_with_one_line(raw: str) -> None:
     done = gunicorn_value({"BROKER_WORKER_CONNECTIONS": raw}, "worker_connections")
     assert done.returncode == 2
-    assert done.stderr.startswith("config/gunicorn.conf.py: BROKER_WORKER_CONNECTIONS must be")
+    assert done.stderr.startswith(
+        "identity-broker: configuration error: BROKER_WORKER_CONNECTIONS must be"
+    )
     assert len(done.stderr.strip().splitlines()) == 1
 
 
@@ -236,7 +238,9 @@ def test_a_bad_server_setting_stops_gunicorn_before_it_binds(
         timeout=60,
     )
     assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip().splitlines()[-1] == f"config/gunicorn.conf.py: {message}"
+    assert (
+        done.stderr.strip().splitlines()[-1] == f"identity-broker: configuration error: {message}"
+    )
 
 
 def test_the_table_of_arriving_requests_keeps_each_address_to_its_bound() -> None:
