@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 import threading
 import time
@@ -308,19 +309,39 @@ def test_the_rotate_key_command_switches_the_current_key() -> None:
             return result.stdout
 
         first = run("keys").split()[0]
+        before = time.time()
         staged = run("rotate-key")
+        delay = int(re.findall(r"starts signing in (\d+) s", staged)[0])
         assert f"{first} signs until then" in staged
         listed = run("keys").splitlines()
         assert listed[0] == f"{first} current, NOT sealed (clear PEM in Redis)"  # no KEK
-        assert [line.split(" ", 1)[1] for line in listed[1:]] == [
-            "staged, NOT sealed (clear PEM in Redis)"
-        ]
+        assert len(listed) == 2
+        staged_line = listed[1].split(" ", 1)[1]
+        assert staged_line.startswith("staged, starts signing ")
+        assert staged_line.endswith(" UTC, NOT sealed (clear PEM in Redis)")
+        (starts,) = re.findall(STAMP, staged_line)
+        assert before + delay - 1 <= _epoch(starts) <= time.time() + delay + 1
         rotated = run("rotate-key", "--now")
         second = run("keys").splitlines()
         assert f"{first} retired" in rotated
         assert second[0].split(" ", 1)[1].startswith("current") and not second[0].startswith(first)
-        assert f"{first} retired, NOT sealed (clear PEM in Redis)" in second
+        retired = [line for line in second if line.startswith(f"{first} retired")]
+        assert len(retired) == 1 and retired[0].endswith(", NOT sealed (clear PEM in Redis)")
+        stopped, until = re.findall(STAMP, retired[0])
+        assert "stopped signing" in retired[0] and "in the JWKS until" in retired[0]
+        assert _epoch(until) - _epoch(stopped) in (
+            DEFAULT_RETENTION_SECONDS,
+            DEFAULT_RETENTION_SECONDS + 1,
+        )
         assert "PRIVATE" not in rotated + "".join(second)
+
+
+STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"  # how `broker keys` writes an instant
+
+
+def _epoch(stamp: str) -> float:
+    parsed = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
 
 
 class CountingSource:

@@ -115,6 +115,10 @@ class KeyState:
     kid: str
     role: str  # "current", "staged", "retired" or "published"
     sealed: bool
+    #: staged: when it starts signing; retired: when it stopped signing (epoch seconds).
+    since: float | None = None
+    #: retired: when it leaves the JWKS (pruned at the next rotation after that time).
+    published_until: float | None = None
 
 
 class RedisKeySource:
@@ -200,10 +204,17 @@ class RedisKeySource:
                 return "staged"
             return "retired" if kid in stored.retired else "published"
 
+        def state(kid: str) -> KeyState:
+            sealed = "sealed" in json.loads(stored.records[kid])
+            if kid in stored.pending:
+                return KeyState(kid, "staged", sealed, since=stored.pending[kid])
+            if kid in stored.retired and kid != stored.current:
+                retired_at = stored.retired[kid]
+                return KeyState(kid, "retired", sealed, retired_at, retired_at + self._retention)
+            return KeyState(kid, role(kid), sealed)
+
         kids = sorted(stored.records, key=lambda kid: (kid != stored.current, kid))
-        return [
-            KeyState(kid, role(kid), "sealed" in json.loads(stored.records[kid])) for kid in kids
-        ]
+        return [state(kid) for kid in kids]
 
     def rotate(self, activate_after: float = 0.0) -> tuple[str | None, str]:
         """A new key: signing now (``activate_after`` 0) or staged to sign after that many
