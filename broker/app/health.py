@@ -17,6 +17,7 @@ from flask import Blueprint, Response, jsonify
 from broker.errors import BrokerError
 from broker.services import current_services
 from broker.store.faults import REDIS_FAULTS
+from broker.upstream.client import setup_fault
 
 bp = Blueprint("health", __name__)
 
@@ -35,6 +36,10 @@ def readyz() -> tuple[Response, int]:
         svc.keyring.current()
     except BrokerError:
         reasons.append("signing key not loaded")
+    if svc.settings.upstream.enabled:
+        fault = setup_fault(svc.settings.upstream)
+        if fault is not None:
+            reasons.append(f"upstream: {fault}")
     body: dict[str, Any] = {"status": "unavailable" if reasons else "ready"}
     if reasons:
         body["reasons"] = reasons

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from broker.outbound import BoundedCalls, DeadlineExceeded, Unreachable
-from broker.upstream.errors import from_aws_error, no_credentials, unreachable
+from broker.upstream.errors import from_aws_error, missing_profile, no_credentials, unreachable
 from config.upstream import UpstreamSettings
 
 SERVICE: Final = "cognito-identity"
@@ -38,6 +38,19 @@ SERVICE: Final = "cognito-identity"
 #: in its threads, ``BROKER_WORKER_THREADS``), and so botocore's connection pool.
 CALL_THREADS: Final = 16
 MAX_POOL_CONNECTIONS: Final = CALL_THREADS
+
+
+def setup_fault(settings: UpstreamSettings) -> str | None:
+    """Why no client can be built at all (AWS_PROFILE naming no profile), or None. For the
+    start's log line and /readyz: cheap (boto3 reads the config files; no call is made)."""
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        boto3.session.Session(region_name=settings.region)
+    except ProfileNotFound as exc:
+        return missing_profile(str(exc.kwargs.get("profile", ""))).error.message
+    return None
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,9 @@ class CognitoUpstream:
         )
         return session.client(SERVICE, endpoint_url=settings.endpoint_url, config=config)
 
+    def setup_fault(self) -> str | None:
+        return setup_fault(self._settings)
+
     def get_token(
         self,
         *,
@@ -119,6 +135,8 @@ class CognitoUpstream:
             raise from_aws_error(
                 str(error.get("Code", "Unknown")), str(error.get("Message", "")), int(status)
             ) from None
+        except boto.ProfileNotFound as exc:
+            raise missing_profile(str(exc.kwargs.get("profile", ""))) from None
         except (
             boto.NoCredentialsError,
             boto.PartialCredentialsError,

@@ -140,6 +140,19 @@ def unreachable(code: str) -> UpstreamFailure:
     )
 
 
+MISSING_PROFILE: Final = (
+    "AWS_PROFILE={profile!r} names no profile in the shared AWS config and credentials "
+    "files: fix AWS_PROFILE (or add the profile), or unset it to use boto3's other sources"
+)
+
+
+def missing_profile(profile: str) -> UpstreamFailure:
+    """AWS_PROFILE names a profile that does not exist: the broker's setup, not an outage
+    (the breaker does not count it)."""
+    message = MISSING_PROFILE.format(profile=_printable(profile))
+    return UpstreamFailure(Kind.MISCONFIGURED, "ProfileNotFound", UpstreamUnavailable(message))
+
+
 def no_credentials(code: str) -> UpstreamFailure:
     return UpstreamFailure(
         Kind.MISCONFIGURED, code, UpstreamUnavailable(NO_CREDENTIALS.format(code=code))

@@ -119,6 +119,9 @@ class UpstreamTokens:
     def warm(self) -> None:
         """Build this worker's boto3 client now (it loads the service model), not on the
         first request; say at start which pool the door serves."""
+        fault = self._client.setup_fault()
+        if fault is not None:  # said now, and by /readyz, rather than as an outage later
+            log.error("upstream mode cannot call AWS: %s", fault)
         try:
             self._client.client()
         except Exception as exc:  # the first request reports it in the envelope

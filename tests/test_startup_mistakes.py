@@ -1,0 +1,132 @@
+"""One clear line for each mistake at start (issue 16 item 4), never a traceback: a port
+already in use, stored keys that do not open with the configured key-encryption key, a
+configuration error, and upstream mode with an AWS_PROFILE that names no profile.
+
+The gunicorn cases run the real ``gunicorn -c config/gunicorn.conf.py wsgi:app`` as
+``scripts/run`` does, each bounded in time."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.processes import RedisServer, broker_env, free_port
+from support.upstream import upstream_environment
+
+from broker.app.factory import create_app
+from config.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+GUNICORN = str(Path(sys.prefix) / "bin" / "gunicorn")
+PREFIX = "identity-broker: "
+
+
+def gunicorn(
+    env: dict[str, str], timeout: float = 60
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """gunicorn as scripts/run starts it, until it exits by itself (it must)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [GUNICORN, "-c", "config/gunicorn.conf.py", "wsgi:app"],
+        cwd=REPO,
+        env={**broker_env(), "BROKER_WORKERS": "2", **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return done, time.monotonic() - started
+
+
+def test_a_port_in_use_is_one_line_naming_broker_bind() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done, took = gunicorn(
+            {"BROKER_BIND": f"127.0.0.1:{port}", "REDIS_URL": "redis://127.0.0.1:1/0"}
+        )
+    assert done.returncode == 2
+    assert took < 15  # not gunicorn's five attempts
+    assert "Traceback" not in done.stderr
+    *before, line = done.stderr.strip().splitlines()
+    assert len(before) <= 1  # gunicorn's own "Starting gunicorn" line
+    assert line.startswith(PREFIX + "configuration error: BROKER_BIND=127.0.0.1:")
+    assert "already in use" in line and "set BROKER_BIND to a free port" in line
+
+
+def test_a_configuration_error_reads_as_the_brokers_not_a_files() -> None:
+    done, _ = gunicorn({"BROKER_BIND": f"127.0.0.1:{free_port()}", "BROKER_REGION": "moon base"})
+    assert done.returncode == 2
+    *before, line = done.stderr.strip().splitlines()
+    assert len(before) <= 1  # gunicorn's own "Starting gunicorn" line
+    assert (
+        line
+        == PREFIX + "configuration error: BROKER_REGION must look like us-east-1, got 'moon base'"
+    )
+    assert "gunicorn.conf.py" not in line
+
+
+@pytest.mark.parametrize(
+    ("kek", "says"),
+    [
+        (None, "BROKER_KEY_ENCRYPTION_KEY is not set"),
+        ("cd" * 32, "does not open with BROKER_KEY_ENCRYPTION_KEY (wrong key?)"),
+    ],
+)
+def test_sealed_keys_without_their_kek_are_a_line_per_worker(kek: str | None, says: str) -> None:
+    with RedisServer() as redis_server:
+        sealing = {"REDIS_URL": redis_server.url, "BROKER_KEY_ENCRYPTION_KEY": "ab" * 32}
+        create_app(Settings.from_env(sealing))  # generates the first key, sealed
+        env = {"REDIS_URL": redis_server.url, "BROKER_BIND": f"127.0.0.1:{free_port()}"}
+        if kek is not None:
+            env["BROKER_KEY_ENCRYPTION_KEY"] = kek
+        done, took = gunicorn(env)
+    assert done.returncode != 0
+    assert took < 30
+    assert "Traceback" not in done.stderr and '"traceback"' not in done.stderr
+    reasons = [
+        line for line in done.stderr.splitlines() if line.startswith(PREFIX + "cannot start: ")
+    ]
+    assert 1 <= len(reasons) <= 2, done.stderr  # one per worker that booted
+    assert all(says in line for line in reasons)
+    assert len(done.stderr.splitlines()) <= 20, done.stderr  # was 21 lines of JSON tracebacks
+
+
+def test_an_aws_profile_that_does_not_exist_is_said_at_start_and_by_readyz(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    empty = tmp_path / "aws-config"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    key = "k" * 32
+    env = upstream_environment(
+        endpoint=f"http://127.0.0.1:{free_port()}",  # never reached: nothing is sent
+        pool_id="us-east-1:00000000-0000-4000-8000-000000000001",
+        api_key=key,
+    )
+    with RedisServer() as redis_server, caplog.at_level(logging.ERROR, logger="broker"):
+        app = create_app(Settings.from_env({**env, "REDIS_URL": redis_server.url}))
+        said = [r.getMessage() for r in caplog.records if "AWS_PROFILE" in r.getMessage()]
+        assert len(said) == 1 and "'no-such-profile'" in said[0]
+        client = app.test_client()
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert any("AWS_PROFILE='no-such-profile'" in r for r in ready.json["reasons"])
+        answers: list[Any] = [
+            client.post("/v1/token", headers={"X-Api-Key": key}, json={"user_id": "u"})
+            for _ in range(8)  # past the breaker's threshold: it must not open
+        ]
+    for answer in answers:
+        assert answer.status_code == 503
+        assert answer.json["error"]["code"] == "UNAVAILABLE"
+        assert "AWS_PROFILE='no-such-profile' names no profile" in answer.json["error"]["message"]
