@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any, NoReturn
 
 # Gunicorn puts its working directory (the project root) on sys.path before it loads this
@@ -231,3 +232,17 @@ def child_exit(server: object, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+POST_WORKER_INIT = "broker.app.banner:post_worker_init"
+STARTED_AT = time.time()  # read in the master: the workers, its forks, see the same value
+
+
+def post_worker_init(worker: Any) -> None:
+    """Gunicorn hook, in each worker once its app is built: the app's own hook (the ready
+    line), named by module path like worker_class and logger_class above, so that config/
+    imports nothing from broker/."""
+    import importlib
+
+    module, _, name = POST_WORKER_INIT.partition(":")
+    getattr(importlib.import_module(module), name)(worker, STARTED_AT)

@@ -119,6 +119,7 @@ class KeyState:
     since: float | None = None
     #: retired: when it leaves the JWKS (pruned at the next rotation after that time).
     published_until: float | None = None
+    created: float | None = None  # when the key was generated
 
 
 class RedisKeySource:
@@ -205,13 +206,15 @@ class RedisKeySource:
             return "retired" if kid in stored.retired else "published"
 
         def state(kid: str) -> KeyState:
-            sealed = "sealed" in json.loads(stored.records[kid])
+            record = json.loads(stored.records[kid])
+            sealed, created = "sealed" in record, record.get("created")
             if kid in stored.pending:
-                return KeyState(kid, "staged", sealed, since=stored.pending[kid])
+                return KeyState(kid, "staged", sealed, stored.pending[kid], created=created)
             if kid in stored.retired and kid != stored.current:
                 retired_at = stored.retired[kid]
-                return KeyState(kid, "retired", sealed, retired_at, retired_at + self._retention)
-            return KeyState(kid, role(kid), sealed)
+                until = retired_at + self._retention
+                return KeyState(kid, "retired", sealed, retired_at, until, created)
+            return KeyState(kid, role(kid), sealed, created=created)
 
         kids = sorted(stored.records, key=lambda kid: (kid != stored.current, kid))
         return [state(kid) for kid in kids]
