@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,8 +14,9 @@ from typing import Any
 import pytest
 import redis
 from support import layout
+from support.cli import broker_cli
 from support.identities import DEVELOPER_PROVIDER, REGION, identity_of, merge
-from support.processes import RedisServer, broker_env
+from support.processes import RedisServer
 from support.topologies import Topology
 
 from broker.store import checker
@@ -192,18 +192,7 @@ def private_redis() -> Iterator[RedisServer]:
 
 
 def run_check(redis_url: str) -> subprocess.CompletedProcess[str]:
-    env = broker_env()
-    env["REDIS_URL"] = redis_url
-    flask = str(Path(sys.prefix) / "bin" / "flask")
-    return subprocess.run(
-        [flask, "--app", "app", "broker", "check"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return broker_cli({"REDIS_URL": redis_url}, "check", timeout=60)
 
 
 def test_cli_walks_the_whole_store(private_redis: RedisServer) -> None:

@@ -5,34 +5,20 @@ the backend door's development default, and against a Redis that does not answer
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from support.processes import RedisServer, broker_env, free_port
+from support.cli import broker_cli
+from support.processes import RedisServer, free_port
 
 from broker.app.factory import create_app
 from config.backend import DEV_API_KEY, DEV_DEVELOPER_PROVIDER, DEV_POOL_NAME
 from config.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
-FLASK = str(Path(sys.prefix) / "bin" / "flask")
 
-
-def broker_cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = broker_env()
-    env["REDIS_URL"] = redis_url
-    return subprocess.run(
-        [FLASK, "--app", "app", "broker", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return broker_cli({"REDIS_URL": redis_url}, *args, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +38,7 @@ def filled() -> Iterator[tuple[str, dict[str, str]]]:
 
 def test_pools_is_a_table_of_every_pool(filled: tuple[str, dict[str, str]]) -> None:
     url, ids = filled
-    done = broker_cli(url, "pools")
+    done = cli(url, "pools")
     assert done.returncode == 0, done.stderr
     header, *rows = done.stdout.splitlines()
     assert header.split() == ["IDENTITY", "POOL", "ID", "NAME", "DEVELOPER", "PROVIDER"] + [
@@ -66,11 +52,11 @@ def test_pools_is_a_table_of_every_pool(filled: tuple[str, dict[str, str]]) -> N
 
 def test_lookup_names_the_identity_of_a_user(filled: tuple[str, dict[str, str]]) -> None:
     url, ids = filled
-    done = broker_cli(url, "lookup", "ann")
+    done = cli(url, "lookup", "ann")
     assert done.returncode == 0, done.stderr
     (line,) = done.stdout.splitlines()
     assert line.endswith(f" {DEV_DEVELOPER_PROVIDER}:ann -> {ids['ann']}")
-    missing = broker_cli(url, "lookup", "nobody")
+    missing = cli(url, "lookup", "nobody")
     assert missing.returncode == 1
     assert "developer user id 'nobody' is linked to no identity" in missing.stdout
 
@@ -79,9 +65,7 @@ def test_lookup_in_a_pool_that_does_not_exist_says_so(
     filled: tuple[str, dict[str, str]],
 ) -> None:
     url, _ = filled
-    done = broker_cli(
-        url, "lookup", "ann", "--pool", "us-east-1:00000000-0000-4000-8000-0000000000aa"
-    )
+    done = cli(url, "lookup", "ann", "--pool", "us-east-1:00000000-0000-4000-8000-0000000000aa")
     assert done.returncode == 1
     assert "identity pool us-east-1:00000000-0000-4000-8000-0000000000aa does not exist" in (
         done.stderr
@@ -90,14 +74,14 @@ def test_lookup_in_a_pool_that_does_not_exist_says_so(
 
 def test_identity_shows_its_pool_and_logins(filled: tuple[str, dict[str, str]]) -> None:
     url, ids = filled
-    done = broker_cli(url, "identity", ids["bob"])
+    done = cli(url, "identity", ids["bob"])
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"identity {ids['bob']} in us-east-1:")
     assert lines[0].endswith(", enabled")
     assert lines[1].startswith("created ") and " UTC, last modified " in lines[1]
     assert lines[2:] == [f"login {DEV_DEVELOPER_PROVIDER}:bob"]
-    unknown = broker_cli(url, "identity", "us-east-1:00000000-0000-4000-8000-0000000000bb")
+    unknown = cli(url, "identity", "us-east-1:00000000-0000-4000-8000-0000000000bb")
     assert unknown.returncode == 1
     assert "Traceback" not in unknown.stderr
 
@@ -116,7 +100,7 @@ COMMANDS: list[tuple[str, ...]] = [
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
 def test_an_unreachable_redis_is_one_line_naming_it(args: Any) -> None:
     port = free_port()  # nothing listens there
-    done = broker_cli(f"redis://127.0.0.1:{port}/0", *args)
+    done = cli(f"redis://127.0.0.1:{port}/0", *args)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,8 +19,9 @@ from pathlib import Path
 
 import pytest
 from support import layout
+from support.cli import broker_cli
 from support.faults import NewIdentityLoad, create_pool, record_figures, verify_identities
-from support.processes import REDIS_DURABLE_CONFIG, REPO_ROOT, BrokerServer, RedisServer, broker_env
+from support.processes import REDIS_DURABLE_CONFIG, BrokerServer, RedisServer
 
 from broker.errors import StoreUnavailable
 from broker.identity.developer import resolve_developer_login
@@ -44,17 +44,7 @@ OUTAGE_SECONDS = 0.5  # Redis stays dead this long: requests meanwhile must fail
 
 
 def run_checker_cli(redis_url: str) -> subprocess.CompletedProcess[str]:
-    env = broker_env()
-    env["REDIS_URL"] = redis_url
-    return subprocess.run(
-        [str(Path(sys.prefix) / "bin" / "flask"), "--app", "app", "broker", "check"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return broker_cli({"REDIS_URL": redis_url}, "check")
 
 
 def test_acknowledged_identities_survive_kill_9_of_redis(

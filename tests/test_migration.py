@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,9 @@ from typing import Any
 import pytest
 import requests
 from support import layout
+from support.cli import broker_cli
 from support.clients import cognito_at
-from support.processes import REPO_ROOT, BrokerServer, RedisServer, broker_env
+from support.processes import BrokerServer, RedisServer
 
 from broker.store import keys, migration
 from broker.store.checker import LEGACY_INDEX, check_store
@@ -65,16 +65,7 @@ def old_store(before: dict[str, Any]) -> Iterator[RedisServer]:
 
 
 def cli(server: RedisServer, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**broker_env(), "REDIS_URL": server.url}
-    return subprocess.run(
-        [str(Path(sys.prefix) / "bin" / "flask"), "--app", "app", "broker", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return broker_cli({"REDIS_URL": server.url}, *args)
 
 
 def test_the_old_store_is_read_before_it_is_migrated(

@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,9 +20,10 @@ import pytest
 import requests
 from conftest import DEVELOPER_PROVIDER
 from support import layout
+from support.cli import broker_cli
 from support.clients import cognito_at
 from support.oidc import verify
-from support.processes import REPO_ROOT, BrokerServer, RedisServer, broker_env
+from support.processes import REPO_ROOT, BrokerServer, RedisServer
 from support.topologies import Topology, connector_for
 
 from broker.store.checker import check_store
@@ -31,18 +31,6 @@ from config.redis import RedisSettings
 from config.settings import ConfigError, Settings
 
 API_KEY = "topology-test-api-key-0123456789abcdef"
-
-
-def flask_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.prefix) / "bin" / "flask"), "--app", "app", "broker", *args],
-        cwd=REPO_ROOT,
-        env={**broker_env(), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 # --- the CLI and key rotation, on every topology -------------------------------------------
@@ -55,16 +43,16 @@ def test_check_keys_and_rotate_key_work_on_the_topology(
         cognito.get_open_id_token_for_developer_identity(
             IdentityPoolId=pool_id, Logins={DEVELOPER_PROVIDER: user}
         )
-    check = flask_cli(store.env(), "check", "--pool", pool_id)
+    check = broker_cli(store.env(), "check", "--pool", pool_id)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout == "clean: checked 1 pool, 2 identities, 2 logins\n"
 
-    before = flask_cli(store.env(), "keys")
+    before = broker_cli(store.env(), "keys")
     assert before.returncode == 0, before.stderr
     old_kid = before.stdout.split()[0]
-    rotated = flask_cli(store.env(), "rotate-key", "--now")
+    rotated = broker_cli(store.env(), "rotate-key", "--now")
     assert rotated.returncode == 0, rotated.stderr
-    after = flask_cli(store.env(), "keys")
+    after = broker_cli(store.env(), "keys")
     new_kid = after.stdout.split()[0]
     assert new_kid != old_kid and f"{old_kid} retired, NOT sealed" in after.stdout
 
