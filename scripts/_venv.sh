@@ -45,12 +45,26 @@ _venv_create() {
 }
 
 _venv_pip() {
-  # pip, quiet, minus the two warnings per package about the lock's machine-local
-  # --extra-index-url / --find-links entries that do not exist on every machine.
-  "$VENV_DIR/bin/python" -m pip "$@" --quiet --disable-pip-version-check 2>&1 |
-    { grep -v -e 'is ignored: it is neither a file nor a directory' \
-        -e 'is ignored: it is either a non-existing path' || true; } >&2
+  # pip with its own progress, so a first install is not half a minute of silence. On a
+  # terminal: pip's normal output and progress bars. Elsewhere (CI logs): no bars, and no
+  # "Requirement already satisfied" line per package. Either way minus the two warnings per
+  # package about --extra-index-url / --find-links entries of a machine's pip configuration
+  # that do not exist there.
+  local python="$VENV_DIR/bin/python" status=0
+  if [[ -t 2 ]]; then
+    "$python" -m pip "$@" --disable-pip-version-check >&2 2> >(_venv_pip_filter >&2) ||
+      status=$?
+    [[ -n "${!:-}" ]] && { wait "$!" 2>/dev/null || true; }  # the filter's last lines first
+    return "$status"
+  fi
+  "$python" -m pip "$@" --disable-pip-version-check --progress-bar off 2>&1 |
+    _venv_pip_filter -e '^Requirement already satisfied: ' >&2
   return "${PIPESTATUS[0]}"
+}
+
+_venv_pip_filter() {
+  grep --line-buffered -v -e 'is ignored: it is neither a file nor a directory' \
+    -e 'is ignored: it is either a non-existing path' "$@" || true
 }
 
 _venv_stamp_value() {
@@ -82,7 +96,9 @@ ensure_venv() {
     exec 9>&-
     return 0
   fi
-  _venv_log "installing $* into $VENV_DIR (a lock or pyproject.toml changed, or a new venv)"
+  _venv_log "installing $* into $VENV_DIR (a lock or pyproject.toml changed, or a new venv);" \
+    "pip's progress follows"
+  local started="$SECONDS"
   if ! _venv_pip install --require-hashes "${requirements[@]}"; then
     _venv_log "error: pip install --require-hashes ${requirements[*]} failed (see pip's message above)"
     return 1
@@ -91,6 +107,7 @@ ensure_venv() {
     _venv_log "error: pip install --no-deps -e . failed (see pip's message above)"
     return 1
   fi
+  _venv_log "installed $* into $VENV_DIR in $((SECONDS - started)) s"
   printf '%s\n' "$want" >"$stamp.tmp"
   mv -f "$stamp.tmp" "$stamp"
   exec 9>&-
