@@ -4,7 +4,6 @@ with no configuration at all: the documented development key pair, on loopback."
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,17 +11,9 @@ from pathlib import Path
 
 import pytest
 from support.processes import BrokerServer, RedisServer, broker_env
+from support.readme import DOCUMENTED_URL, README, example
 
 from config.settings import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY
-
-README = Path(__file__).resolve().parent.parent / "README.md"
-DOCUMENTED_URL = "http://127.0.0.1:8000"
-
-
-def example(name: str) -> str:
-    match = re.search(rf"<!-- example: {name} -->\n```\w+\n(.*?)```", README.read_text(), re.DOTALL)
-    assert match, f"README has no example '{name}'"
-    return match.group(1)
 
 
 @pytest.fixture(scope="module")

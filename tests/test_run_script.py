@@ -11,6 +11,7 @@ tests. Every process it starts is stopped by pid at the end, even when a test fa
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -19,9 +20,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jwt
 import pytest
 import redis
 from support.clients import cognito_at
+from support.oidc import verify
 from support.processes import (
     REPO_ROOT,
     broker_env,
@@ -33,6 +36,7 @@ from support.processes import (
     pid_alive,
     spawn,
 )
+from support.readme import DOCUMENTED_URL, example
 
 from config.settings import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY
 
@@ -189,6 +193,20 @@ def test_it_serves_on_its_own_redis_and_sigint_stops_both(
         assert own.config_get("appendonly") == {"appendonly": "yes"}
         assert own.config_get("dir")["dir"] == str(run_dir / "redis")
         assert own.dbsize() > 0  # the broker wrote its signing key there
+
+    # the README's first example, as written but for the port: a verifiable token, the
+    # same identity twice, on no configuration at all
+    curl = example("curl").replace(DOCUMENTED_URL, script.url)
+    answers = [
+        json.loads(subprocess.run(["bash", "-c", curl], capture_output=True, text=True,
+                                  timeout=30, check=True).stdout)
+        for _ in range(2)
+    ]  # fmt: skip
+    first, second = (answer["data"] for answer in answers)
+    assert first["identity_id"] == second["identity_id"]
+    audience = jwt.decode(first["token"], options={"verify_signature": False})["aud"]
+    assert verify(script.url, first["token"], audience)[1]["sub"] == first["identity_id"]
+    assert f"identity-broker ready at {script.url}" in script.log_path.read_text()
 
     cognito = cognito_at(script.url, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY)
     pool = cognito.create_identity_pool(
