@@ -81,5 +81,11 @@ def post_worker_init(worker: Any, started_at: float) -> None:
         return
     app = getattr(worker, "wsgi", None)
     svc = getattr(app, "extensions", {}).get(EXTENSION)
-    if isinstance(svc, Services):
-        log.info("%s", ready_line(svc, started_at))
+    if not isinstance(svc, Services):
+        return
+    try:
+        line = ready_line(svc, started_at)
+    except Exception as exc:  # never stop a worker over its greeting (a Redis blip, say)
+        log.warning("ready line not written (%s)", type(exc).__name__)
+        return
+    log.info("%s", line)
