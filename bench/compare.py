@@ -111,7 +111,7 @@ def _measure(side: Side, workload: str, connections: int, duration: float) -> No
         )
     else:
         requests = side.cache_hits
-    pids = broker.workers()
+    pids = broker.workers_now()
     before = procs.cpu_seconds(pids)
     res = loadgen.run(
         broker.url,

@@ -253,12 +253,8 @@ class Bench:
 
     @staticmethod
     def groups(broker: procs.Broker, redis: procs.Redis) -> dict[str, list[int]]:
-        assert broker.proc is not None and redis.proc is not None
-        return {
-            "workers": broker.workers(),
-            "master": [broker.proc.pid],
-            "redis": [redis.proc.pid],
-        }
+        assert redis.pid is not None
+        return {"workers": broker.workers_now(), "master": [broker.pid], "redis": [redis.pid]}
 
     # --- the phases ------------------------------------------------------------------------
     def token_runs(
@@ -335,7 +331,7 @@ class Bench:
         log(f"profile: py-spy on every gunicorn worker, {seconds:g} s of returning users at 32")
         spy = procs.spawn(
             [
-                str(plan.venv / "bin" / "py-spy"), "record", "--pid", str(broker.proc.pid),  # type: ignore[union-attr]
+                str(plan.venv / "bin" / "py-spy"), "record", "--pid", str(broker.pid),
                 "--subprocesses", "--idle", "--nonblocking", "--rate", "200",
                 "--duration", f"{seconds:g}", "--format", "raw", "-o", str(raw),
             ],
@@ -461,7 +457,7 @@ class Bench:
             broker.stop()
 
     def _rss_sample(self, broker: procs.Broker, requests: int) -> dict[str, Any]:
-        workers = broker.workers()
+        workers = broker.workers_now()
         mem = {pid: procs.memory_kib(pid) for pid in workers}
         sample = {
             "after_requests": requests,
@@ -499,7 +495,7 @@ class Bench:
             broker = self.broker(redis).start()
             log(
                 f"redis-server on {redis.url}; broker on {broker.url} "
-                f"({len(broker.workers())} workers)"
+                f"({len(broker.workers_now())} workers)"
             )
             b_target = self.target(broker.port)
             pool = workloads.create_pool(broker.url, b_target, "bench")

@@ -80,7 +80,7 @@ def _measure(side: Side, workload: str, connections: int, duration: float) -> No
             broker.workdir / "new.tsv", side.target, side.pool, str(side.new_made), 40_000
         )
         requests = None
-    workers = broker.workers()
+    workers = broker.workers_now()
     before_workers, before_redis = procs.cpu_seconds(workers), procs.cpu_seconds(side.redis_pids)
     res = loadgen.run(
         broker.url,

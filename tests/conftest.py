@@ -159,6 +159,14 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this module's own: what its tests count (rate-limit windows), fill
+    or break, no other module's tests see, and theirs does not disturb it."""
+    with RedisServer() as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisClusterServers]:
     """A Redis Cluster: 3 masters and 3 replicas."""

@@ -20,7 +20,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -50,17 +50,13 @@ HEALTH = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with RedisServer() as server:
-        yield server.url
-
-
-@pytest.fixture(scope="module")
 def one_worker_broker(
-    redis_url: str, broker_credentials: dict[str, str]
+    own_redis: RedisServer, broker_credentials: dict[str, str]
 ) -> Callable[[dict[str, str]], BrokerServer]:
     def make(env: dict[str, str]) -> BrokerServer:
-        return BrokerServer(redis_url=redis_url, credentials=broker_credentials, workers=1, env=env)
+        return BrokerServer(
+            redis_url=own_redis.url, credentials=broker_credentials, workers=1, env=env
+        )
 
     return make
 

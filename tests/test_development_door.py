@@ -17,7 +17,7 @@ from typing import Any
 
 import jwt
 import pytest
-from support.processes import BrokerServer, RedisServer, broker_env
+from support.processes import BrokerServer, RedisServer
 
 from config.backend import DEV_API_KEY, DEV_DEVELOPER_PROVIDER, DEV_POOL_NAME
 from config.settings import ConfigError, Settings
@@ -79,18 +79,14 @@ def _post(url: str, key: str | None, body: dict[str, Any]) -> tuple[int, dict[st
 
 def test_a_broker_with_no_configuration_answers_the_first_curl(tmp_path: Any) -> None:
     with RedisServer() as redis_server:
-        server = BrokerServer(
+        server = BrokerServer(  # BROKER_BIND and REDIS_URL, nothing else of the broker's
             redis_url=redis_server.url,
-            credentials={"unused": "unused"},  # replaced: the environment below is all it gets
-            workers=1,
+            credentials=None,
+            workers=None,
+            issuer=None,
             log_path=tmp_path / "broker.log",
         )
-        bare = {
-            **broker_env(),
-            "BROKER_BIND": f"127.0.0.1:{server.port}",
-            "REDIS_URL": redis_server.url,
-        }
-        server.env = lambda: dict(bare)  # type: ignore[method-assign]
+        assert {k for k in server.env() if k.startswith("BROKER_")} == {"BROKER_BIND"}
         with server:
             status, first = _post(server.url, DEV_API_KEY, {"user_id": "alice"})
             assert status == 200, first

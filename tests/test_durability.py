@@ -21,7 +21,7 @@ import pytest
 from support import layout
 from support.cli import broker_cli
 from support.faults import NewIdentityLoad, create_pool, record_figures, verify_identities
-from support.processes import REDIS_DURABLE_CONFIG, BrokerServer, RedisServer
+from support.processes import REDIS_DURABLE_CONFIG, RedisServer, broker_on_own_redis
 
 from broker.errors import StoreUnavailable
 from broker.identity.developer import resolve_developer_login
@@ -51,12 +51,12 @@ def test_acknowledged_identities_survive_kill_9_of_redis(
     broker_credentials: dict[str, str], tmp_path: Path
 ) -> None:
     started = time.monotonic()
-    with (
-        RedisServer(REDIS_DURABLE_CONFIG, dir=tmp_path / "redis") as redis_server,
-        BrokerServer(
-            redis_url=redis_server.url, credentials=broker_credentials, workers=3
-        ) as server,
-    ):
+    with broker_on_own_redis(
+        redis_config=REDIS_DURABLE_CONFIG,
+        redis_dir=tmp_path / "redis",
+        credentials=broker_credentials,
+        workers=3,
+    ) as (server, redis_server):
         pool_id = create_pool(server, PROVIDER)
         with NewIdentityLoad(server, pool_id, PROVIDER, threads=THREADS) as load:
             for kill in range(1, KILLS + 1):

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.backend import Clock
 from support.faults import call, create_pool, record_figures
-from support.processes import BrokerServer, RedisServer
+from support.processes import BrokerServer, RedisServer, broker_on_own_redis
 from support.signing import CONTENT_TYPE, TARGET_PREFIX, signed_headers
 
 from broker.app.factory import create_app
@@ -196,12 +196,7 @@ class Target:
 @pytest.fixture(scope="module")
 def hostile(broker_credentials: dict[str, str]) -> Iterator[Target]:
     """A broker and Redis of its own: generated requests may create, change and delete."""
-    with (
-        RedisServer() as redis_server,
-        BrokerServer(
-            redis_url=redis_server.url, credentials=broker_credentials, workers=2
-        ) as server,
-    ):
+    with broker_on_own_redis(credentials=broker_credentials, workers=2) as (server, _):
         pool_id = create_pool(server, PROVIDER)
         answer = call(server, TOKEN_OP, json.loads(token_body(pool_id, "resident")))
         assert answer.status_code == 200, answer.text

@@ -210,20 +210,16 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with RedisServer() as server:
-        yield server.url
-
-
-@pytest.fixture(scope="module")
 def single_worker(
-    redis_url: str, broker_credentials: dict[str, str]
+    own_redis: RedisServer, broker_credentials: dict[str, str]
 ) -> Callable[[dict[str, str]], BrokerServer]:
     """A broker with one worker and these settings, on the module's Redis (start it with
     ``with``)."""
 
     def make(env: dict[str, str]) -> BrokerServer:
-        return BrokerServer(redis_url=redis_url, credentials=broker_credentials, workers=1, env=env)
+        return BrokerServer(
+            redis_url=own_redis.url, credentials=broker_credentials, workers=1, env=env
+        )
 
     return make
 
@@ -370,11 +366,11 @@ def test_max_requests_closes_the_connection_with_the_last_answer(
 
 
 def test_kept_alive_connections_spread_over_the_workers(
-    redis_url: str, broker_credentials: dict[str, str]
+    own_redis: RedisServer, broker_credentials: dict[str, str]
 ) -> None:
     """30 connections opened at once: every worker takes a share (without the accept
     delay, the first worker awake took most of them and its clients queued)."""
-    with BrokerServer(redis_url=redis_url, credentials=broker_credentials, workers=3) as server:
+    with BrokerServer(redis_url=own_redis.url, credentials=broker_credentials, workers=3) as server:
         time.sleep(3)  # /readyz answered: one worker is up; give the others time to load
         socks = [connect(server) for _ in range(30)]
         try:

@@ -18,7 +18,7 @@ import jwt
 import pytest
 from flask.testing import FlaskClient
 from support.clients import cognito_client, create_developer_pool
-from support.processes import BrokerServer, ProcessStartError, RedisServer
+from support.processes import BrokerServer, ProcessStartError, RedisServer, broker_on_own_redis
 from support.signing import signed_headers
 
 from broker.app.factory import create_app
@@ -136,15 +136,9 @@ def test_rotation_keeps_old_tokens_valid_until_they_expire() -> None:
 def test_every_worker_switches_to_the_new_key(
     redis_server: RedisServer, broker_credentials: dict[str, str]
 ) -> None:
-    with (
-        RedisServer() as own_redis,
-        BrokerServer(
-            redis_url=own_redis.url,
-            credentials=broker_credentials,
-            workers=3,
-            env={"BROKER_KEY_REFRESH_SECONDS": "0.5"},
-        ) as server,
-    ):
+    with broker_on_own_redis(
+        credentials=broker_credentials, workers=3, env={"BROKER_KEY_REFRESH_SECONDS": "0.5"}
+    ) as (server, own_redis):
         setup: Any = cognito_client(server)
         pool = create_developer_pool(setup, "rot", PROVIDER)
         before = setup.get_open_id_token_for_developer_identity(

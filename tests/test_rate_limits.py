@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -175,15 +175,6 @@ UNSIGNED_LIMIT = 10  # the per-pool test's
 
 def unsigned_broker(redis_url: str, credentials: dict[str, str], **env: str) -> BrokerServer:
     return BrokerServer(redis_url=redis_url, credentials=credentials, workers=3, env=env)
-
-
-@pytest.fixture(scope="module")
-def own_redis() -> Iterator[RedisServer]:
-    """A standalone Redis of these tests' own, so their bursts count in no other test's
-    windows. They run once, not on every topology: the counter is the same one-key script
-    the limits above are tested with on each."""
-    with RedisServer() as server:
-        yield server
 
 
 def open_pool(server: BrokerServer) -> str:

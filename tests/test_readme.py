@@ -19,14 +19,7 @@ from config.settings import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY
 @pytest.fixture(scope="module")
 def dev_broker(redis_server: RedisServer) -> Iterator[BrokerServer]:
     """The broker with BROKER_CREDENTIALS unset, as `scripts/run` starts it by default."""
-    server = BrokerServer(
-        redis_url=redis_server.url,
-        credentials={DEV_ACCESS_KEY_ID: DEV_SECRET_ACCESS_KEY},
-        workers=2,
-    )
-    environ = {k: v for k, v in server.env().items() if k != "BROKER_CREDENTIALS"}
-    server.env = lambda: dict(environ)  # type: ignore[method-assign]
-    with server:
+    with BrokerServer(redis_url=redis_server.url, credentials=None, workers=2) as server:
         yield server
 
 

@@ -23,7 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,16 +36,12 @@ ATTACKER = "127.0.0.2"
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with RedisServer() as server:
-        yield server.url
-
-
-@pytest.fixture(scope="module")
-def broker(redis_url: str, broker_credentials: dict[str, str]) -> Callable[..., BrokerServer]:
+def broker(
+    own_redis: RedisServer, broker_credentials: dict[str, str]
+) -> Callable[..., BrokerServer]:
     def make(workers: int = 1, **env: str) -> BrokerServer:
         return BrokerServer(
-            redis_url=redis_url, credentials=broker_credentials, workers=workers, env=env
+            redis_url=own_redis.url, credentials=broker_credentials, workers=workers, env=env
         )
 
     return make
@@ -226,12 +222,12 @@ def test_server_settings(
     ],
 )
 def test_a_bad_server_setting_stops_gunicorn_before_it_binds(
-    env: dict[str, str], message: str, redis_url: str
+    env: dict[str, str], message: str, own_redis: RedisServer
 ) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
     done = subprocess.run(
         [str(Path(sys.prefix) / "bin" / "gunicorn"), "-c", "config/gunicorn.conf.py", "wsgi:app"],
-        env={**clean, "REDIS_URL": redis_url, "BROKER_BIND": "127.0.0.1:1", **env},
+        env={**clean, "REDIS_URL": own_redis.url, "BROKER_BIND": "127.0.0.1:1", **env},
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

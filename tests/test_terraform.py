@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from support.clients import cognito_client
-from support.processes import BrokerServer, RedisServer, broker_env
+from support.processes import BrokerServer, broker_env, broker_on_own_redis
 from support.upstream import MotoServer
 
 PROVIDER_VERSION = "5.100.0"
@@ -100,15 +100,9 @@ output "pool_id" {{
 
 @pytest.fixture(scope="module")
 def broker(broker_credentials: dict[str, str]) -> Iterator[BrokerServer]:
-    with (
-        RedisServer() as redis_server,
-        BrokerServer(
-            redis_url=redis_server.url,
-            credentials=broker_credentials,
-            workers=2,
-            env={"BROKER_ACCOUNT_ID": MOTO_ACCOUNT},
-        ) as server,
-    ):
+    with broker_on_own_redis(
+        credentials=broker_credentials, workers=2, env={"BROKER_ACCOUNT_ID": MOTO_ACCOUNT}
+    ) as (server, _):
         yield server
 
 

@@ -21,10 +21,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, NamedTuple, Self
 
 import redis
 from redis.backoff import NoBackoff
@@ -136,9 +136,13 @@ def spawn(
     log: IO[bytes],
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    cpus: str | None = None,
 ) -> subprocess.Popen[bytes]:
+    """Start ``args`` in its own session, output to ``log``; under ``taskset -c cpus`` when
+    given (the benchmark pins servers and load generator to different cores)."""
+    argv = list(args) if cpus is None else ["taskset", "-c", cpus, *args]
     proc = subprocess.Popen(
-        list(args),
+        argv,
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -151,24 +155,39 @@ def spawn(
     return proc
 
 
-def end_process(proc: subprocess.Popen[bytes], timeout: float, first: signal.Signals) -> None:
-    """Send ``first``, wait up to ``timeout``, then SIGKILL; always reaps the child."""
+def end_process(
+    proc: subprocess.Popen[bytes], timeout: float, first: signal.Signals, *, group: bool = False
+) -> None:
+    """Send ``first``, wait up to ``timeout``, then SIGKILL; always reaps the child.
+
+    ``group``: signal the child's whole process group (``spawn`` makes every child lead its
+    own), so what it forked goes too, and SIGKILL what is left of the group at the end."""
+
+    def send(sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+
     if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(first)
+        send(first)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            send(signal.SIGKILL)
             proc.wait()
+        if group:
+            send(signal.SIGKILL)  # children the leader left behind still hold its group id
     _live.discard(proc)
 
 
 @atexit.register
-def _sweep() -> None:
+def stop_all() -> None:
+    """End every process started here that still runs (and what it forked): the sweep at
+    exit, and a harness's last resort."""
     for proc in list(_live):
-        end_process(proc, 2.0, signal.SIGTERM)
+        end_process(proc, 2.0, signal.SIGTERM, group=True)
 
 
 def wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float) -> str:
@@ -198,6 +217,7 @@ class RedisServer(ManagedProcess):
         dir: str | Path | None = None,
         port: int | None = None,
         executable: str = "redis-server",
+        cpus: str | None = None,
     ) -> None:
         self.config = tuple(config)
         self._own_dir = dir is None
@@ -205,6 +225,7 @@ class RedisServer(ManagedProcess):
         self._fixed_port = port is not None
         self.port = port if port is not None else free_port()
         self.executable = executable
+        self.cpus = cpus
         self.log_path = self.dir / "redis-server.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -278,7 +299,7 @@ class RedisServer(ManagedProcess):
             *self.config,
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
-            self._proc = spawn(args, log=log)
+            self._proc = spawn(args, log=log, cpus=self.cpus)
         return wait_until(self.ping, self._proc, REDIS_START_TIMEOUT)
 
     def kill(self) -> None:
@@ -329,33 +350,41 @@ class BrokerServer(ManagedProcess):
     """The broker under gunicorn, as ``scripts/run`` starts it, on a free loopback port.
 
     ``credentials`` maps access key ids to secrets (BROKER_CREDENTIALS); the first pair is
-    ``access_key_id`` / ``secret_access_key``. The Redis is ``redis_url`` (standalone) or
-    ``redis_env``, a topology's REDIS_* variables. ``env`` overrides or adds variables.
-    ``root`` serves another checkout of the project (a before/after comparison): gunicorn
-    runs there, with it first on PYTHONPATH (this venv has this checkout installed).
+    ``access_key_id`` / ``secret_access_key``; ``None`` sets no credentials at all (the
+    development pair a loopback broker falls back to). The Redis is ``redis_url``
+    (standalone) or ``redis_env``, a topology's REDIS_* variables. ``workers`` is
+    BROKER_WORKERS (``None``: gunicorn.conf.py's own choice); ``issuer`` BROKER_ISSUER
+    (default: the broker's URL; ``None``: unset, derived from the bind). ``env`` overrides
+    or adds variables. ``root`` serves another checkout of the project (a before/after
+    comparison): gunicorn runs there, with it first on PYTHONPATH (this venv has this
+    checkout installed). ``cpus`` pins gunicorn and its workers (``taskset -c``).
     """
 
     def __init__(
         self,
         *,
         redis_url: str = "",
-        credentials: Mapping[str, str],
+        credentials: Mapping[str, str] | None,
         redis_env: Mapping[str, str] | None = None,
-        workers: int = 3,
+        workers: int | None = 3,
         env: Mapping[str, str] | None = None,
         log_path: str | Path | None = None,
         venv: str | Path | None = None,
         start_timeout: float = BROKER_START_TIMEOUT,
         root: Path = REPO_ROOT,
+        issuer: str | None = "",
+        cpus: str | None = None,
     ) -> None:
-        if not credentials:
-            raise ValueError("BrokerServer needs at least one access key id and secret")
+        if credentials is not None and not credentials:
+            raise ValueError("BrokerServer: credentials None (the development pair) or pairs")
         if bool(redis_url) == bool(redis_env):
             raise ValueError("BrokerServer needs redis_url or redis_env (a topology's REDIS_*)")
         self.redis_url = redis_url
         self.redis_env = dict(redis_env) if redis_env else {"REDIS_URL": redis_url}
-        self.credentials = dict(credentials)
+        self.credentials = dict(credentials) if credentials is not None else None
         self.workers = workers
+        self.issuer = issuer
+        self.cpus = cpus
         self.extra_env = dict(env or {})
         self._own_log = log_path is None
         if log_path is None:
@@ -375,10 +404,14 @@ class BrokerServer(ManagedProcess):
 
     @property
     def access_key_id(self) -> str:
+        if self.credentials is None:
+            raise RuntimeError("this broker runs on the development pair (credentials=None)")
         return next(iter(self.credentials))
 
     @property
     def secret_access_key(self) -> str:
+        if self.credentials is None:
+            raise RuntimeError("this broker runs on the development pair (credentials=None)")
         return self.credentials[self.access_key_id]
 
     @property
@@ -389,16 +422,15 @@ class BrokerServer(ManagedProcess):
 
     def env(self) -> dict[str, str]:
         env = broker_env()
-        env.update(
-            {
-                "BROKER_BIND": f"127.0.0.1:{self.port}",
-                "BROKER_ISSUER": self.url,
-                **self.redis_env,
-                "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in self.credentials.items()),
-                "BROKER_WORKERS": str(self.workers),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        env.update({"BROKER_BIND": f"127.0.0.1:{self.port}", **self.redis_env})
+        if self.issuer is not None:
+            env["BROKER_ISSUER"] = self.issuer or self.url
+        if self.credentials is not None:
+            pairs = ",".join(f"{k}:{v}" for k, v in self.credentials.items())
+            env["BROKER_CREDENTIALS"] = pairs
+        if self.workers is not None:
+            env["BROKER_WORKERS"] = str(self.workers)
+        env["PYTHONUNBUFFERED"] = "1"
         if self.root != REPO_ROOT:
             env["PYTHONPATH"] = str(self.root)
         env.update(self.extra_env)
@@ -421,7 +453,7 @@ class BrokerServer(ManagedProcess):
                 log.write(f"--- start on port {self.port}\n".encode())
                 log.flush()
                 args = [str(self.gunicorn), "-c", "config/gunicorn.conf.py", "wsgi:app"]
-                self._proc = spawn(args, log=log, env=self.env(), cwd=self.root)
+                self._proc = spawn(args, log=log, env=self.env(), cwd=self.root, cpus=self.cpus)
             reason = wait_until(self.ready, self._proc, self.start_timeout)
             if not reason:
                 return self
@@ -436,6 +468,20 @@ class BrokerServer(ManagedProcess):
             f"log {self.log_path}:\n{log_tail(self.log_path)}"
         )
 
+    def wait_for_workers(self, settle: float = 1.0, timeout: float = 15.0) -> int:
+        """Wait until every worker has booted (/readyz answers as soon as one has): the count
+        of the master's children has not changed for ``settle`` seconds. Returns it."""
+        deadline = time.monotonic() + timeout
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count = len(self.worker_pids())
+            if count != seen:
+                seen, since = count, time.monotonic()
+            elif count and time.monotonic() - since >= settle:
+                break
+            time.sleep(0.1)
+        return seen
+
     def _kill_all(self, grace: float) -> None:
         proc = self._proc
         if proc is None:
@@ -447,6 +493,29 @@ class BrokerServer(ManagedProcess):
     def stop(self, timeout: float = 25.0) -> None:
         """SIGTERM (graceful: workers finish their request), SIGKILL after ``timeout``."""
         self._kill_all(grace=timeout)
+
+
+class OwnBroker(NamedTuple):
+    broker: BrokerServer
+    redis: RedisServer
+
+
+@contextlib.contextmanager
+def broker_on_own_redis(
+    *,
+    redis_config: Sequence[str] = REDIS_DEFAULT_CONFIG,
+    redis_dir: str | Path | None = None,
+    **broker_options: Any,
+) -> Iterator[OwnBroker]:
+    """A new redis-server and the broker under gunicorn on it, for a test (or a module's
+    fixture) whose writes, counters or faults no other test may see. Both are stopped at
+    the end, the broker first. ``broker_options`` are BrokerServer's (``credentials`` is
+    required there: pass the ``broker_credentials`` fixture's pairs, or ``None``)."""
+    with (
+        RedisServer(redis_config, dir=redis_dir) as redis_server,
+        BrokerServer(redis_url=redis_server.url, **broker_options) as broker,
+    ):
+        yield OwnBroker(broker, redis_server)
 
 
 def _kill_leftovers(pids: Iterable[int]) -> None:
