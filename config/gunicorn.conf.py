@@ -160,6 +160,13 @@ def on_starting(server: object) -> None:
         ServerSettings.from_env(os.environ, int(connections))
     except ConfigError as exc:
         _fail(str(exc))
+    bound = list(getattr(cfg, "bind", bind))
+    if bound != bind:  # -b / --bind / GUNICORN_CMD_ARGS: the app would judge the wrong address
+        _fail(
+            f"gunicorn was told to bind {', '.join(bound)} (its -b/--bind option or "
+            f"GUNICORN_CMD_ARGS), but the broker decides loopback-only defaults and its issuer "
+            f"from BROKER_BIND={bind[0]}: set BROKER_BIND instead"
+        )
     _check_free(bind[0])
     log = getattr(server, "log", None)
     for warning in settings.warnings():  # once here; the workers' apps do not repeat them
@@ -176,6 +183,7 @@ def _check_free(address: str) -> None:
     import socket
 
     if address.startswith("unix:"):
+        _check_unix_free(address[len("unix:") :])
         return
     host, _, port = address.rpartition(":")
     try:
@@ -194,6 +202,26 @@ def _check_free(address: str) -> None:
                     f"or program listens there; `ss -ltnp 'sport = :{port}'` names it): "
                     "stop it, or set BROKER_BIND to a free port"
                 )
+
+
+def _check_unix_free(path: str) -> None:
+    """gunicorn removes a socket file it finds at its path, even one a running process
+    serves: a second broker would take the first one's clients. One that answers stops
+    this start instead (a stale file, nobody listening, is left for gunicorn to replace)."""
+    import socket
+
+    if not os.path.exists(path):
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError:
+            return
+    _fail(
+        f"BROKER_BIND=unix:{path}: a process already listens on this socket (another "
+        "broker?): stop it, or set BROKER_BIND to another path"
+    )
 
 
 def _prepare_metrics_dir() -> None:

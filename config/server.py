@@ -72,21 +72,28 @@ def _partial(environ: Mapping[str, str], connections: int) -> int | None:
 
 
 DEFAULT_BIND: Final = "127.0.0.1:8000"
-LOOPBACK_NAMES: Final = ("localhost", "unix")  # bind hosts that are loopback by name
+LOOPBACK_NAMES: Final = ("localhost",)  # hosts that are loopback by name
 
 
 @dataclass(frozen=True)
 class Bind:
     """``BROKER_BIND``, read by one rule for gunicorn (what it binds) and for the app (is
     it loopback, what issuer does it imply): ``HOST:PORT`` (an IPv6 host in brackets, port
-    1-65535) or ``unix:PATH``."""
+    1-65535) or ``unix:PATH``.
+
+    A unix socket is not loopback: it is how a reverse proxy on the same machine publishes
+    a service, so the development defaults (loopback only) stay off on one."""
 
     address: str  # as given, what gunicorn binds
     host: str  # the host without brackets; "unix" for a unix socket
 
     @property
     def loopback(self) -> bool:
-        return is_loopback(self.host, LOOPBACK_NAMES)
+        return not self.unix and is_loopback(self.host, LOOPBACK_NAMES)
+
+    @property
+    def unix(self) -> bool:
+        return self.address.startswith("unix:")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Bind:
@@ -98,4 +105,8 @@ class Bind:
         host, sep, port = raw.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"BROKER_BIND must be HOST:PORT, got {raw!r} (or unix:PATH)")
+        if ":" in host and not (host.startswith("[") and host.endswith("]")):
+            raise ConfigError(
+                f"BROKER_BIND={raw!r}: an IPv6 host goes in brackets, e.g. [::1]:8000"
+            )
         return cls(raw, host.strip("[]"))

@@ -121,6 +121,14 @@ class Settings:
                     f"(BROKER_BIND={bind!r}); the development key pair works on loopback only"
                 )
             credentials = {DEV_ACCESS_KEY_ID: DEV_SECRET_ACCESS_KEY}
+        elif not listen.loopback and (
+            DEV_ACCESS_KEY_ID in credentials or DEV_SECRET_ACCESS_KEY in credentials.values()
+        ):
+            raise ConfigError(
+                f"BROKER_CREDENTIALS names the documented development key pair "
+                f"({DEV_ACCESS_KEY_ID}), which works on loopback only: set your own pair when "
+                f"BROKER_BIND is not a loopback address (BROKER_BIND={bind!r})"
+            )
         region = environ.get("BROKER_REGION", DEFAULT_REGION).strip()
         if not region or not all(c.isalnum() or c == "-" for c in region):
             raise ConfigError(f"BROKER_REGION must look like us-east-1, got {region!r}")

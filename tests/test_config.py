@@ -60,8 +60,6 @@ def test_config_error_is_a_value_error() -> None:
         "127.0.0.2:9000",
         "localhost:8000",
         "[::1]:8000",
-        "::1:8000",
-        "unix:/tmp/broker.sock",
     ],
 )
 def test_dev_credentials_accepted_on_loopback(bind: str) -> None:
@@ -73,13 +71,50 @@ def test_dev_credentials_accepted_on_loopback(bind: str) -> None:
 
 @pytest.mark.parametrize(
     "bind",
-    ["0.0.0.0:8000", "[::]:8000", "10.1.2.3:8000", "192.168.1.10:80", "broker.example:8000"],
+    [
+        "0.0.0.0:8000",
+        "[::]:8000",
+        "10.1.2.3:8000",
+        "192.168.1.10:80",
+        "broker.example:8000",
+        "unix:/tmp/broker.sock",  # what a reverse proxy publishes
+        "unix:8000",  # a socket file named like a host, not the host "unix"
+    ],
 )
 def test_dev_credentials_refused_off_loopback(bind: str) -> None:
     with pytest.raises(ConfigError, match="BROKER_CREDENTIALS is required") as info:
         Settings.from_env({"BROKER_BIND": bind})
     assert repr(bind) in str(info.value)
     assert "loopback" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        f"{DEV_ACCESS_KEY_ID}:{DEV_SECRET_ACCESS_KEY}",
+        f"AKIDONE:{GOOD_SECRET},{DEV_ACCESS_KEY_ID}:{GOOD_SECRET}",
+        f"AKIDONE:{DEV_SECRET_ACCESS_KEY}",
+    ],
+)
+def test_the_development_pair_named_explicitly_is_refused_off_loopback(pairs: str) -> None:
+    with pytest.raises(ConfigError, match="development key pair .* works on loopback only"):
+        Settings.from_env({"BROKER_BIND": "0.0.0.0:8000", "BROKER_CREDENTIALS": pairs})
+    on_loopback = Settings.from_env({"BROKER_CREDENTIALS": pairs})
+    assert on_loopback.loopback and on_loopback.credentials
+
+
+def test_an_unbracketed_ipv6_bind_is_refused_with_the_bracketed_form() -> None:
+    with pytest.raises(ConfigError, match=r"IPv6 host goes in brackets, e.g. \[::1\]:8000"):
+        Settings.from_env({"BROKER_BIND": "::1:8000"})
+
+
+def test_the_development_backend_door_stays_off_on_a_unix_socket() -> None:
+    settings = Settings.from_env(
+        {"BROKER_BIND": "unix:/run/broker.sock", "BROKER_CREDENTIALS": CREDS}
+    )
+    assert settings.loopback is False
+    assert settings.backend.development_key is False
+    assert settings.backend.auth is None  # the door is off, not on the development key
 
 
 def test_explicit_credentials_allow_any_address() -> None:
@@ -185,7 +220,7 @@ def test_a_key_id_named_twice_is_refused() -> None:
 def test_one_bind_rule_for_gunicorn_and_the_app(bind: str, good: bool) -> None:
     """config/gunicorn.conf.py binds ``Bind.from_env(...).address``; the settings read the
     same ``Bind``, so a value one accepts the other accepts (the port range included)."""
-    environ = {"BROKER_BIND": bind}
+    environ = {"BROKER_BIND": bind, "BROKER_CREDENTIALS": CREDS}
     if good:
         assert Bind.from_env(environ).address == Settings.from_env(environ).bind == bind
         return

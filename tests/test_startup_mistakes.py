@@ -61,6 +61,51 @@ def test_a_port_in_use_is_one_line_naming_broker_bind() -> None:
     assert "already in use" in line and "set BROKER_BIND to a free port" in line
 
 
+def test_gunicorns_own_bind_option_is_refused_in_favour_of_broker_bind() -> None:
+    """``gunicorn -b 0.0.0.0:...`` (here through GUNICORN_CMD_ARGS) would listen off
+    loopback while the broker judged BROKER_BIND's loopback and kept the development
+    doors open: refused, naming BROKER_BIND."""
+    wanted, elsewhere = free_port(), free_port()
+    done, took = gunicorn(
+        {
+            "BROKER_BIND": f"127.0.0.1:{wanted}",
+            "GUNICORN_CMD_ARGS": f"--bind 0.0.0.0:{elsewhere}",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+        }
+    )
+    assert done.returncode == 2 and took < 15
+    assert "Traceback" not in done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        PREFIX + f"configuration error: gunicorn was told to bind 0.0.0.0:{elsewhere}"
+    )
+    assert line.endswith(f"BROKER_BIND=127.0.0.1:{wanted}: set BROKER_BIND instead")
+
+
+def test_a_unix_socket_another_broker_serves_is_not_taken_over(tmp_path: Path) -> None:
+    """gunicorn unlinks a socket file it finds; one a live process listens on stops the
+    start with one line instead (its clients stay with the process that has them)."""
+    path = tmp_path / "broker.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as taken:
+        taken.bind(str(path))
+        taken.listen()
+        done, _ = gunicorn(
+            {
+                "BROKER_BIND": f"unix:{path}",
+                "BROKER_CREDENTIALS": "AKIDUNIXSOCKET:" + "u" * 32,
+                "REDIS_URL": "redis://127.0.0.1:1/0",
+            }
+        )
+        assert path.exists()
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line == (
+        PREFIX + f"configuration error: BROKER_BIND=unix:{path}: a process already listens on "
+        "this socket (another broker?): stop it, or set BROKER_BIND to another path"
+    )
+
+
 def test_a_configuration_error_reads_as_the_brokers_not_a_files() -> None:
     done, _ = gunicorn({"BROKER_BIND": f"127.0.0.1:{free_port()}", "BROKER_REGION": "moon base"})
     assert done.returncode == 2
