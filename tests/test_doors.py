@@ -55,7 +55,10 @@ def test_the_method_is_read_case_insensitively_and_an_empty_path_is_the_root(
 
 def test_other_paths_still_reach_flask(client: FlaskClient) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    assert client.post("/healthz").status_code == 405  # Flask's own answer
+    not_allowed = client.post("/healthz")  # Flask's own answer, with the methods it takes
+    assert not_allowed.status_code == 405
+    assert set(not_allowed.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "HEAD"}
+    assert not_allowed.get_json()["error"] == "Method Not Allowed"
     assert client.post("/v1/tokens").status_code == 404
 
 

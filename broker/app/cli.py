@@ -207,6 +207,8 @@ def lookup(user_id: str, pool_ids: tuple[str, ...]) -> None:
     found = 0
     for pool in _pools(svc, pool_ids):
         if pool.config.developer_provider_name is None:
+            if pool_ids:  # named: say why it cannot know the user, rather than "no identity"
+                click.echo(f"{pool.id} has no developer provider: no developer user ids")
             continue
         developer = developer_provider_of(pool)
         identity = svc.store.lookup_login(pool.id, login_key(developer, user_id))

@@ -4,8 +4,9 @@ Every error a route meets is first made one :class:`~broker.errors.BrokerError` 
 error model, ``broker.http.pipeline.error_of``) and then answered by the renderer of the
 route's format, named by the route: the AWS door's ``aws-json-1.1``
 (``broker.awsjson.render``), the backend door's ``backend-envelope``
-(``broker.backend.envelope``) and :data:`PLAIN_JSON` here for every route Flask serves. The
-composition root (``broker.app.factory``) builds the registry, explicitly, from those three.
+(``broker.backend.envelope``) and :data:`PLAIN_JSON` here for every route Flask serves.
+The composition root (``broker.app.wiring.renderers``) builds the registry, explicitly,
+from those three.
 
 A renderer returns the answer and its outcome label for the request metrics (the error
 type, or the backend door's envelope code).
@@ -40,10 +41,15 @@ def plain_json(err: BrokerError) -> tuple[Reply, str]:
 
 def routing_error(err: HTTPException) -> Response:
     """Flask's own answers (no such route, method not allowed) in the same plain JSON:
-    werkzeug's name and description, with its status (Flask's handler for HTTPException)."""
+    werkzeug's name and description, with its status and its headers (a 405's ``Allow``)
+    (Flask's handler for HTTPException)."""
     body = {"error": err.name, "message": err.description}
     reply = json_reply(body, PLAIN_CONTENT_TYPE, err.code or 500)
-    return Response(reply.body, reply.status, content_type=reply.content_type)
+    response = Response(reply.body, reply.status, content_type=reply.content_type)
+    for name, value in err.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 @dataclass(frozen=True)
