@@ -24,7 +24,7 @@ import boto3
 import botocore.config
 import pytest
 import redis
-from support import redis_clients
+from support import processes, redis_clients
 from support.processes import BrokerServer, RedisServer, broker_env
 from support.topologies import RedisClusterServers, SentinelServers, StandaloneRedis, Topology
 
@@ -39,6 +39,8 @@ TOPOLOGIES = ("standalone", "sentinel", "cluster")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    markexpr = str(getattr(config.option, "markexpr", "") or "")
+    processes.FAST_LANE = markexpr.replace(" ", "") == "notslow"
     config.addinivalue_line(
         "markers", "every_topology: run the module's broker tests on every Redis topology"
     )
@@ -50,55 +52,19 @@ SLOW_FIXTURES = frozenset(
     {"broker_server", "redis_cluster", "redis_sentinels", "backend_broker", "broker", "dev_broker"}
     | {"downstream", "hostile", "limited", "moto", "two_brokers", "upstream", "filled"}
 )
-#: Modules whose tests start such servers themselves (or run the fault and soak loads).
-SLOW_MODULES = frozenset(
-    {
-        "test_blocking_calls", "test_container_files", "test_durability", "test_failover",
-        "test_hostile_input", "test_keepalive_worker", "test_readme", "test_ready_line",
-        "test_redis_outage", "test_run_script", "test_slow_clients", "test_startup_mistakes",
-        "test_terraform", "test_topologies", "test_upstream", "test_upstream_moto",
-        "test_upstream_outage", "test_worker_crash", "test_cli", "test_migration",
-    }
-)  # fmt: skip
-
-
-#: Single tests of a fast module that take seconds: a gunicorn of their own, a large pool,
-#: generated inputs.
-SLOW_TESTS = frozenset(
-    {
-        "test_deleting_a_big_pool_is_done_in_small_steps",
-        "test_every_redis_call_names_keys_of_one_slot",
-        "test_the_rotate_key_command_switches_the_current_key",
-        "test_every_worker_switches_to_the_new_key",
-        "test_counts_add_up_across_workers",
-        "test_unsigned_calls_are_limited_per_source_address_by_default",
-        "test_unsigned_calls_are_limited_per_pool",
-        "test_schemathesis_finds_no_server_error_and_no_schema_break",
-        "test_logs_of_a_full_run_leak_nothing",
-        "test_any_json_body_loads_or_fails_cleanly",
-        "test_a_broker_with_no_configuration_answers_the_first_curl",
-        "test_cli_walks_the_whole_store",
-        "test_a_cached_token_is_never_served_stale",
-        "test_an_unknown_kid_reloads_the_ring_at_most_once_a_second",
-        "test_keys_are_sealed_at_rest_and_refused_without_the_kek",
-    }
-)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``slow`` (left out of ``scripts/test --fast``) every test that uses a fixture of
-    ``SLOW_FIXTURES``, sits in a module of ``SLOW_MODULES``, is named in ``SLOW_TESTS``,
-    runs on a Sentinel set or a
-    Cluster, or starts a server of its own (``pytest.mark.slow`` on the test). What is left
-    is the fast lane: the app in-process on a real redis-server."""
+    ``SLOW_FIXTURES`` or runs on a Sentinel set or a Cluster. A module or test that starts
+    servers of its own carries ``pytest.mark.slow`` itself (and ``support.processes``
+    refuses to start gunicorn in the fast lane, so a missing mark fails loudly). What is
+    left is the fast lane: the app in-process on a real redis-server."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         topology = callspec.params.get("topology", "standalone") if callspec else "standalone"
-        module = item.module.__name__.rpartition(".")[2] if item.module else ""
         if (
             SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
-            or module in SLOW_MODULES
-            or getattr(item, "originalname", item.name) in SLOW_TESTS
             or topology != "standalone"
         ):
             item.add_marker(pytest.mark.slow)

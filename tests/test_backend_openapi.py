@@ -162,6 +162,7 @@ def door_api(redis_server: RedisServer, broker_credentials: dict[str, str]) -> A
     return load
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("generation", list(GenerationMode), ids=lambda mode: mode.value)
 @pytest.mark.parametrize("mode", ["api_key", "jwt"])
 def test_schemathesis_finds_no_server_error_and_no_schema_break(

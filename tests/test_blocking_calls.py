@@ -45,6 +45,8 @@ from werkzeug.test import EnvironBuilder
 
 from broker.blocking import ENVIRON_KEY, WouldBlock
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 POOL_ID = "us-east-1:00000000-0000-4000-8000-0000000000a2"
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
 

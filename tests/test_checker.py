@@ -195,6 +195,7 @@ def run_check(redis_url: str) -> subprocess.CompletedProcess[str]:
     return broker_cli({"REDIS_URL": redis_url}, "check", timeout=60)
 
 
+@pytest.mark.slow
 def test_cli_walks_the_whole_store(private_redis: RedisServer) -> None:
     from broker.identity.developer import resolve_developer_login
     from broker.identity.lifecycle import merge_developer_identities

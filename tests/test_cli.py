@@ -16,6 +16,8 @@ from broker.app.factory import create_app
 from config.backend import DEV_API_KEY, DEV_DEVELOPER_PROVIDER, DEV_POOL_NAME
 from config.settings import Settings
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 
 def cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return broker_cli({"REDIS_URL": redis_url}, *args, timeout=60)

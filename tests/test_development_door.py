@@ -77,6 +77,7 @@ def _post(url: str, key: str | None, body: dict[str, Any]) -> tuple[int, dict[st
         return err.code, json.loads(err.read())
 
 
+@pytest.mark.slow
 def test_a_broker_with_no_configuration_answers_the_first_curl(tmp_path: Any) -> None:
     with RedisServer() as redis_server:
         server = BrokerServer(  # BROKER_BIND and REDIS_URL, nothing else of the broker's

@@ -32,6 +32,8 @@ from broker.store.checker import IDENTITY_NOT_INDEXED, INDEX_WITHOUT_IDENTITY, c
 from broker.store.connection import RedisConnector
 from broker.store.redis_store import RedisStore
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 PROVIDER = "login.durable"
 ACCOUNT_ID = "000000000000"
 REGION = "us-east-1"

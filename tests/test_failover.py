@@ -29,6 +29,8 @@ from support.topologies import RedisClusterServers, SentinelServers, wait_for
 
 from broker.store import keys
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 PROVIDER = "login.failover"
 THREADS = 16
 ACKS_BEFORE = 300  # acknowledged before the failover starts

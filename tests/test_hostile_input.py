@@ -37,6 +37,8 @@ from support.signing import CONTENT_TYPE, TARGET_PREFIX, signed_headers
 from broker.app.factory import create_app
 from config.settings import Settings
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 PROVIDER = "login.hostile"
 TOKEN_OP = "GetOpenIdTokenForDeveloperIdentity"
 SOAK = os.environ.get("BROKER_SOAK") == "1"

@@ -27,6 +27,8 @@ from support.processes import REPO_ROOT, BrokerServer, RedisServer
 from broker.server.parsing import HEADERS_TOO_LARGE, Limits, Refused, RequestReader
 from broker.server.wsgi import Response, Server, environ_for
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
 
 

@@ -133,6 +133,7 @@ def test_rotation_keeps_old_tokens_valid_until_they_expire() -> None:
         assert redis_server.client().hexists("ib:{signing}:keys", old_kid) == 0
 
 
+@pytest.mark.slow
 def test_every_worker_switches_to_the_new_key(
     redis_server: RedisServer, broker_credentials: dict[str, str]
 ) -> None:
@@ -175,6 +176,7 @@ def test_every_worker_switches_to_the_new_key(
         assert claims["amr"][2].endswith(":w")
 
 
+@pytest.mark.slow
 def test_keys_are_sealed_at_rest_and_refused_without_the_kek(
     broker_credentials: dict[str, str],
 ) -> None:
@@ -270,6 +272,7 @@ def test_a_sealed_key_cannot_be_moved_under_another_kid() -> None:
         sealer.open("kid-b", record)
 
 
+@pytest.mark.slow
 def test_the_rotate_key_command_switches_the_current_key() -> None:
     import subprocess
     import sys
@@ -350,6 +353,7 @@ class CountingSource:
         return self.inner.load()
 
 
+@pytest.mark.slow
 def test_an_unknown_kid_reloads_the_ring_at_most_once_a_second() -> None:
     """KeyRing.refresh: the first call reloads (a kid rotated in elsewhere is then found);
     calls within min_interval of it use what the ring holds, however many they are."""

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -196,6 +197,7 @@ def exercise(connector: RecordingConnector, region: str) -> None:
 REGIONS = st.from_regex(r"[a-z]{2}(-[a-z0-9]{1,12}){1,3}", fullmatch=True)
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(region=REGIONS)
 def test_every_redis_call_names_keys_of_one_slot(redis_server: RedisServer, region: str) -> None:

@@ -16,6 +16,7 @@ from support.signing import post
 PROVIDER = "login.logcheck"
 
 
+@pytest.mark.slow
 def test_logs_of_a_full_run_leak_nothing(
     redis_server: RedisServer, broker_credentials: dict[str, str], tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ def value(found: dict[Any, float], name: str, **labels: str) -> float:
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+@pytest.mark.slow
 def test_counts_add_up_across_workers(
     redis_server: RedisServer, broker_credentials: dict[str, str], tmp_path: Path
 ) -> None:

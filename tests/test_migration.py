@@ -28,6 +28,8 @@ from broker.store.checker import LEGACY_INDEX, check_store
 from broker.store.connection import RedisConnector
 from broker.store.redis_store import RedisStore
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 FIXTURE = Path(__file__).parent / "fixtures" / "store-before-sharding.json"
 
 

@@ -85,6 +85,7 @@ def keys_of(client: redis.Redis, pool_id: str) -> list[str]:
     return [str(key) for key in client.scan_iter(match=f"*{pool_id}*", count=1000)]
 
 
+@pytest.mark.slow
 def test_deleting_a_big_pool_is_done_in_small_steps(
     store: RedisStore, slowlog_redis: RedisServer
 ) -> None:

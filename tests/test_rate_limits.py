@@ -248,6 +248,7 @@ def get_id_from(address: str, server: BrokerServer, pool_id: str) -> tuple[int, 
         conn.close()
 
 
+@pytest.mark.slow
 def test_unsigned_calls_are_limited_per_source_address_by_default(
     own_redis: RedisServer, broker_credentials: dict[str, str]
 ) -> None:
@@ -272,6 +273,7 @@ def test_unsigned_calls_are_limited_per_source_address_by_default(
         assert status == 200 and answer["IdentityId"].startswith("us-east-1:")
 
 
+@pytest.mark.slow
 def test_unsigned_calls_are_limited_per_pool(
     own_redis: RedisServer, broker_credentials: dict[str, str]
 ) -> None:

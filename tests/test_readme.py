@@ -15,6 +15,8 @@ from support.readme import DOCUMENTED_URL, README, example
 
 from config.settings import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 
 @pytest.fixture(scope="module")
 def dev_broker(redis_server: RedisServer) -> Iterator[BrokerServer]:

@@ -10,9 +10,12 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
 from support.processes import BrokerServer, RedisServer, broker_env, free_port
 
 from config.backend import DEV_API_KEY
+
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
 
 REPO = Path(__file__).resolve().parents[1]
 READY = "identity-broker ready at "

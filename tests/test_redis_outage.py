@@ -11,11 +11,14 @@ import time
 from collections import Counter
 from typing import Any
 
+import pytest
 import requests
 from support.clients import cognito_client, create_developer_pool
 from support.faults import record_figures
 from support.processes import REDIS_DURABLE_CONFIG, BrokerServer, RedisServer
 from support.signing import post
+
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
 
 PROVIDER = "login.outage"
 OP = "GetOpenIdTokenForDeveloperIdentity"

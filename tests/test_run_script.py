@@ -40,6 +40,8 @@ from support.readme import DOCUMENTED_URL, example
 
 from config.settings import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 RUN = REPO_ROOT / "scripts" / "run"
 START_TIMEOUT = 90.0  # the first run may install requirements.lock into the venv
 STOP_BOUND = 30.0  # gunicorn's graceful stop (quick: no request is running), then Redis's

@@ -31,6 +31,8 @@ from support.faults import record_figures
 from support.processes import REPO_ROOT, BrokerServer, RedisServer
 from support.trickle import PARTIAL, Trickler, connect, healthz
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
 ATTACKER = "127.0.0.2"
 

@@ -22,6 +22,8 @@ from support.upstream import upstream_environment
 from broker.app.factory import create_app
 from config.settings import Settings
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 REPO = Path(__file__).resolve().parents[1]
 GUNICORN = str(Path(sys.prefix) / "bin" / "gunicorn")
 PREFIX = "identity-broker: "

@@ -245,6 +245,7 @@ def backend_token(door: Broker, user: str, duration: int) -> dict[str, Any]:
     duration=st.integers(1, 3600),
     steps=st.lists(st.floats(0, 1.2, allow_nan=False), min_size=1, max_size=12),
 )
+@pytest.mark.slow
 def test_a_cached_token_is_never_served_stale(
     backend_doors: dict[float, Broker], share: float, duration: int, steps: list[float]
 ) -> None:

@@ -30,6 +30,8 @@ from broker.store.checker import check_store
 from config.redis import RedisSettings
 from config.settings import ConfigError, Settings
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 API_KEY = "topology-test-api-key-0123456789abcdef"
 
 

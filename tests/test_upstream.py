@@ -34,7 +34,7 @@ from support.upstream import (
 from broker.upstream.guard import Quota
 from broker.upstream.guard_store import RedisQuota
 
-pytestmark = pytest.mark.every_topology
+pytestmark = [pytest.mark.every_topology, pytest.mark.slow]
 
 UPSTREAM_KEY_ID = "AKIDUPSTREAM"
 UPSTREAM_SECRET = secrets.token_urlsafe(30)

@@ -25,6 +25,8 @@ from support.upstream import (
     upstream_environment,
 )
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 MOTO_KEY = "AKIDMOTOTESTING"  # moto accepts any credentials
 MOTO_SECRET = "moto-accepts-any-secret"
 

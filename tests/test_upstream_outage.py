@@ -27,6 +27,8 @@ from support.upstream import (
     upstream_token_calls,
 )
 
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
+
 KEY_ID = "AKIDOUTAGE"
 SECRET = secrets.token_urlsafe(30)
 DEADLINE = 1.0

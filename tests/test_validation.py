@@ -1058,6 +1058,7 @@ def check_total(operation: str, payload: Any, body: bytes) -> None:
     | st.fixed_dictionaries({}, optional=TOKEN_MEMBERS)
     | st.fixed_dictionaries({}, optional=POOL_MEMBERS),
 )
+@pytest.mark.slow
 def test_any_json_body_loads_or_fails_cleanly(operation: str, payload: Any) -> None:
     check_total(operation, payload, encode(payload))
 

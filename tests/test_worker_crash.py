@@ -11,6 +11,7 @@ import signal
 import time
 from collections import Counter
 
+import pytest
 import requests
 from support.faults import (
     NO_ANSWER,
@@ -21,6 +22,8 @@ from support.faults import (
     verify_identities,
 )
 from support.processes import BrokerServer, RedisServer
+
+pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
 
 PROVIDER = "login.crash"
 SOAK = os.environ.get("BROKER_SOAK") == "1"

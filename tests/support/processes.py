@@ -53,6 +53,18 @@ LOG_TAIL_LINES = 40
 _PR_SET_PDEATHSIG = 1
 _live: set[subprocess.Popen[bytes]] = set()
 
+#: Set by tests/conftest.py when the run leaves out ``slow`` tests (``scripts/test
+#: --fast``): a test starting gunicorn or moto_server there lacks its ``slow`` mark.
+FAST_LANE = False
+
+
+def refuse_in_fast_lane(what: str) -> None:
+    if FAST_LANE:
+        raise RuntimeError(
+            f"this test starts {what} but runs in the fast lane: mark it "
+            "@pytest.mark.slow (or its module: pytestmark = pytest.mark.slow)"
+        )
+
 
 class ManagedProcess:
     """``with server:`` starts it and always stops it, whatever the block raised."""
@@ -446,6 +458,7 @@ class BrokerServer(ManagedProcess):
     def start(self) -> Self:
         if self._proc is not None and self._proc.poll() is None:
             raise RuntimeError(f"the broker is already running (pid {self._proc.pid})")
+        refuse_in_fast_lane("gunicorn")
         if not self.gunicorn.exists():
             raise ProcessStartError(f"{self.gunicorn} not found (run scripts/test to set up .venv)")
         for attempt in range(3):

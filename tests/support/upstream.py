@@ -42,6 +42,7 @@ from support.processes import (
     free_port,
     http_ok,
     log_tail,
+    refuse_in_fast_lane,
     spawn,
     wait_until,
 )
@@ -166,6 +167,7 @@ class MotoServer(ManagedProcess):
         return http_ok(f"{self.url}/moto-api/")
 
     def start(self) -> Self:
+        refuse_in_fast_lane("moto_server")
         if not self.executable.exists():
             raise ProcessStartError(f"{self.executable} not found (pip install 'moto[server]')")
         env = {key: value for key, value in broker_env().items() if not key.startswith("MOTO_")}
