@@ -79,6 +79,14 @@ class BackendSettings:
                     f"set BROKER_BACKEND_AUTH={mode} or unset it"
                 )
         pool_id, pool_name, provider = _pool(environ)
+        if auth is None and (pool_id is not None or pool_name is not None):
+            named = "BROKER_BACKEND_POOL_ID" if pool_id is not None else "BROKER_BACKEND_POOL_NAME"
+            raise ConfigError(
+                f"{named} is set but BROKER_BACKEND_AUTH is not: set BROKER_BACKEND_AUTH "
+                "(api_key, jwt or cookie) for the door to serve that pool, or unset "
+                f"{named} (the development door on loopback keeps a pool of its own, "
+                f"{DEV_POOL_NAME!r}, and never trusts its public key on yours)"
+            )
         if auth not in (None, "off") and pool_id is None and pool_name is None:
             raise ConfigError(
                 "BROKER_BACKEND_AUTH is set but no pool is: set BROKER_BACKEND_POOL_ID, or "
@@ -97,13 +105,10 @@ class BackendSettings:
         if auth == "off":
             return cls(cache_min_remaining=share)
         if auth is None and loopback:
-            if pool_id is None and pool_name is None:
-                pool_name, provider = DEV_POOL_NAME, DEV_DEVELOPER_PROVIDER
             return cls(
                 auth="api_key",
-                pool_id=pool_id,
-                pool_name=pool_name,
-                developer_provider=provider,
+                pool_name=DEV_POOL_NAME,
+                developer_provider=DEV_DEVELOPER_PROVIDER,
                 api_keys=(DEV_API_KEY,),
                 cache_min_remaining=share,
                 development_key=True,

@@ -134,6 +134,8 @@ def test_secrets_stay_out_of_repr() -> None:
 def test_named_pool() -> None:
     settings = BackendSettings.from_env(
         {
+            "BROKER_BACKEND_AUTH": "api_key",
+            "BROKER_BACKEND_API_KEYS": "a" * 40,
             "BROKER_BACKEND_POOL_NAME": "My backend pool",
             "BROKER_BACKEND_DEVELOPER_PROVIDER": "login.my.app",
         }

@@ -23,6 +23,8 @@ from config.backend import DEV_API_KEY, DEV_DEVELOPER_PROVIDER, DEV_POOL_NAME
 from config.settings import ConfigError, Settings
 
 OFF_LOOPBACK = {"BROKER_BIND": "0.0.0.0:8000", "BROKER_CREDENTIALS": "AKIDOWNKEY0001:" + "s" * 40}
+POOL_ID = "us-east-1:00000000-0000-4000-8000-000000000000"
+KEYS = {"BROKER_BACKEND_API_KEYS": "k" * 40}
 
 
 def test_no_configuration_on_loopback_is_the_development_door() -> None:
@@ -32,11 +34,28 @@ def test_no_configuration_on_loopback_is_the_development_door() -> None:
     assert (backend.pool_name, backend.developer_provider) == (DEV_POOL_NAME, "login.broker.dev")
 
 
-def test_the_development_door_uses_a_pool_the_operator_names() -> None:
-    named = {"BROKER_BACKEND_POOL_NAME": "mine", "BROKER_BACKEND_DEVELOPER_PROVIDER": "login.mine"}
-    backend = Settings.from_env(named).backend
-    assert (backend.development_key, backend.pool_name) == (True, "mine")
-    assert backend.developer_provider == "login.mine"
+@pytest.mark.parametrize(
+    ("pool", "named"),
+    [
+        ({"BROKER_BACKEND_POOL_ID": POOL_ID}, "BROKER_BACKEND_POOL_ID"),
+        (
+            {"BROKER_BACKEND_POOL_NAME": "mine", "BROKER_BACKEND_DEVELOPER_PROVIDER": "login.x"},
+            "BROKER_BACKEND_POOL_NAME",
+        ),
+    ],
+)
+@pytest.mark.parametrize("bind", [{}, OFF_LOOPBACK])
+def test_a_pool_named_without_an_auth_mode_is_refused_not_served_on_the_public_key(
+    pool: dict[str, str], named: str, bind: dict[str, str]
+) -> None:
+    """The development door trusts a public key: it keeps to its own pool. A pool the
+    operator names is production's, so naming one without BROKER_BACKEND_AUTH is a mistake
+    said at start (before, on loopback the public key served it)."""
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({**bind, **pool})
+    assert str(refused.value).startswith(f"{named} is set but BROKER_BACKEND_AUTH is not")
+    served = Settings.from_env({**pool, "BROKER_BACKEND_AUTH": "api_key", **KEYS}).backend
+    assert served.development_key is False and served.api_keys == (KEYS["BROKER_BACKEND_API_KEYS"],)
 
 
 def test_off_loopback_there_is_no_development_door() -> None:
