@@ -20,6 +20,7 @@ from support.processes import RedisServer, broker_env, free_port
 from support.upstream import upstream_environment
 
 from broker.app.factory import create_app
+from broker.observability import logs
 from config.settings import Settings
 
 pytestmark = pytest.mark.slow  # servers or subprocesses of its own: not the fast lane
@@ -163,14 +164,34 @@ def test_an_aws_profile_that_does_not_exist_is_said_at_start_and_by_readyz(
         pool_id="us-east-1:00000000-0000-4000-8000-000000000001",
         api_key=key,
     )
+    logs.configure()  # the app's own handler first (its first call replaces the handlers)
+    broker_log = logging.getLogger("broker")  # then caplog's: "broker" does not propagate
     with RedisServer() as redis_server, caplog.at_level(logging.ERROR, logger="broker"):
-        app = create_app(Settings.from_env({**env, "REDIS_URL": redis_server.url}))
+        broker_log.addHandler(caplog.handler)
+        try:
+            app = create_app(Settings.from_env({**env, "REDIS_URL": redis_server.url}))
+        finally:
+            broker_log.removeHandler(caplog.handler)
         said = [r.getMessage() for r in caplog.records if "AWS_PROFILE" in r.getMessage()]
         assert len(said) == 1 and "'no-such-profile'" in said[0]
         client = app.test_client()
-        ready = client.get("/readyz")
-        assert ready.status_code == 503
-        assert any("AWS_PROFILE='no-such-profile'" in r for r in ready.json["reasons"])
+        import boto3.session
+
+        sessions = 0
+        real_init = boto3.session.Session.__init__
+
+        def counting_init(self: Any, *args: Any, **kwargs: Any) -> None:
+            nonlocal sessions
+            sessions += 1
+            real_init(self, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(boto3.session.Session, "__init__", counting_init)
+            for _ in range(3):  # a monitor's probes read the profile once, not per probe
+                ready = client.get("/readyz")
+                assert ready.status_code == 503
+                assert any("AWS_PROFILE='no-such-profile'" in r for r in ready.json["reasons"])
+        assert sessions == 0
         answers: list[Any] = [
             client.post("/v1/token", headers={"X-Api-Key": key}, json={"user_id": "u"})
             for _ in range(8)  # past the breaker's threshold: it must not open

@@ -22,6 +22,7 @@ imported on first use, so that local mode's workers never load the AWS SDK (0.2 
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -42,14 +43,31 @@ MAX_POOL_CONNECTIONS: Final = CALL_THREADS
 
 def setup_fault(settings: UpstreamSettings) -> str | None:
     """Why no client can be built at all (AWS_PROFILE naming no profile), or None. For the
-    start's log line and /readyz: cheap (boto3 reads the config files; no call is made)."""
+    start's log line and /readyz: boto3 reads the config files once per process and
+    profile (no call is made); a profile added later needs a restart, as the client does."""
+    where = tuple(os.environ.get(name) for name in _PROFILE_VARIABLES)
+    return _profile_fault(settings.region, where)
+
+
+#: What boto3 reads to find the profile: the answer is kept per value of these.
+_PROFILE_VARIABLES: Final = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+)
+
+
+@functools.cache
+def _profile_fault(region: str, where: tuple[str | None, ...]) -> str | None:
+    profile = where[0] or where[1]
     import boto3
     from botocore.exceptions import ProfileNotFound
 
     try:
-        boto3.session.Session(region_name=settings.region)
+        boto3.session.Session(region_name=region)
     except ProfileNotFound as exc:
-        return missing_profile(str(exc.kwargs.get("profile", ""))).error.message
+        return missing_profile(str(exc.kwargs.get("profile", profile or ""))).error.message
     return None
 
 
