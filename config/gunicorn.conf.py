@@ -167,12 +167,19 @@ def on_starting(server: object) -> None:
             f"GUNICORN_CMD_ARGS), but the broker decides loopback-only defaults and its issuer "
             f"from BROKER_BIND={bind[0]}: set BROKER_BIND instead"
         )
-    _check_free(bind[0])
+    if not _inherits_sockets():
+        _check_free(bind[0])
     log = getattr(server, "log", None)
     for warning in settings.warnings():  # once here; the workers' apps do not repeat them
         if log is not None:
             log.warning("%s", warning)
     _prepare_metrics_dir()
+
+
+def _inherits_sockets() -> bool:
+    """A new master of an in-place upgrade (USR2: GUNICORN_FD) or one systemd hands the
+    listening socket to (LISTEN_FDS) binds nothing itself: the address is in use by design."""
+    return bool(os.environ.get("GUNICORN_FD") or os.environ.get("LISTEN_FDS"))
 
 
 def _check_free(address: str) -> None:
@@ -185,7 +192,7 @@ def _check_free(address: str) -> None:
     if address.startswith("unix:"):
         _check_unix_free(address[len("unix:") :])
         return
-    host, _, port = address.rpartition(":")
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
     try:
         infos = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
     except OSError:
@@ -208,6 +215,7 @@ def _check_unix_free(path: str) -> None:
     """gunicorn removes a socket file it finds at its path, even one a running process
     serves: a second broker would take the first one's clients. One that answers stops
     this start instead (a stale file, nobody listening, is left for gunicorn to replace)."""
+    import errno
     import socket
 
     if not os.path.exists(path):
@@ -216,8 +224,10 @@ def _check_unix_free(path: str) -> None:
         probe.settimeout(1.0)
         try:
             probe.connect(path)
-        except OSError:
-            return
+        except OSError as exc:
+            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                return  # a stale file: nobody listens (gunicorn replaces it)
+            # busy (full backlog, a timeout) or not ours to probe: someone holds it
     _fail(
         f"BROKER_BIND=unix:{path}: a process already listens on this socket (another "
         "broker?): stop it, or set BROKER_BIND to another path"

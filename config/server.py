@@ -98,11 +98,16 @@ class Bind:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Bind:
         raw = environ.get("BROKER_BIND", "").strip() or DEFAULT_BIND
+        if raw.startswith("unix://"):
+            raise ConfigError(
+                f"BROKER_BIND={raw!r}: write a unix socket as unix:/absolute/path (gunicorn "
+                "reads unix:// as a relative path)"
+            )
         if raw.startswith("unix:"):
             if not raw[len("unix:") :].strip():
                 raise ConfigError(f"BROKER_BIND must be HOST:PORT, got {raw!r} (or unix:PATH)")
             return cls(raw, "unix")
-        host, sep, port = raw.rpartition(":")
+        host, sep, port = raw.removeprefix("tcp://").rpartition(":")  # gunicorn's tcp://
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"BROKER_BIND must be HOST:PORT, got {raw!r} (or unix:PATH)")
         if ":" in host and not (host.startswith("[") and host.endswith("]")):

@@ -135,7 +135,16 @@ class Settings:
         account = environ.get("BROKER_ACCOUNT_ID", DEFAULT_ACCOUNT_ID).strip()
         if not (account.isdigit() and len(account) == 12):
             raise ConfigError(f"BROKER_ACCOUNT_ID must be 12 digits, got {account!r}")
-        issuer = environ.get("BROKER_ISSUER", "").strip().rstrip("/") or f"http://{bind}"
+        if listen.unix and not environ.get("BROKER_ISSUER", "").strip():
+            raise ConfigError(
+                f"BROKER_BIND={bind!r} is a unix socket: set BROKER_ISSUER to the https URL "
+                "clients and verifiers reach the broker at (the proxy's); no issuer can be "
+                "derived from a socket path"
+            )
+        issuer = (
+            environ.get("BROKER_ISSUER", "").strip().rstrip("/")
+            or f"http://{bind.removeprefix('tcp://')}"
+        )
         parts = urlsplit(issuer)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise ConfigError(f"BROKER_ISSUER must be an http(s) URL without query, got {issuer!r}")

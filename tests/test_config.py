@@ -20,6 +20,7 @@ from config.settings import (
 
 GOOD_SECRET = "s3cret-s3cret-s3cret"  # 20 characters
 CREDS = f"AKIDONE:{GOOD_SECRET}"
+ISSUER = "https://broker.example"
 
 
 def test_defaults_on_an_empty_environment() -> None:
@@ -103,6 +104,22 @@ def test_the_development_pair_named_explicitly_is_refused_off_loopback(pairs: st
     assert on_loopback.loopback and on_loopback.credentials
 
 
+def test_a_unix_socket_bind_needs_an_issuer_and_an_absolute_path() -> None:
+    unix = {"BROKER_BIND": "unix:/run/broker.sock", "BROKER_CREDENTIALS": CREDS}
+    with pytest.raises(ConfigError, match="is a unix socket: set BROKER_ISSUER"):
+        Settings.from_env(unix)
+    assert Settings.from_env({**unix, "BROKER_ISSUER": ISSUER}).issuer == ISSUER
+    with pytest.raises(ConfigError, match="unix:/absolute/path"):
+        Settings.from_env({**unix, "BROKER_BIND": "unix://run/broker.sock"})
+
+
+def test_gunicorns_tcp_scheme_is_read_like_a_plain_bind() -> None:
+    settings = Settings.from_env({"BROKER_BIND": "tcp://0.0.0.0:8000", "BROKER_CREDENTIALS": CREDS})
+    assert (settings.bind, settings.loopback) == ("tcp://0.0.0.0:8000", False)
+    assert settings.issuer == "http://0.0.0.0:8000"
+    assert Settings.from_env({"BROKER_BIND": "tcp://127.0.0.1:8000"}).dev_credentials
+
+
 def test_an_unbracketed_ipv6_bind_is_refused_with_the_bracketed_form() -> None:
     with pytest.raises(ConfigError, match=r"IPv6 host goes in brackets, e.g. \[::1\]:8000"):
         Settings.from_env({"BROKER_BIND": "::1:8000"})
@@ -110,7 +127,11 @@ def test_an_unbracketed_ipv6_bind_is_refused_with_the_bracketed_form() -> None:
 
 def test_the_development_backend_door_stays_off_on_a_unix_socket() -> None:
     settings = Settings.from_env(
-        {"BROKER_BIND": "unix:/run/broker.sock", "BROKER_CREDENTIALS": CREDS}
+        {
+            "BROKER_BIND": "unix:/run/broker.sock",
+            "BROKER_CREDENTIALS": CREDS,
+            "BROKER_ISSUER": ISSUER,
+        }
     )
     assert settings.loopback is False
     assert settings.backend.development_key is False
@@ -220,7 +241,7 @@ def test_a_key_id_named_twice_is_refused() -> None:
 def test_one_bind_rule_for_gunicorn_and_the_app(bind: str, good: bool) -> None:
     """config/gunicorn.conf.py binds ``Bind.from_env(...).address``; the settings read the
     same ``Bind``, so a value one accepts the other accepts (the port range included)."""
-    environ = {"BROKER_BIND": bind, "BROKER_CREDENTIALS": CREDS}
+    environ = {"BROKER_BIND": bind, "BROKER_CREDENTIALS": CREDS, "BROKER_ISSUER": ISSUER}
     if good:
         assert Bind.from_env(environ).address == Settings.from_env(environ).bind == bind
         return

@@ -96,6 +96,7 @@ def test_a_unix_socket_another_broker_serves_is_not_taken_over(tmp_path: Path) -
             {
                 "BROKER_BIND": f"unix:{path}",
                 "BROKER_CREDENTIALS": "AKIDUNIXSOCKET:" + "u" * 32,
+                "BROKER_ISSUER": "https://broker.example",
                 "REDIS_URL": "redis://127.0.0.1:1/0",
             }
         )

@@ -204,11 +204,13 @@ def _pool_row(pool: IdentityPool) -> tuple[str, str, str, str]:
 def lookup(user_id: str, pool_ids: tuple[str, ...]) -> None:
     """The identity a developer user id is linked to, in each pool that knows it."""
     svc = current_services()
-    found = 0
-    for pool in _pools(svc, pool_ids):
+    found = explained = 0
+    pools = _pools(svc, pool_ids)
+    for pool in pools:
         if pool.config.developer_provider_name is None:
             if pool_ids:  # named: say why it cannot know the user, rather than "no identity"
-                click.echo(f"{pool.id} has no developer provider: no developer user ids")
+                click.echo(f"{pool.id} has no developer provider: no developer user ids", err=True)
+                explained += 1
             continue
         developer = developer_provider_of(pool)
         identity = svc.store.lookup_login(pool.id, login_key(developer, user_id))
@@ -217,8 +219,9 @@ def lookup(user_id: str, pool_ids: tuple[str, ...]) -> None:
             state = ", disabled (merged away)" if identity.disabled else ""
             click.echo(f"{pool.id} {developer}:{user_id} -> {identity.id}{state}")
     if not found:
-        where = ", ".join(pool_ids) if pool_ids else "any identity pool"
-        click.echo(f"developer user id {user_id!r} is linked to no identity in {where}")
+        if explained < len(pools):
+            where = ", ".join(pool_ids) if pool_ids else "any identity pool"
+            click.echo(f"developer user id {user_id!r} is linked to no identity in {where}")
         raise click.exceptions.Exit(1)
 
 
