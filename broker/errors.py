@@ -119,3 +119,7 @@ class RequestTooLargeException(ValidationException):
 
 class StoreUnavailable(InternalErrorException):
     """Redis did not answer in time; reported to clients as InternalErrorException."""
+
+    #: Counted in ``broker_redis_errors_total``: a Redis fault. A subclass for another
+    #: store that is away (upstream Cognito) says False.
+    redis_fault: ClassVar[bool] = True

@@ -14,7 +14,7 @@ import time
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from broker.app import cli, health, wellknown, wiring
+from broker.app import cli, health, scrape, wellknown, wiring
 from broker.awsjson import door as awsjson
 from broker.backend import door as backend
 from broker.errors import InternalErrorException
@@ -56,6 +56,8 @@ def create_app(
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    metrics.initialise()
+    app.extensions[metrics.SCRAPE_EXTENSION] = [scrape.StateCollector(services)]
     app.register_blueprint(backend.bp)
     app.cli.add_command(cli.broker)
     # Flask hands its routes' exceptions to the edge, which renders them like the doors'

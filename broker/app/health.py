@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from broker.errors import BrokerError
-from broker.services import current_services
+from broker.services import Services, current_services
 from broker.store.faults import REDIS_FAULTS
 from broker.upstream.client import setup_fault
 
@@ -27,11 +27,10 @@ def healthz() -> Response:
     return jsonify(status="ok")
 
 
-@bp.get("/readyz")
-def readyz() -> tuple[Response, int]:
-    svc = current_services()
-    connector = svc.connector
-    reasons = connector.health()
+def readiness_reasons(svc: Services) -> list[str]:
+    """Why the service is not ready (empty when it is): /readyz's check, and
+    ``broker_ready``'s at each scrape (``broker.app.scrape``)."""
+    reasons = svc.connector.health()
     try:
         svc.keyring.current()
     except BrokerError:
@@ -40,6 +39,14 @@ def readyz() -> tuple[Response, int]:
         fault = setup_fault(svc.settings.upstream)
         if fault is not None:
             reasons.append(f"upstream: {fault}")
+    return reasons
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    svc = current_services()
+    connector = svc.connector
+    reasons = readiness_reasons(svc)
     body: dict[str, Any] = {"status": "unavailable" if reasons else "ready"}
     if reasons:
         body["reasons"] = reasons

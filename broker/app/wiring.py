@@ -40,6 +40,7 @@ from broker.tokens.issuing import TokenIssuer
 from broker.tokens.keys import FileKeySource, KeyRing, KeySource, RedisKeySource
 from broker.tokens.sealing import KeySealer
 from broker.tokens.signer import TokenSigner
+from broker.upstream import metrics as upstream_metrics
 from broker.upstream.client import CognitoUpstream
 from broker.upstream.guard import CircuitBreaker, Guard, Quota
 from broker.upstream.guard_store import RedisBreakerState, RedisQuota
@@ -118,6 +119,7 @@ def upstream_tokens(svc: Services) -> UpstreamTokens:
     """Upstream mode's parts for one process (one gunicorn worker)."""
     settings = svc.settings.upstream
     pool_id = settings.pool_id
+    upstream_metrics.initialise()
     guard = Guard(
         CircuitBreaker(RedisBreakerState(svc.connector), pool_id, settings),
         Quota(RedisQuota(svc.connector), pool_id, settings.max_rate),

@@ -88,7 +88,7 @@ def client_error(err: HTTPException) -> BrokerError:
 def error_of(exc: Exception, where: logging.Logger, prefix: str = "") -> BrokerError:
     """Any exception a route raised -> the one error model (logged when unexpected)."""
     if isinstance(exc, BrokerError):
-        if isinstance(exc, StoreUnavailable):
+        if isinstance(exc, StoreUnavailable) and exc.redis_fault:
             metrics.REDIS_ERRORS.inc()
         return exc
     if isinstance(exc, HTTPException):

@@ -10,9 +10,10 @@ process's own registry is served.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -22,6 +23,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 
 bp = Blueprint("metrics", __name__)
 
@@ -48,8 +50,20 @@ TOKEN_CACHE_HITS = Counter(
     "broker_token_cache_hits_total", "Tokens served from the token cache, by front door.", ["door"]
 )
 REDIS_ERRORS = Counter(
-    "broker_redis_errors_total", "Requests that failed because Redis did not answer in time."
+    "broker_redis_errors_total",
+    "Requests that failed because Redis did not serve (a Redis fault, not an upstream one).",
 )
+
+#: The front doors' metric labels: every child that exists before its first event is
+#: made at start (:func:`initialise`), so a fresh ``/metrics`` lists it at 0 and a rate
+#: over it is 0, not absent.
+DOORS: tuple[str, ...] = ("aws", "backend")
+IDENTITY_KINDS: tuple[str, ...] = ("developer",)
+
+#: The key of ``Flask.extensions`` holding the collectors computed at each scrape
+#: (readiness, signing keys, the upstream breaker: state read now, not counted by a
+#: worker), which ``/metrics`` serves after the counters.
+SCRAPE_EXTENSION = "broker.metrics.scrape"
 
 
 #: (door, operation, outcome) -> its request counter and latency histogram. Looking a
@@ -80,6 +94,17 @@ def count_token(door: str, *, new_identity: bool, cached: bool = False) -> None:
     child.inc()
 
 
+def initialise(doors: Iterable[str] = DOORS) -> None:
+    """Make the children that exist before their first event, at 0 (in multiprocess mode
+    each worker writes its own 0, which the collector sums)."""
+    for door in doors:
+        for cached in (False, True):
+            child = (TOKEN_CACHE_HITS if cached else TOKENS_ISSUED).labels(door)
+            _TOKEN_CHILDREN[(door, cached)] = child
+    for kind in IDENTITY_KINDS:
+        IDENTITIES_CREATED.labels(kind)
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
     if os.environ.get(MULTIPROC_ENV):
@@ -88,4 +113,9 @@ def metrics() -> Response:
         body = generate_latest(registry)
     else:
         body = generate_latest(REGISTRY)
+    collectors: Iterable[Collector] = current_app.extensions.get(SCRAPE_EXTENSION, ())
+    scraped = CollectorRegistry(auto_describe=False)
+    for collector in collectors:
+        scraped.register(collector)
+    body += generate_latest(scraped)
     return Response(body, content_type=CONTENT_TYPE_LATEST)

@@ -24,6 +24,8 @@ from broker import errors
 class UpstreamUnavailable(errors.StoreUnavailable):
     """Upstream Cognito is unreachable, failing, or the circuit breaker is open."""
 
+    redis_fault = False  # answered like a store fault, but Redis is fine
+
 
 class UpstreamThrottled(errors.TooManyRequestsException):
     """Upstream Cognito throttles, or the broker's own upstream quota is booked."""

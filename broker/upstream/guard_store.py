@@ -98,6 +98,10 @@ class RedisBreakerState(ScriptRunner):
     def reset(self, keys: BreakerKeys) -> None:
         self.redis.delete(*keys.as_list())
 
+    def open_ms(self, keys: BreakerKeys) -> int:
+        """How much longer the breaker stays open, in ms; 0 when it is closed."""
+        return max(0, int(self._call(keys.open, "PTTL", keys.open)))
+
 
 @translates_faults
 class RedisQuota(ScriptRunner):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
+from broker.upstream.errors import Kind
+
 CALLS = Counter(
     "broker_upstream_calls_total",
     "Attempts at upstream GetOpenIdTokenForDeveloperIdentity, by outcome "
@@ -22,3 +24,11 @@ STALE = Counter(
     "Still-valid cached tokens served past the reuse threshold because upstream was "
     "throttling or unavailable.",
 )
+
+
+def initialise() -> None:
+    """Every outcome and reason at 0 from the start (upstream mode only)."""
+    for outcome in ("success", *(kind.value for kind in Kind)):
+        CALLS.labels(outcome)
+    for reason in ("breaker_open", "quota"):
+        SHED.labels(reason)
