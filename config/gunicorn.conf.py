@@ -173,6 +173,7 @@ def on_starting(server: object) -> None:
     for warning in settings.warnings():  # once here; the workers' apps do not repeat them
         if log is not None:
             log.warning("%s", warning)
+    os.environ["BROKER_START_WARNINGS_LOGGED"] = "1"  # read by wsgi.py in the workers
     _prepare_metrics_dir()
 
 

@@ -8,6 +8,7 @@ The gunicorn cases run the real ``gunicorn -c config/gunicorn.conf.py wsgi:app``
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.processes import RedisServer, broker_env, free_port
+from support.processes import (
+    RedisServer,
+    broker_env,
+    end_process,
+    free_port,
+    http_ok,
+    log_tail,
+    spawn,
+    wait_until,
+)
 from support.upstream import upstream_environment
 
 from broker.app.factory import create_app
@@ -201,3 +211,23 @@ def test_an_aws_profile_that_does_not_exist_is_said_at_start_and_by_readyz(
         assert answer.status_code == 503
         assert answer.json["error"]["code"] == "UNAVAILABLE"
         assert "AWS_PROFILE='no-such-profile' names no profile" in answer.json["error"]["message"]
+
+
+def test_a_bare_gunicorn_without_the_config_still_says_the_start_warnings(
+    tmp_path: Path,
+) -> None:
+    """``gunicorn wsgi:app`` without ``-c config/gunicorn.conf.py`` has no master hook to
+    log the settings' warnings: its worker says them instead of nobody."""
+    port = free_port()
+    log_path = tmp_path / "gunicorn.log"
+    with RedisServer() as redis_server, log_path.open("wb") as log:
+        env = {**broker_env(), "REDIS_URL": redis_server.url, "BROKER_BIND": f"127.0.0.1:{port}"}
+        args = [GUNICORN, "-w", "1", "-b", f"127.0.0.1:{port}", "wsgi:app"]
+        proc = spawn(args, log=log, env=env, cwd=REPO)
+        try:
+            reason = wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), proc, 30)
+            assert not reason, log_tail(log_path)
+        finally:
+            end_process(proc, 10, signal.SIGTERM, group=True)
+    said = [line for line in log_path.read_text().splitlines() if "development key" in line]
+    assert said, log_tail(log_path)
