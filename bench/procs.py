@@ -27,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests"))
+sys.path.append(str(REPO_ROOT / "tests"))  # after the project: no shadowing
 from support import processes  # noqa: E402
 from support.processes import (  # noqa: E402
     BrokerServer,

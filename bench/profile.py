@@ -319,9 +319,9 @@ def components(
 
     def svc() -> Any:
         if not services:
-            from broker.services import Services
+            from broker.app.wiring import build_services
 
-            services.append(Services.build(settings))
+            services.append(build_services(settings))
         return services[0]
 
     def step(name: str, make: Callable[[], Callable[[], object]]) -> None:
