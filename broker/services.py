@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from broker.identity.developer import DeveloperProviders
+from broker.identity.linking import LoginVerifier
 from broker.identity.models import pool_arn
 from broker.paging import PageTokens
 from broker.ratelimit.limiter import RateLimiter
@@ -37,6 +38,8 @@ class Services:
     limits: RateLimiter
     providers: DeveloperProviders
     clock: Clock
+    #: Verifies public-provider login tokens (contract section 9; ``broker.providers``).
+    logins: LoginVerifier
 
     def pool_arn(self, pool_id: str) -> str:
         return pool_arn(self.settings.region, self.settings.account_id, pool_id)

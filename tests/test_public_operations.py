@@ -90,7 +90,7 @@ def test_get_id_without_logins_makes_a_new_unauthenticated_identity(
         (
             {"Logins": {"graph.facebook.com": "t"}},
             "NotAuthorizedException",
-            "Logins from provider 'graph.facebook.com' cannot be verified by this broker.",
+            "Logins for graph.facebook.com cannot be verified by this broker.",
         ),
         (
             {"AccountId": "123456789012"},
@@ -201,7 +201,8 @@ def test_authenticated_identity_errors(
         ({COGNITO: "not-a-token"}, "Invalid login token. The token is not a JWS compact token."),
         (
             {DEVELOPER_PROVIDER: "me"},
-            f"Logins must hold only '{COGNITO}' with a token this broker issued for the identity.",
+            f"Developer provider '{DEVELOPER_PROVIDER}' cannot be used with GetOpenIdToken; "
+            "call GetOpenIdTokenForDeveloperIdentity.",
         ),
     ]
     for logins, message in cases:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from broker.awsjson.public_handlers import amr_of
 from broker.identity.developer import resolve_developer_login
 from broker.observability import metrics
 from broker.services import Services
@@ -21,6 +22,7 @@ def get_open_id_token_for_developer_identity(svc: Services, p: dict[str, Any]) -
         region=svc.settings.region,
         now=now,
         providers=svc.providers,
+        verifier=svc.logins,
     )
     svc.limits.check_identity(resolved.identity.id)
     token = svc.tokens.developer(
@@ -31,6 +33,7 @@ def get_open_id_token_for_developer_identity(svc: Services, p: dict[str, Any]) -
         issued_at=int(now),
         duration=p.get("token_duration", DEFAULT_TOKEN_DURATION),
         principal_tags=p.get("principal_tags"),
+        also=amr_of(resolved.public),
     )
     metrics.count_token("aws", new_identity=resolved.created)
     return {"IdentityId": resolved.identity.id, "Token": token}

@@ -7,12 +7,13 @@ identity, so only the address limit applies to it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from broker.identity import public
+from broker.identity.linking import PublicLogin
 from broker.services import Services
-from broker.tokens.claims import OPEN_ID_TOKEN_DURATION, principal_tags_of
+from broker.tokens.claims import OPEN_ID_TOKEN_DURATION, AmrLogin, principal_tags_of
 from broker.tokens.verify import UnknownSigningKey, verify_token
 
 
@@ -42,39 +43,50 @@ def get_id(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
         region=svc.settings.region,
         now=svc.clock(),
         limit_pool=svc.limits.check_unsigned_pool,
+        verifier=svc.logins,
     )
     return {"IdentityId": identity.id}
 
 
 def get_open_id_token(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
     """A fresh token for the identity, valid 600 s as AWS's GetOpenIdToken tokens are; an
-    authenticated one keeps the developer login and principal tags of the token presented."""
+    authenticated one names the logins the call proved (its public logins, and those of the
+    token presented) and keeps the presented token's principal tags."""
+    now = svc.clock()
     access = public.authenticate(
         svc.store,
         identity_id=p["identity_id"],
         logins=p.get("logins", {}),
         verify=_verifier(svc),
         limit_pool=svc.limits.check_unsigned_pool,
+        verifier=svc.logins,
+        region=svc.settings.region,
+        now=now,
     )
     svc.limits.check_identity(access.identity.id)  # tokens per identity, as for developers
-    now = int(svc.clock())
     pool_id = access.pool.id
-    if access.login is None:
+    if access.login is None and not access.public:
         token = svc.tokens.unauthenticated(
-            pool_id=pool_id, identity_id=access.identity.id, issued_at=now
+            pool_id=pool_id, identity_id=access.identity.id, issued_at=int(now)
         )
     else:
-        provider, user_id = access.login
+        provider, user_id = access.login or ("", "")
         token = svc.tokens.developer(
             pool_id=pool_id,
             identity_id=access.identity.id,
             provider=provider,
             user_id=user_id,
-            issued_at=now,
+            issued_at=int(now),
             duration=OPEN_ID_TOKEN_DURATION,
             principal_tags=principal_tags_of(access.presented),
+            also=amr_of(access.public),
         )
     return {"IdentityId": access.identity.id, "Token": token}
+
+
+def amr_of(logins: Iterable[PublicLogin]) -> list[AmrLogin]:
+    """Public logins as a token's ``amr`` names them."""
+    return [AmrLogin(login.provider, login.subject, login.user_pool) for login in logins]
 
 
 def unlink_identity(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +97,9 @@ def unlink_identity(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
         logins_to_remove=p["logins_to_remove"],
         verify=_verifier(svc),
         limit_pool=svc.limits.check_unsigned_pool,
+        verifier=svc.logins,
+        region=svc.settings.region,
+        now=svc.clock(),
     )
     return {}
 

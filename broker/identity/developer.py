@@ -17,6 +17,12 @@ from broker.errors import (
     ResourceNotFoundException,
 )
 from broker.identity import messages
+from broker.identity.linking import (
+    LoginVerifier,
+    PublicLogin,
+    link_logins,
+    verify_public_logins,
+)
 from broker.identity.models import (
     Identity,
     IdentityPool,
@@ -38,6 +44,7 @@ class DeveloperLogin:
     user_id: str
     created: bool
     peeked: str | None = None  # the value under ``peek`` when the identity existed
+    public: tuple[PublicLogin, ...] = ()  # the call's public logins, verified and linked
 
 
 class DeveloperProviders:
@@ -70,9 +77,9 @@ class DeveloperProviders:
 def developer_user_of(pool: IdentityPool, logins: Mapping[str, str]) -> tuple[str, str]:
     """Check Logins against the pool's providers (rule 2); return (D, u).
 
-    A pool without D refuses before any key is looked at; public-provider logins beside D
-    are refused like Logins without D (decision). u is capped at the length the other
-    developer operations accept, and never echoed.
+    A pool without D refuses before any key is looked at; any other key must be one of the
+    pool's providers (its login is verified and linked, section 9). u is capped at the
+    length the other developer operations accept, and never echoed.
     """
     developer = pool.config.developer_provider_name
     if developer is None:
@@ -81,7 +88,7 @@ def developer_user_of(pool: IdentityPool, logins: Mapping[str, str]) -> tuple[st
     for provider in logins:
         if provider not in known:
             raise NotAuthorizedException(messages.NOT_A_PROVIDER)
-    if set(logins) != {developer}:
+    if developer not in logins:
         raise NotAuthorizedException(messages.NO_DEVELOPER_PROVIDER)
     return developer, _checked_user(developer, logins[developer])
 
@@ -106,10 +113,13 @@ def resolve_developer_login(
     now: float,
     providers: DeveloperProviders | None = None,
     peek: str | None = None,
+    verifier: LoginVerifier | None = None,
 ) -> DeveloperLogin:
     """The identity of a developer login (created when new, unless ``identity_id`` names
     the identity to link it to). ``peek``: a key of the pool whose value the store reads in
-    the same step when the identity already existed (``DeveloperLogin.peeked``)."""
+    the same step when the identity already existed (``DeveloperLogin.peeked``). Public
+    logins beside it are verified by ``verifier`` and linked with it (section 9); without a
+    verifier they are refused."""
     known = providers.get(pool_id) if providers is not None else None
     if known is not None and len(logins) == 1 and known in logins:
         provider, user_id = known, _checked_user(known, logins[known])
@@ -120,6 +130,10 @@ def resolve_developer_login(
         if providers is not None:
             providers.remember(pool)
         provider, user_id = developer_user_of(pool, logins)
+        if len(logins) > 1:
+            return _with_public_logins(
+                store, pool, logins, (provider, user_id), identity_id, region, now, verifier
+            )
     key = login_key(provider, user_id)
     peeked = None
     if identity_id is None:
@@ -146,4 +160,36 @@ def resolve_developer_login(
         user_id=user_id,
         created=outcome is LinkOutcome.CREATED,
         peeked=peeked,
+    )
+
+
+def _with_public_logins(
+    store: IdentityStore,
+    pool: IdentityPool,
+    logins: Mapping[str, str],
+    developer: tuple[str, str],
+    identity_id: str | None,
+    region: str,
+    now: float,
+    verifier: LoginVerifier | None,
+) -> DeveloperLogin:
+    """D:u with public logins beside it: each verified, then all linked in one step to the
+    identity D:u resolves to (or that one of them already has), merging as section 9 says."""
+    provider, user_id = developer
+    others = {name: token for name, token in logins.items() if name != provider}
+    if verifier is None:
+        raise NotAuthorizedException(
+            messages.PUBLIC_PROVIDER_UNSUPPORTED.format(provider=next(iter(others)))
+        )
+    public = verify_public_logins(pool, others, verifier, now)
+    linked = link_logins(
+        store, pool, public, region=region, now=now, named=identity_id, developer=developer
+    )
+    return DeveloperLogin(
+        pool_id=pool.id,
+        identity=linked.identity,
+        provider=provider,
+        user_id=user_id,
+        created=linked.created,
+        public=tuple(public),
     )

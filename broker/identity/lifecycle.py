@@ -9,13 +9,10 @@ from collections.abc import Sequence
 from broker.errors import InternalErrorException, NotAuthorizedException
 from broker.identity import messages
 from broker.identity.lookup import developer_provider_of
-from broker.identity.models import Identity, login_key
+from broker.identity.models import MAX_LINKED_LOGINS, Identity, login_key
 from broker.identity.outcomes import MERGE_ERRORS, UNLINK_ERRORS, raise_for
 from broker.identity.pools import describe_pool
 from broker.identity.ports import IdentityStore
-
-#: Linked logins one identity may hold; a merge that would pass it is refused (decision).
-MAX_LINKED_LOGINS = 20
 
 
 def _require_developer(store: IdentityStore, pool_id: str, provider: str) -> str:

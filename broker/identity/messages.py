@@ -49,9 +49,14 @@ DEVELOPER_LOGIN_NOT_HERE = (
     "Developer provider '{developer}' cannot be used with {operation}; "
     "call GetOpenIdTokenForDeveloperIdentity."
 )
-PUBLIC_PROVIDER_UNSUPPORTED = "Logins from provider '{provider}' cannot be verified by this broker."
-ONLY_BROKER_LOGIN = (
-    "Logins must hold only '{cognito}' with a token this broker issued for the identity."
+PUBLIC_PROVIDER_UNSUPPORTED = "Logins for {provider} cannot be verified by this broker."
+# --- section 9: public-provider logins ----------------------------------------------------
+PROVIDER_TWICE = (
+    "Identity '{identity_id}' would hold two different users of one identity provider; "
+    "unlink one first."
+)
+DEVELOPER_LOGIN_ONLY_BESIDE = (
+    "Developer provider '{developer}' logins go with GetOpenIdTokenForDeveloperIdentity."
 )
 INVALID_LOGIN = "Invalid login token. {reason}"
 LOGIN_NOT_FOR_IDENTITY = (

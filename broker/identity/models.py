@@ -12,6 +12,10 @@ from broker.identity.ids import random_uuid
 #: GetOpenIdToken (contract section 7).
 COGNITO_PROVIDER = "cognito-identity.amazonaws.com"
 
+#: Linked logins one identity may hold; a merge or link that would pass it is refused
+#: (decision).
+MAX_LINKED_LOGINS = 20
+
 
 def new_resource_id(region: str) -> str:
     """A pool or identity id: ``<region>:<uuid4>`` in lower-case hex (contract section 3)."""
@@ -23,14 +27,27 @@ def pool_arn(region: str, account_id: str, pool_id: str) -> str:
 
 
 def login_key(provider: str, user_id: str) -> str:
-    """The stored form of one linked login. Developer provider names match ``[\\w._-]+``,
-    so the first ':' always separates the provider from the user id."""
-    return f"{provider}:{user_id}"
+    """The stored form of one linked login: ``<provider>:<user id>``, the first ':' always
+    separating the two. Developer provider names match ``[\\w._-]+``; a public provider's
+    name may hold a ':' (an OpenID Connect issuer with a port, ``127.0.0.1:8443/realm``), so
+    its '%' and ':' are written ``%25`` and ``%3A``. A developer login's key is therefore the
+    same as before public providers existed."""
+    return f"{provider.replace('%', '%25').replace(':', '%3A')}:{user_id}"
 
 
 def split_login_key(key: str) -> tuple[str, str]:
     provider, _, user_id = key.partition(":")
-    return provider, user_id
+    return provider.replace("%3A", ":").replace("%25", "%"), user_id
+
+
+def arn_provider_name(arn: str) -> str:
+    """The provider name of an IAM identity provider ARN: what follows ``oidc-provider/``
+    or ``saml-provider/`` (the ARN itself when it is not shaped so)."""
+    for marker in (":oidc-provider/", ":saml-provider/"):
+        head, found, name = arn.partition(marker)
+        if found and head.startswith("arn:") and name:
+            return name
+    return arn
 
 
 @dataclass(frozen=True)
@@ -55,9 +72,14 @@ class IdentityPool:
     created: float
 
     def provider_names(self) -> set[str]:
+        """Every Logins key the pool names: its login providers, the names of its OpenID
+        Connect and SAML provider ARNs (``arn:aws:iam::<account>:oidc-provider/<name>``: the
+        login key is the name), its user pools and its developer provider."""
         names = set(self.config.supported_login_providers)
         names.update(self.config.open_id_connect_provider_arns)
+        names.update(arn_provider_name(arn) for arn in self.config.open_id_connect_provider_arns)
         names.update(self.config.saml_provider_arns)
+        names.update(arn_provider_name(arn) for arn in self.config.saml_provider_arns)
         names.update(str(p.get("ProviderName", "")) for p in self.config.cognito_identity_providers)
         if self.config.developer_provider_name:
             names.add(self.config.developer_provider_name)

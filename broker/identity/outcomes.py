@@ -30,7 +30,8 @@ Outcome = TypeVar("Outcome", bound=enum.Enum)
 #: The error an outcome becomes: its class and message template; None for a success.
 ErrorSpec = tuple[type[BrokerError], str] | None
 
-#: GetOpenIdTokenForDeveloperIdentity (resolve_login and link_login), contract section 5.
+#: GetOpenIdTokenForDeveloperIdentity (resolve_login, link_login), contract section 5, and
+#: the calls that link several logins at once (resolve_logins), section 9.
 LINK_ERRORS: Final[Mapping[LinkOutcome, ErrorSpec]] = {
     LinkOutcome.CREATED: None,
     LinkOutcome.EXISTING: None,
@@ -40,6 +41,9 @@ LINK_ERRORS: Final[Mapping[LinkOutcome, ErrorSpec]] = {
     LinkOutcome.DISABLED: (NotAuthorizedException, messages.FORBIDDEN),
     LinkOutcome.OTHER_OWNER: (DeveloperUserAlreadyRegisteredException, messages.ALREADY_REGISTERED),
     LinkOutcome.HAS_OTHER_LOGINS: (NotAuthorizedException, messages.LOGINS_DONT_MATCH),
+    LinkOutcome.MERGED: None,
+    LinkOutcome.TOO_MANY: (ResourceConflictException, messages.TOO_MANY_LOGINS),
+    LinkOutcome.CONFLICT: (ResourceConflictException, messages.PROVIDER_TWICE),
 }
 
 #: MergeDeveloperIdentities, contract section 7.

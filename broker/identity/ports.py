@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from broker.identity.models import (
@@ -32,6 +33,37 @@ class LinkOutcome(enum.Enum):
     DISABLED = "DISABLED"
     OTHER_OWNER = "OTHER_OWNER"  # the login belongs to another identity
     HAS_OTHER_LOGINS = "HAS_OTHER_LOGINS"
+    # resolve_logins only (several logins of one call, contract section 9)
+    MERGED = "MERGED"  # other identities holding the call's logins were merged into it
+    TOO_MANY = "TOO_MANY"  # the survivor would pass the linked logins limit; nothing changed
+    CONFLICT = "CONFLICT"  # one public provider would hold two users there; nothing changed
+
+
+@dataclass(frozen=True)
+class LoginsRequest:
+    """What :meth:`IdentityStore.resolve_logins` is asked: link ``logins`` (stored keys) to
+    one identity. That is the identity ``named`` (which must hold one of them already, or
+    else hold no login while no other identity holds one of them), else the one holding
+    ``developer`` (one of ``logins``), else the oldest holding any, else a new identity
+    ``new_identity_id``. Every other identity holding one of them is merged into it. With
+    ``named`` and ``developer``, the developer login may belong to no other identity.
+    Logins not under ``developer_prefix`` are public: at most one per provider on the
+    identity. At most ``max_logins`` in all."""
+
+    logins: tuple[str, ...]
+    new_identity_id: str
+    now: float
+    max_logins: int
+    named: str | None = None
+    developer: str | None = None
+    developer_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class LoginsResolved:
+    outcome: LinkOutcome
+    identity: Identity | None  # the survivor (or the identity a refusal names)
+    merged: tuple[str, ...] = ()  # the identities merged into it, now disabled
 
 
 class MergeOutcome(enum.Enum):
@@ -101,6 +133,11 @@ class IdentityStore(Protocol):
     def link_login(
         self, pool_id: str, identity_id: str, login: str, now: float
     ) -> tuple[LinkOutcome, Identity | None]: ...
+    def resolve_logins(self, pool_id: str, request: LoginsRequest) -> LoginsResolved:
+        """Several logins of one call in one atomic step (contract section 9): see
+        :class:`LoginsRequest` for the rules."""
+        ...
+
     def create_unauthenticated(
         self, pool_id: str, identity_id: str, now: float
     ) -> Identity | None: ...

@@ -1,10 +1,10 @@
-"""The operations Cognito serves without SigV4 (contract sections 2 and 7): GetId,
+"""The operations Cognito serves without SigV4 (contract sections 2, 7 and 9): GetId,
 GetOpenIdToken, UnlinkIdentity and GetCredentialsForIdentity.
 
 Without developer credentials the caller proves nothing but what it sends: no logins (an
-unauthenticated identity, if the pool allows them), or under ``cognito-identity.amazonaws.com``
-a token this broker issued for the identity (decision). Public providers' tokens cannot be
-verified by the broker, so they are refused; developer logins belong to the signed
+unauthenticated identity, if the pool allows them), public-provider tokens (each verified by
+``broker.providers`` and linked, section 9), or under ``cognito-identity.amazonaws.com`` a
+token this broker issued for the identity (decision). Developer logins belong to the signed
 GetOpenIdTokenForDeveloperIdentity.
 """
 
@@ -21,15 +21,28 @@ from broker.errors import (
     ResourceNotFoundException,
 )
 from broker.identity import messages
+from broker.identity.linking import (
+    LoginVerifier,
+    PublicLogin,
+    link_logins,
+    user_pool_names,
+    verify_public_logins,
+)
 from broker.identity.models import (
     COGNITO_PROVIDER,
     Identity,
     IdentityPool,
     login_key,
     new_resource_id,
+    split_login_key,
 )
+from broker.identity.outcomes import UNLINK_ERRORS, raise_for
 from broker.identity.pools import describe_pool
-from broker.identity.ports import IdentityStore
+from broker.identity.ports import IdentityStore, UnlinkOutcome
+
+#: The middle part of a Cognito user pool login in a token's ``amr`` (as AWS writes it;
+#: ``broker.tokens.claims`` writes it the same).
+USER_POOL_SIGN_IN = "CognitoSignIn"
 
 #: Returns the claims of a token the broker issued; raises ValueError (the reason) if it is
 #: not one, or no longer valid. ``broker.tokens.verify.verify_token`` is the real one.
@@ -43,13 +56,17 @@ PoolLimit = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Access:
-    """Who a public call turned out to be: the identity, its pool, and the developer login
-    (D, u) the presented token was issued for; None for an unauthenticated identity."""
+    """Who a public call turned out to be: the identity, its pool, the developer login
+    (D, u) the presented token was issued for (None if none) and the public logins the call
+    proved, verified now or named by the presented token. An unauthenticated identity has
+    neither."""
 
     pool: IdentityPool
     identity: Identity
     login: tuple[str, str] | None
     presented: Mapping[str, Any]  # the claims of the token presented; empty when none
+    public: tuple[PublicLogin, ...] = ()
+    created: bool = False  # GetId only: the call made the identity
 
 
 def get_id(
@@ -62,29 +79,38 @@ def get_id(
     region: str,
     now: float,
     limit_pool: PoolLimit,
+    verifier: LoginVerifier,
 ) -> Identity:
-    """GetId: without logins, a new unauthenticated identity if the pool allows them. An
-    AccountId other than the broker's names a pool that is not here (decision)."""
+    """GetId: without logins, a new unauthenticated identity if the pool allows them; with
+    public logins, each verified, the identity linked to them (made when none is, merged
+    when they are linked to several; section 9). An AccountId other than the broker's names
+    a pool that is not here (decision)."""
     if account_id is not None and account_id != broker_account_id:
         raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
     pool = describe_pool(store, pool_id)
     limit_pool(pool.id)
-    developer = pool.config.developer_provider_name
-    known = pool.provider_names()
-    for provider in logins:
-        if provider == developer:
-            raise NotAuthorizedException(
-                messages.DEVELOPER_LOGIN_NOT_HERE.format(developer=developer, operation="GetId")
-            )
-        if provider not in known:
-            raise NotAuthorizedException(messages.NOT_A_PROVIDER)
-        raise NotAuthorizedException(messages.PUBLIC_PROVIDER_UNSUPPORTED.format(provider=provider))
+    _refuse_developer_login(pool, logins, "GetId")
+    if logins:
+        public = verify_public_logins(pool, logins, verifier, now)
+        return link_logins(store, pool, public, region=region, now=now).identity
     if not pool.config.allow_unauthenticated:
         raise NotAuthorizedException(messages.UNAUTHENTICATED_NOT_SUPPORTED)
     identity = store.create_unauthenticated(pool_id, new_resource_id(region), now)
     if identity is None:  # the pool was deleted meanwhile
         raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
     return identity
+
+
+def _refuse_developer_login(pool: IdentityPool, logins: Mapping[str, str], operation: str) -> None:
+    developer = pool.config.developer_provider_name
+    if developer is not None and developer in logins:
+        raise NotAuthorizedException(
+            messages.DEVELOPER_LOGIN_NOT_HERE.format(developer=developer, operation=operation)
+        )
+    known = pool.provider_names() | {COGNITO_PROVIDER}
+    for provider in logins:
+        if provider not in known:
+            raise NotAuthorizedException(messages.NOT_A_PROVIDER)
 
 
 def authenticate(
@@ -94,15 +120,22 @@ def authenticate(
     logins: Mapping[str, str],
     verify: Verifier,
     limit_pool: PoolLimit,
+    verifier: LoginVerifier,
+    region: str,
+    now: float,
+    operation: str = "GetOpenIdToken",
 ) -> Access:
     """Decide whether a public call may act for the identity (GetOpenIdToken, UnlinkIdentity).
 
-    An identity holding logins must be proven by a valid broker token whose sub is the
-    identity, whose aud is its pool and whose developer login is still linked to it; an
-    identity without logins needs nothing (or its own unauthenticated token) and a pool
-    that allows unauthenticated identities. A disabled identity is forbidden: the source of
-    a merge, and an identity whose last login was unlinked (the store disables it then, so
-    an identity without logins that is still enabled never had one).
+    An identity holding logins must be proven by the call: public-provider tokens (verified,
+    then linked to it in one step, merging any other identity holding them into it; the
+    identity must already hold one of them, or hold none while no other does), or a valid
+    broker token whose sub is the identity, whose aud is its pool and whose logins are still
+    linked to it. An identity without logins needs nothing (or its own unauthenticated
+    token) and a pool that allows unauthenticated identities. A disabled identity is
+    forbidden: the source of a merge, and an identity whose last login was unlinked (the
+    store disables it then, so an identity without logins that is still enabled never had
+    one).
     """
     identity = store.get_identity(identity_id)
     pool = None if identity is None else store.get_pool(identity.pool_id)
@@ -111,11 +144,7 @@ def authenticate(
     limit_pool(pool.id)  # before a presented token costs a signature check
     if identity.disabled:
         raise NotAuthorizedException(messages.FORBIDDEN.format(identity_id=identity_id))
-    for provider in logins:
-        if provider != COGNITO_PROVIDER:
-            raise NotAuthorizedException(
-                messages.ONLY_BROKER_LOGIN.format(cognito=COGNITO_PROVIDER)
-            )
+    _refuse_developer_login(pool, logins, operation)
     presented: Mapping[str, Any] = {}
     if COGNITO_PROVIDER in logins:
         try:
@@ -126,11 +155,23 @@ def authenticate(
             raise NotAuthorizedException(
                 messages.LOGIN_NOT_FOR_IDENTITY.format(identity_id=identity_id)
             )
-    login = _developer_login(presented, pool.id)
-    if login is not None:
-        if login_key(*login) not in identity.logins:
-            raise NotAuthorizedException(messages.LOGINS_DONT_MATCH)
-        return Access(pool=pool, identity=identity, login=login, presented=presented)
+    others = {name: token for name, token in logins.items() if name != COGNITO_PROVIDER}
+    proven = verify_public_logins(pool, others, verifier, now)
+    if proven:
+        identity = link_logins(
+            store, pool, proven, region=region, now=now, named=identity.id
+        ).identity
+    login, named = _presented_logins(presented, pool)
+    if presented.get("amr") != ["unauthenticated"] and presented and login is None and not named:
+        raise NotAuthorizedException(messages.LOGINS_DONT_MATCH)
+    held = set(identity.logins)
+    if login is not None and login_key(*login) not in held:
+        raise NotAuthorizedException(messages.LOGINS_DONT_MATCH)
+    if any(p.key not in held for p in named):
+        raise NotAuthorizedException(messages.LOGINS_DONT_MATCH)
+    public = tuple(dict.fromkeys([*proven, *named]))
+    if login is not None or public:
+        return Access(pool=pool, identity=identity, login=login, presented=presented, public=public)
     if identity.logins:
         raise NotAuthorizedException(messages.LOGINS_DONT_MATCH)
     if not pool.config.allow_unauthenticated:
@@ -138,16 +179,32 @@ def authenticate(
     return Access(pool=pool, identity=identity, login=None, presented=presented)
 
 
-def _developer_login(claims: Mapping[str, Any], pool_id: str) -> tuple[str, str] | None:
-    """(D, u) from an authenticated token's amr ``["authenticated", D, "D:<pool>:u"]``."""
+def _presented_logins(
+    claims: Mapping[str, Any], pool: IdentityPool
+) -> tuple[tuple[str, str] | None, list[PublicLogin]]:
+    """The logins an authenticated broker token names in its ``amr``
+    (``["authenticated", P, "P:<pool>:u", ...]``, ``P:CognitoSignIn:sub`` for a user pool):
+    the developer login (D, u), if one, and the public ones. Anything else names none."""
     amr = claims.get("amr")
-    if not (isinstance(amr, list) and len(amr) == 3 and amr[0] == "authenticated"):
-        return None
-    provider, qualified = amr[1], amr[2]
-    prefix = f"{provider}:{pool_id}:"
-    if not (isinstance(qualified, str) and qualified.startswith(prefix)):
-        return None
-    return str(provider), qualified[len(prefix) :]
+    if not (isinstance(amr, list) and len(amr) >= 3 and len(amr) % 2 == 1):
+        return None, []
+    if amr[0] != "authenticated" or not all(isinstance(part, str) for part in amr):
+        return None, []
+    developer = pool.config.developer_provider_name
+    user_pools = user_pool_names(pool)
+    login: tuple[str, str] | None = None
+    public: list[PublicLogin] = []
+    for provider, qualified in zip(amr[1::2], amr[2::2], strict=True):
+        middle = USER_POOL_SIGN_IN if provider in user_pools else pool.id
+        prefix = f"{provider}:{middle}:"
+        if not qualified.startswith(prefix):
+            return None, []
+        user = qualified[len(prefix) :]
+        if provider == developer and login is None:
+            login = (provider, user)
+        else:
+            public.append(PublicLogin(provider, user, provider in user_pools))
+    return login, public
 
 
 def unlink_identity(
@@ -158,12 +215,25 @@ def unlink_identity(
     logins_to_remove: Sequence[str],
     verify: Verifier,
     limit_pool: PoolLimit,
+    verifier: LoginVerifier,
+    region: str,
+    now: float,
 ) -> None:
-    """UnlinkIdentity removes public-provider logins, which the broker never links: the
-    developer provider's are refused (UnlinkDeveloperIdentity removes them) and any other
-    provider is absent from the identity already, so the call changes nothing (decision)."""
+    """UnlinkIdentity: Logins must prove the identity (as for GetOpenIdToken); then each
+    provider of LoginsToRemove is unlinked from it, one atomic step each. The developer
+    provider's logins are refused (UnlinkDeveloperIdentity removes them); a provider the
+    identity does not hold is nothing to do. An identity left without logins is disabled by
+    the store, as after UnlinkDeveloperIdentity."""
     access = authenticate(
-        store, identity_id=identity_id, logins=logins, verify=verify, limit_pool=limit_pool
+        store,
+        identity_id=identity_id,
+        logins=logins,
+        verify=verify,
+        limit_pool=limit_pool,
+        verifier=verifier,
+        region=region,
+        now=now,
+        operation="UnlinkIdentity",
     )
     developer = access.pool.config.developer_provider_name
     for provider in logins_to_remove:
@@ -171,6 +241,13 @@ def unlink_identity(
             raise InvalidParameterException(
                 messages.UNLINK_DEVELOPER_ELSEWHERE.format(developer=developer)
             )
+    removed = set(logins_to_remove)
+    for key in access.identity.logins:
+        if split_login_key(key)[0] not in removed:
+            continue
+        outcome, _ = store.unlink_login(access.pool.id, access.identity.id, key, now)
+        if outcome is not UnlinkOutcome.NOT_LINKED:  # unlinked meanwhile: nothing to do
+            raise_for(UNLINK_ERRORS, outcome, pool_id=access.pool.id, identity_id=identity_id)
 
 
 def get_credentials_for_identity() -> NoReturn:

@@ -19,7 +19,13 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from broker.identity.models import Identity, Page
-from broker.identity.ports import LinkOutcome, MergeOutcome, UnlinkOutcome
+from broker.identity.ports import (
+    LinkOutcome,
+    LoginsRequest,
+    LoginsResolved,
+    MergeOutcome,
+    UnlinkOutcome,
+)
 from broker.store import keys, scripts
 from broker.store.connection import RedisConnector, always
 from broker.store.faults import translates_faults
@@ -31,6 +37,12 @@ LIST_SCAN_BUDGET = 1000
 
 #: Outcomes that wrote (or, found already made, wrote again) what WAIT must confirm.
 _CHANGED = frozenset({"CREATED", "LINKED", "MERGED", "UNCHANGED", "UNLINKED"})
+
+
+#: resolve_logins' successes: the survivor's record was written (again, when unchanged).
+_LINKED = frozenset(
+    {LinkOutcome.CREATED, LinkOutcome.EXISTING, LinkOutcome.LINKED, LinkOutcome.MERGED}
+)
 
 
 def _changed(answer: Any) -> bool:
@@ -91,6 +103,27 @@ class RedisStore(PoolStore):
             confirm=lambda a: a[0] in ("LINKED", "EXISTING"),
         )
         return _outcome(LinkOutcome, pool_id, answer)
+
+    def resolve_logins(self, pool_id: str, request: LoginsRequest) -> LoginsResolved:
+        k = keys.PoolKeys.of(pool_id)
+        answer = self._run(
+            scripts.RESOLVE_LOGINS,
+            [k.pool, k.logins, k.identities, k.order, k.sequence],
+            [
+                repr(request.now),
+                request.new_identity_id,
+                request.max_logins,
+                request.named or "",
+                request.developer or "",
+                request.developer_prefix or "",
+                *request.logins,
+            ],
+            confirm=lambda a: LinkOutcome(a[0]) in _LINKED,
+        )
+        outcome, identity = _outcome(LinkOutcome, pool_id, answer)
+        if identity is not None and outcome in _LINKED and _index_pending(answer[2]):
+            self._index_created(pool_id, identity.id)
+        return LoginsResolved(outcome, identity, tuple(str(m) for m in answer[3:]))
 
     def create_unauthenticated(self, pool_id: str, identity_id: str, now: float) -> Identity | None:
         """The identity index entry is written first, then the identity. A crash between

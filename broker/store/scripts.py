@@ -61,6 +61,131 @@ redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(r))
 return 1
 """
 
+# KEYS: pool, logins, identities, order, sequence
+# ARGV: now, new identity id, max logins, the identity named ('' for none), the developer
+# login ('' for none), the developer provider's key prefix ('' for none), then the logins.
+# Several logins of one call at once (contract section 9): the identity they resolve to,
+# made when none holds any of them, and every other identity holding one of them merged
+# into it (its logins moved, itself disabled). The survivor is the identity named, else the
+# one holding the developer login, else the oldest. The identity named must hold one of the
+# logins already, or else hold no login while no other identity holds one of the call's;
+# the developer login may belong to no identity but the one named (section 5). Logins
+# outside the developer prefix are public: at most one per provider (the key's part before
+# its first ':'). A refusal changes nothing. Answers a status word (``LinkOutcome``), then
+# the survivor's id and record, then the ids merged.
+RESOLVE_LOGINS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'NO_POOL'} end
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[3])
+local named, developer, prefix = ARGV[4], ARGV[5], ARGV[6]
+local owners, records, order = {}, {}, {}
+local function load(id)
+  if records[id] then return records[id] end
+  local rec = redis.call('HGET', KEYS[3], id)
+  if not rec then return nil end
+  local r = cjson.decode(rec)
+  if #r.l == 0 then r.l = {} end
+  records[id] = r
+  order[#order + 1] = id
+  return r
+end
+if named ~= '' then
+  local r = load(named)
+  if not r then return {'NO_IDENTITY'} end
+  if r.d == 1 then return {'DISABLED', named, cjson.encode(r)} end
+end
+local wanted = {}
+for i = 7, #ARGV do
+  local login = ARGV[i]
+  wanted[#wanted + 1] = login
+  local owner = redis.call('HGET', KEYS[2], login)
+  if owner then
+    local r = load(owner)
+    if r then
+      if r.d == 1 then return {'DISABLED', owner, cjson.encode(r)} end
+      owners[login] = owner
+    end
+  end
+end
+local survivor = nil
+if named ~= '' then
+  survivor = named
+  if developer ~= '' and owners[developer] and owners[developer] ~= named then
+    return {'OTHER_OWNER', owners[developer]}
+  end
+  local holds, elsewhere = false, false
+  for _, owner in pairs(owners) do
+    if owner == named then holds = true else elsewhere = true end
+  end
+  if not holds and (#records[named].l > 0 or elsewhere) then
+    return {'HAS_OTHER_LOGINS', named, cjson.encode(records[named])}
+  end
+elseif developer ~= '' and owners[developer] then
+  survivor = owners[developer]
+else
+  for _, id in ipairs(order) do
+    local r = records[id]
+    local o = survivor and records[survivor]
+    if o == nil or r.c < o.c or (r.c == o.c and (r.s or 0) < (o.s or 0)) then survivor = id end
+  end
+end
+if survivor == nil then
+  local seq = redis.call('INCR', KEYS[5])
+  local rec = cjson.encode({c = now, m = now, d = 0, l = wanted, s = seq, p = 1})
+  redis.call('HSET', KEYS[3], ARGV[2], rec)
+  redis.call('ZADD', KEYS[4], seq, ARGV[2])
+  for _, login in ipairs(wanted) do redis.call('HSET', KEYS[2], login, ARGV[2]) end
+  return {'CREATED', ARGV[2], rec}
+end
+local held, seen = {}, {}
+local function hold(login)
+  if not seen[login] then seen[login] = true; held[#held + 1] = login end
+end
+for _, login in ipairs(records[survivor].l) do hold(login) end
+local merged = {}
+for _, id in ipairs(order) do
+  if id ~= survivor then
+    local mine = false
+    for _, owner in pairs(owners) do if owner == id then mine = true end end
+    if mine then
+      merged[#merged + 1] = id
+      for _, login in ipairs(records[id].l) do hold(login) end
+    end
+  end
+end
+for _, login in ipairs(wanted) do hold(login) end
+if #held > limit then return {'TOO_MANY', survivor, cjson.encode(records[survivor])} end
+local providers = {}
+for _, login in ipairs(held) do
+  if prefix == '' or string.sub(login, 1, #prefix) ~= prefix then
+    local provider = string.match(login, '^([^:]*):')
+    if provider then
+      if providers[provider] then
+        return {'CONFLICT', survivor, cjson.encode(records[survivor])}
+      end
+      providers[provider] = true
+    end
+  end
+end
+local r = records[survivor]
+local added = #held > #r.l
+if added or #merged > 0 then r.m = now end
+r.l = held
+local rec = cjson.encode(r)
+redis.call('HSET', KEYS[3], survivor, rec)  -- written even unchanged: WAIT covers a retry
+for _, login in ipairs(held) do redis.call('HSET', KEYS[2], login, survivor) end
+for _, id in ipairs(merged) do
+  local m = records[id]
+  m.l = {}
+  m.d = 1
+  m.m = now
+  redis.call('HSET', KEYS[3], id, cjson.encode(m))
+end
+local answer = {'EXISTING', survivor, rec}
+if #merged > 0 then answer[1] = 'MERGED' elseif added then answer[1] = 'LINKED' end
+for _, id in ipairs(merged) do answer[#answer + 1] = id end
+return answer
+"""
+
 # KEYS: pool, logins, identities   ARGV: login, identity id, now
 LINK_LOGIN = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'NO_POOL'} end

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 POOL_ARN_CLAIM = "https://cognito-identity.amazonaws.com/identity-pool-arn"
@@ -12,6 +13,28 @@ TAGS_CLAIM = "https://aws.amazon.com/tags"
 DEFAULT_TOKEN_DURATION = 900
 #: GetOpenIdToken's tokens, authenticated or not, last 10 minutes, as AWS's do.
 OPEN_ID_TOKEN_DURATION = 600
+
+
+#: The middle part of a Cognito user pool login in ``amr``, as AWS writes it.
+USER_POOL_SIGN_IN = "CognitoSignIn"
+
+
+@dataclass(frozen=True)
+class AmrLogin:
+    """One login an authenticated token names in ``amr``: the provider, then
+    ``<provider>:<pool id>:<user>`` (``<provider>:CognitoSignIn:<sub>`` for a user pool)."""
+
+    provider: str
+    user: str
+    user_pool: bool = False
+
+
+def authenticated_amr(pool_id: str, logins: Sequence[AmrLogin]) -> list[str]:
+    amr = ["authenticated"]
+    for login in logins:
+        middle = USER_POOL_SIGN_IN if login.user_pool else pool_id
+        amr += [login.provider, f"{login.provider}:{middle}:{login.user}"]
+    return amr
 
 
 def developer_claims(
@@ -25,11 +48,15 @@ def developer_claims(
     issued_at: int,
     duration: int,
     principal_tags: Mapping[str, str] | None = None,
+    also: Sequence[AmrLogin] = (),
 ) -> dict[str, Any]:
+    """An authenticated token's claims: the developer login first in ``amr``, then ``also``
+    (the call's public logins); with an empty ``provider``, only ``also``."""
+    named = [AmrLogin(provider, user_id), *also] if provider else list(also)
     claims: dict[str, Any] = {
         "sub": identity_id,
         "aud": pool_id,
-        "amr": ["authenticated", provider, f"{provider}:{pool_id}:{user_id}"],
+        "amr": authenticated_amr(pool_id, named),
         "iss": issuer,
         POOL_ARN_CLAIM: pool_arn,
         "iat": issued_at,

@@ -8,9 +8,9 @@ door counts cache hits apart), which this module cannot know.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
-from broker.tokens.claims import developer_claims, unauthenticated_claims
+from broker.tokens.claims import AmrLogin, developer_claims, unauthenticated_claims
 from broker.tokens.signer import TokenSigner
 
 
@@ -30,8 +30,10 @@ class TokenIssuer:
         issued_at: int,
         duration: int,
         principal_tags: Mapping[str, str] | None = None,
+        also: Sequence[AmrLogin] = (),
     ) -> str:
-        """An authenticated token for the developer login ``{provider: user_id}``."""
+        """An authenticated token for the developer login ``{provider: user_id}`` and the
+        public logins ``also`` (only those when ``provider`` is empty)."""
         claims = developer_claims(
             issuer=self.issuer,
             pool_id=pool_id,
@@ -42,6 +44,7 @@ class TokenIssuer:
             issued_at=issued_at,
             duration=duration,
             principal_tags=principal_tags,
+            also=also,
         )
         return self._signer.sign(claims)
 
