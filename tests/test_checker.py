@@ -61,6 +61,13 @@ def _disabled_with_logins(c: redis.Redis, p: str, ids: dict[str, str], undo: lis
     edit_record(c, p, ids["ann"], d=1)
 
 
+def _public_provider_twice(c: redis.Redis, p: str, ids: dict[str, str], undo: list[Any]) -> None:
+    google = ["accounts.google.com:sub-1", "accounts.google.com:sub-2"]
+    for login in google:
+        c.hset(k(p, "logins"), login, ids["ann"])
+    edit_record(c, p, ids["ann"], l=[f"{DEVELOPER_PROVIDER}:ann", *google])
+
+
 def _unreadable(c: redis.Redis, p: str, ids: dict[str, str], undo: list[Any]) -> None:
     c.hset(k(p, "identities"), ids["gone"], "{not json")
 
@@ -92,6 +99,7 @@ CASES: dict[str, tuple[Inject, set[str]]] = {
     "login-not-listed": (_login_not_listed, {checker.LOGIN_NOT_LISTED}),
     "login-elsewhere": (_login_elsewhere, {checker.LOGIN_ELSEWHERE}),
     "disabled-with-logins": (_disabled_with_logins, {checker.DISABLED_WITH_LOGINS}),
+    "public-provider-twice": (_public_provider_twice, {checker.PUBLIC_PROVIDER_TWICE}),
     "unreadable-identity": (_unreadable, {checker.UNREADABLE_IDENTITY}),
     "order-without-identity": (_order_without_identity, {checker.ORDER_WITHOUT_IDENTITY}),
     "identity-without-order": (_identity_without_order, {checker.IDENTITY_WITHOUT_ORDER}),

@@ -28,6 +28,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.sentinel import SentinelConnectionPool
 
+from broker.identity.models import split_login_key
 from broker.store import keys
 from broker.store.connection import RedisConnector
 from config.redis import RedisSettings
@@ -37,6 +38,7 @@ LOGIN_TO_MISSING_IDENTITY = "login points at a missing identity"
 LOGIN_NOT_LISTED = "login points at an identity that does not list it"
 LOGIN_ELSEWHERE = "identity lists a login that points elsewhere"
 DISABLED_WITH_LOGINS = "disabled identity still holds logins"
+PUBLIC_PROVIDER_TWICE = "identity holds two users of one public provider"
 UNREADABLE_IDENTITY = "identity record is not readable"
 ORDER_WITHOUT_IDENTITY = "order entry without an identity"
 IDENTITY_WITHOUT_ORDER = "identity without an order entry"
@@ -211,8 +213,30 @@ def _pool_name(raw: object) -> str | None:
 def _login_label(login: str) -> str:
     """A login as reports show it: the provider, and a digest instead of the user id (user
     ids are Logins values, which never appear in output)."""
-    provider, _, user_id = login.partition(":")
+    provider, user_id = split_login_key(login)
     return f"{provider}:#{hashlib.sha256(user_id.encode()).hexdigest()[:12]}"
+
+
+def _developer_of(raw: object) -> str | None:
+    """The DeveloperProviderName in a pool record, if it can be read."""
+    try:
+        name = json.loads(str(raw)).get("developer_provider_name") if raw is not None else None
+    except (ValueError, AttributeError):
+        return None
+    return str(name) if name else None
+
+
+def _public_providers_twice(held: list[str], developer: str | None) -> list[str]:
+    """The public providers (any but the developer provider) of which ``held`` holds more
+    than one user: each public provider links one user per identity (contract section 9)."""
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for login in held:
+        provider = split_login_key(login)[0]
+        if provider == developer:
+            continue
+        (twice if provider in seen else seen).add(provider)
+    return sorted(twice)
 
 
 class _PoolWalk:
@@ -268,9 +292,12 @@ class _PoolWalk:
                 )
             elif login not in listed[owner][1]:
                 self.problem(LOGIN_NOT_LISTED, k.logins, f"{_login_label(login)} -> {owner}")
+        developer = _developer_of(raw_pool)
         for identity_id, (disabled, held) in sorted(listed.items()):
             if disabled and held:
                 self.problem(DISABLED_WITH_LOGINS, k.identities, f"{identity_id} holds {len(held)}")
+            for provider in _public_providers_twice(held, developer):
+                self.problem(PUBLIC_PROVIDER_TWICE, k.identities, f"{identity_id}: {provider}")
             for login in held:
                 points_at = logins.get(login)
                 if points_at != identity_id:
