@@ -52,7 +52,7 @@ class TestIssuer:
         return f"{self.url}/jwks.json"
 
     def jwks(self) -> dict[str, Any]:
-        return KeySet([self.key]).as_dict(private=False)
+        return dict(KeySet([self.key]).as_dict(private=False))
 
     def discovery(self) -> dict[str, Any]:
         return {
