@@ -12,6 +12,7 @@ Sentinel set and a Redis Cluster, each started once for the session when first n
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import sys
@@ -25,6 +26,7 @@ import botocore.config
 import pytest
 import redis
 from support import processes, redis_clients
+from support.issuer import SESSION_GOOGLE_APP, TestIssuer
 from support.processes import BrokerServer, RedisServer, broker_env
 from support.topologies import RedisClusterServers, SentinelServers, StandaloneRedis, Topology
 
@@ -160,17 +162,32 @@ def store(topology: str, redis_server: RedisServer, request: pytest.FixtureReque
 
 
 @pytest.fixture(scope="session")
+def google_issuer() -> Iterator[TestIssuer]:
+    """A test issuer the session's broker takes for accounts.google.com (through the
+    BROKER_OIDC_PROVIDERS override), for tests that link public-provider logins."""
+    with TestIssuer().running() as issuer:
+        yield issuer
+
+
+@pytest.fixture(scope="session")
 def broker_server(
     store: Topology,
     broker_credentials: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
+    google_issuer: TestIssuer,
 ) -> Iterator[BrokerServer]:
     log_path = tmp_path_factory.mktemp(f"broker-{store.topology}") / "gunicorn.log"
+    google = {
+        "issuer": google_issuer.url,
+        "jwks_uri": google_issuer.jwks_uri,
+        "client_ids": [SESSION_GOOGLE_APP],
+    }
     server = BrokerServer(
         redis_env=store.env(),
         credentials=broker_credentials,
         workers=3,
         log_path=log_path,
+        env={"BROKER_OIDC_PROVIDERS": json.dumps({"accounts.google.com": google})},
     )
     with server:
         yield server

@@ -1,10 +1,12 @@
-"""A randomized stateful test of the developer identity lifecycle (contract sections 5 and 7).
+"""A randomized stateful test of the identity lifecycle (contract sections 5, 7 and 9).
 
 Hypothesis runs long sequences of create, link, merge, unlink, delete, lookup and
-unauthenticated GetOpenIdToken against the LIVE service (the session's gunicorn, three
-workers) and against a small model kept here. An identity whose last login is unlinked
-is disabled, as the source of a merge is. After every step the pool's listing must equal
-the model and the consistency checker must find nothing in the pool.
+unauthenticated GetOpenIdToken, and of public-provider logins (GetId with a Google login,
+a developer login with a Google login beside it, which links or merges, UnlinkIdentity),
+against the LIVE service (the session's gunicorn, three workers, whose accounts.google.com
+is a test issuer) and against a small model kept here. An identity whose last login is
+unlinked is disabled, as the source of a merge is. After every step the pool's listing must
+equal the model and the consistency checker must find nothing in the pool.
 """
 
 from __future__ import annotations
@@ -26,13 +28,26 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from support.identities import DEVELOPER_PROVIDER, REGION, list_all, unsigned_client
+from support.issuer import SESSION_GOOGLE_APP as GOOGLE_APP
+from support.issuer import TestIssuer
 from support.processes import BrokerServer, RedisServer
 
 from broker.store.checker import check_store
 
 USER_IDS = [f"user-{n}" for n in range(5)]
 USERS = st.sampled_from(USER_IDS)
+SUBS = st.sampled_from([f"google-{n}" for n in range(4)])
 MAX_LINKED_LOGINS = 20
+GOOGLE = "accounts.google.com"
+Login = tuple[str, str]  # ("dev", user id) or ("google", sub)
+
+
+def dev(user: str) -> Login:
+    return ("dev", user)
+
+
+def google(sub: str) -> Login:
+    return ("google", sub)
 
 
 def subject_of(token: str) -> str:
@@ -56,14 +71,15 @@ class IdentityMachine(RuleBasedStateMachine):
     cognito: ClassVar[Any]
     public: ClassVar[Any]
     redis: ClassVar[Any]
+    google: ClassVar[TestIssuer]
 
     def __init__(self) -> None:
         super().__init__()
         self.pool_id = ""
-        self.users: dict[str, set[str]] = {}  # live identity id -> its developer user ids
+        self.users: dict[str, set[Login]] = {}  # live identity id -> its logins
         self.order: list[str] = []  # live identity ids in creation order
         self.disabled: set[str] = set()
-        self.owner: dict[str, str] = {}  # user id -> identity id
+        self.owner: dict[Login, str] = {}  # login -> identity id
         self.ever: list[str] = []  # every identity id seen, deleted ones too
 
     @initialize(users=st.lists(USERS, max_size=4, unique=True))
@@ -72,6 +88,7 @@ class IdentityMachine(RuleBasedStateMachine):
             IdentityPoolName=f"model_{uuid.uuid4().hex[:8]}",
             AllowUnauthenticatedIdentities=True,
             DeveloperProviderName=DEVELOPER_PROVIDER,
+            SupportedLoginProviders={GOOGLE: GOOGLE_APP},
         )["IdentityPoolId"]
         for user in users:
             self.get_token(user)
@@ -81,13 +98,27 @@ class IdentityMachine(RuleBasedStateMachine):
             self.cognito.delete_identity_pool(IdentityPoolId=self.pool_id)
 
     # --- the model's helpers ---------------------------------------------------------------
-    def _new_identity(self, identity: str, users: set[str]) -> None:
+    def _new_identity(self, identity: str, logins: set[Login]) -> None:
         assert identity not in self.ever
         self.ever.append(identity)
         self.order.append(identity)
-        self.users[identity] = set(users)
-        for user in users:
-            self.owner[user] = identity
+        self.users[identity] = set(logins)
+        for login in logins:
+            self.owner[login] = identity
+
+    def _dev_users(self, identity: str) -> list[str]:
+        return sorted(user for kind, user in self.users[identity] if kind == "dev")
+
+    def _move(self, out_of: str, into: str) -> None:
+        """A merge: every login of ``out_of`` moves to ``into``, which it leaves disabled."""
+        for login in self.users[out_of]:
+            self.owner[login] = into
+        self.users[into] |= self.users[out_of]
+        self.users[out_of] = set()
+        self.disabled.add(out_of)
+
+    def _google_twice(self, logins: set[Login]) -> bool:
+        return sum(1 for kind, _ in logins if kind == "google") > 1
 
     def _some_identity(self, data: st.DataObject) -> str:
         """Half the time a live identity, else any ever seen (deleted ones too) or a ghost."""
@@ -97,15 +128,18 @@ class IdentityMachine(RuleBasedStateMachine):
         return data.draw(st.one_of(live, anything), label="identity")
 
     def _some_user(self, data: st.DataObject, label: str) -> str:
-        """Half the time a user linked now, else any user."""
-        linked = st.sampled_from(sorted(self.owner)) if self.owner else USERS
+        """Half the time a developer user linked now, else any user."""
+        now = sorted(user for kind, user in self.owner if kind == "dev")
+        linked = st.sampled_from(now) if now else USERS
         return data.draw(st.one_of(linked, USERS), label=label)
 
-    def _token(self, user: str, **extra: Any) -> tuple[str, dict[str, Any]]:
+    def _token(
+        self, user: str, logins: dict[str, str] | None = None, **extra: Any
+    ) -> tuple[str, dict[str, Any]]:
         return outcome(
             self.cognito.get_open_id_token_for_developer_identity,
             IdentityPoolId=self.pool_id,
-            Logins={DEVELOPER_PROVIDER: user},
+            Logins=logins or {DEVELOPER_PROVIDER: user},
             **extra,
         )
 
@@ -116,10 +150,10 @@ class IdentityMachine(RuleBasedStateMachine):
         assert code == "ok"
         identity = response["IdentityId"]
         assert subject_of(response["Token"]) == identity
-        if user in self.owner:
-            assert identity == self.owner[user]
+        if dev(user) in self.owner:
+            assert identity == self.owner[dev(user)]
         else:
-            self._new_identity(identity, {user})
+            self._new_identity(identity, {dev(user)})
 
     @rule()
     def get_unauthenticated_id(self) -> None:
@@ -135,16 +169,16 @@ class IdentityMachine(RuleBasedStateMachine):
             assert code == "ResourceNotFoundException"
         elif identity in self.disabled:
             assert code == "NotAuthorizedException"
-        elif self.owner.get(user) == identity:
+        elif self.owner.get(dev(user)) == identity:
             assert (code, response["IdentityId"]) == ("ok", identity)
-        elif user in self.owner:
+        elif dev(user) in self.owner:
             assert code == "DeveloperUserAlreadyRegisteredException"
         elif self.users[identity]:
             assert code == "NotAuthorizedException"
         else:
             assert (code, response["IdentityId"]) == ("ok", identity)
-            self.users[identity].add(user)
-            self.owner[user] = identity
+            self.users[identity].add(dev(user))
+            self.owner[dev(user)] = identity
 
     @rule(data=st.data())
     def merge(self, data: st.DataObject) -> None:
@@ -157,29 +191,26 @@ class IdentityMachine(RuleBasedStateMachine):
             DeveloperProviderName=DEVELOPER_PROVIDER,
             IdentityPoolId=self.pool_id,
         )
-        if destination not in self.owner or source not in self.owner:
+        if dev(destination) not in self.owner or dev(source) not in self.owner:
             assert code == "ResourceNotFoundException"
             return
-        into, out_of = self.owner[destination], self.owner[source]
+        into, out_of = self.owner[dev(destination)], self.owner[dev(source)]
         if into == out_of:
             assert (code, response["IdentityId"]) == ("ok", into)
             return
-        if len(self.users[into]) + len(self.users[out_of]) > MAX_LINKED_LOGINS:
-            assert code == "ResourceConflictException"  # pragma: no cover - five users
+        together = self.users[into] | self.users[out_of]
+        if len(together) > MAX_LINKED_LOGINS or self._google_twice(together):
+            assert code == "ResourceConflictException"  # two Google users would meet
             return
         assert (code, response["IdentityId"]) == ("ok", into)
-        for user in self.users[out_of]:
-            self.owner[user] = into
-        self.users[into] |= self.users[out_of]
-        self.users[out_of] = set()
-        self.disabled.add(out_of)
+        self._move(out_of, into)
 
     @precondition(lambda self: self.ever)
     @rule(data=st.data())
     def unlink(self, data: st.DataObject) -> None:
         user = self._some_user(data, "user")
-        if user in self.owner and data.draw(st.booleans(), label="its own identity"):
-            identity = self.owner[user]
+        if dev(user) in self.owner and data.draw(st.booleans(), label="its own identity"):
+            identity = self.owner[dev(user)]
         else:
             identity = self._some_identity(data)
         code, _ = outcome(
@@ -193,12 +224,12 @@ class IdentityMachine(RuleBasedStateMachine):
             assert code == "ResourceNotFoundException"
         elif identity in self.disabled:
             assert code == "NotAuthorizedException"
-        elif self.owner.get(user) != identity:
+        elif self.owner.get(dev(user)) != identity:
             assert code == "ResourceConflictException"
         else:
             assert code == "ok"
-            self.users[identity].discard(user)
-            del self.owner[user]
+            self.users[identity].discard(dev(user))
+            del self.owner[dev(user)]
             if not self.users[identity]:  # no login left: inaccessible (contract section 7)
                 self.disabled.add(identity)
 
@@ -229,8 +260,8 @@ class IdentityMachine(RuleBasedStateMachine):
         response = self.cognito.delete_identities(IdentityIdsToDelete=doomed)
         assert response["UnprocessedIdentityIds"] == []
         for identity in set(doomed) & set(self.users):
-            for user in self.users.pop(identity):
-                del self.owner[user]
+            for login in self.users.pop(identity):
+                del self.owner[login]
             self.order.remove(identity)
             self.disabled.discard(identity)
 
@@ -242,12 +273,12 @@ class IdentityMachine(RuleBasedStateMachine):
             IdentityPoolId=self.pool_id,
             DeveloperUserIdentifier=user,
         )
-        if user not in self.owner:
+        if dev(user) not in self.owner:
             assert code == "ResourceNotFoundException"
             return
-        identity = self.owner[user]
+        identity = self.owner[dev(user)]
         assert (code, response["IdentityId"]) == ("ok", identity)
-        assert response["DeveloperUserIdentifierList"] == sorted(self.users[identity])
+        assert response["DeveloperUserIdentifierList"] == self._dev_users(identity)
 
     @precondition(lambda self: self.ever)
     @rule(data=st.data())
@@ -271,7 +302,75 @@ class IdentityMachine(RuleBasedStateMachine):
                 NextToken=response["NextToken"],
             )
             listed.extend(response["DeveloperUserIdentifierList"])
-        assert listed == sorted(self.users[identity])
+        assert listed == self._dev_users(identity)
+
+    # --- public-provider logins (contract section 9) -----------------------------------------
+    def _google_token(self, sub: str) -> str:
+        return self.google.mint(sub, GOOGLE_APP)
+
+    @rule(sub=SUBS)
+    def google_get_id(self, sub: str) -> None:
+        """GetId with a Google login: its identity, or a new authenticated one."""
+        code, response = outcome(
+            self.public.get_id,
+            IdentityPoolId=self.pool_id,
+            Logins={GOOGLE: self._google_token(sub)},
+        )
+        assert code == "ok"
+        identity = response["IdentityId"]
+        if google(sub) in self.owner:
+            assert identity == self.owner[google(sub)]
+        else:
+            self._new_identity(identity, {google(sub)})
+
+    @rule(user=USERS, sub=SUBS)
+    def developer_with_google(self, user: str, sub: str) -> None:
+        """A developer login with a Google login beside it: one identity holds both, the
+        developer login's if it has one, else the Google login's, else a new one; two
+        identities are merged into the developer login's."""
+        code, response = self._token(
+            user, {DEVELOPER_PROVIDER: user, GOOGLE: self._google_token(sub)}
+        )
+        by_dev, by_google = self.owner.get(dev(user)), self.owner.get(google(sub))
+        survivor = by_dev or by_google
+        if survivor is None:
+            assert code == "ok"
+            self._new_identity(response["IdentityId"], {dev(user), google(sub)})
+            return
+        together = set(self.users[survivor]) | {dev(user), google(sub)}
+        merged = by_google if by_dev and by_google and by_google != by_dev else None
+        if merged is not None:
+            together |= self.users[merged]
+        if len(together) > MAX_LINKED_LOGINS or self._google_twice(together):
+            assert code == "ResourceConflictException"
+            return
+        assert (code, response["IdentityId"]) == ("ok", survivor)
+        assert subject_of(response["Token"]) == survivor
+        if merged is not None:
+            self._move(merged, survivor)
+        for login in (dev(user), google(sub)):
+            self.users[survivor].add(login)
+            self.owner[login] = survivor
+
+    @precondition(lambda self: any(kind == "google" for kind, _ in self.owner))
+    @rule(data=st.data())
+    def unlink_google(self, data: st.DataObject) -> None:
+        """UnlinkIdentity of the Google login, proven by its own token."""
+        sub = data.draw(
+            st.sampled_from(sorted(s for kind, s in self.owner if kind == "google")), label="sub"
+        )
+        identity = self.owner[google(sub)]
+        code, _ = outcome(
+            self.public.unlink_identity,
+            IdentityId=identity,
+            Logins={GOOGLE: self._google_token(sub)},
+            LoginsToRemove=[GOOGLE],
+        )
+        assert code == "ok"
+        self.users[identity].discard(google(sub))
+        del self.owner[google(sub)]
+        if not self.users[identity]:
+            self.disabled.add(identity)
 
     # --- after every step ------------------------------------------------------------------
     @invariant()
@@ -280,9 +379,10 @@ class IdentityMachine(RuleBasedStateMachine):
             return
         listed = list_all(self.cognito, self.pool_id, page_size=4)
         assert [i["IdentityId"] for i in listed] == self.order
+        names = {"dev": DEVELOPER_PROVIDER, "google": GOOGLE}
         for item in listed:
-            has_logins = bool(self.users[item["IdentityId"]])
-            assert item.get("Logins") == ([DEVELOPER_PROVIDER] if has_logins else None)
+            providers = sorted({names[kind] for kind, _ in self.users[item["IdentityId"]]})
+            assert item.get("Logins") == (providers or None)
         enabled = list_all(self.cognito, self.pool_id, HideDisabled=True)
         assert [i["IdentityId"] for i in enabled] == [
             i for i in self.order if i not in self.disabled
@@ -297,13 +397,17 @@ class IdentityMachine(RuleBasedStateMachine):
 
 
 def test_the_lifecycle_agrees_with_a_model(
-    cognito: Any, broker_server: BrokerServer, redis_server: RedisServer
+    cognito: Any,
+    broker_server: BrokerServer,
+    redis_server: RedisServer,
+    google_issuer: TestIssuer,
 ) -> None:
     public = unsigned_client(broker_server.url)
     with redis_server.client() as client:
         IdentityMachine.cognito = cognito
         IdentityMachine.public = public
         IdentityMachine.redis = client
+        IdentityMachine.google = google_issuer
         try:
             run_state_machine_as_test(
                 IdentityMachine,

@@ -359,3 +359,20 @@ def test_the_store_refuses_more_logins_than_the_limit_and_changes_nothing(
         ),
     )
     assert retried.outcome is LinkOutcome.EXISTING
+
+
+def test_merge_developer_identities_refuses_two_users_of_one_provider(rules: Rules) -> None:
+    a = rules.developer({DEV: "dev-tia", GOOGLE: "ok:tia"}).identity.id
+    b = rules.developer({DEV: "dev-uma", GOOGLE: "ok:uma"}).identity.id
+    with pytest.raises(ResourceConflictException, match="two different users"):
+        lifecycle.merge_developer_identities(
+            rules.store,
+            pool_id=rules.pool.id,
+            provider=DEV,
+            source_user="dev-uma",
+            destination_user="dev-tia",
+            now=time.time(),
+        )
+    assert rules.providers_of(a) == sorted([DEV, GOOGLE])
+    assert rules.providers_of(b) == sorted([DEV, GOOGLE])
+    assert rules.get_id({GOOGLE: "ok:uma"}) == b

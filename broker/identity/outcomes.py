@@ -55,6 +55,7 @@ MERGE_ERRORS: Final[Mapping[MergeOutcome, ErrorSpec]] = {
     MergeOutcome.NO_DESTINATION: (ResourceNotFoundException, messages.MERGE_DESTINATION_NOT_FOUND),
     MergeOutcome.DISABLED: (NotAuthorizedException, messages.FORBIDDEN),
     MergeOutcome.TOO_MANY: (ResourceConflictException, messages.TOO_MANY_LOGINS),
+    MergeOutcome.CONFLICT: (ResourceConflictException, messages.PROVIDER_TWICE),
 }
 
 #: UnlinkDeveloperIdentity, contract section 7.

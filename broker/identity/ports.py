@@ -76,6 +76,7 @@ class MergeOutcome(enum.Enum):
     NO_DESTINATION = "NO_DESTINATION"
     DISABLED = "DISABLED"  # the identity returned is disabled
     TOO_MANY = "TOO_MANY"  # the merge would pass the logins limit; nothing changed
+    CONFLICT = "CONFLICT"  # two users of one public provider would meet; nothing changed
 
 
 class UnlinkOutcome(enum.Enum):

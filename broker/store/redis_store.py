@@ -193,10 +193,11 @@ class RedisStore(PoolStore):
         self, pool_id: str, source: str, destination: str, max_logins: int, now: float
     ) -> tuple[MergeOutcome, Identity | None]:
         k = keys.PoolKeys.of(pool_id)
+        # both are developer logins (MergeDeveloperIdentities): the source names the prefix
         answer = self._run(
             scripts.MERGE_LOGINS,
             [k.pool, k.logins, k.identities],
-            [source, destination, repr(now), max_logins],
+            [source, destination, repr(now), max_logins, source.partition(":")[0] + ":"],
             confirm=_changed,
         )
         return _outcome(MergeOutcome, pool_id, answer)

@@ -298,8 +298,11 @@ if not rec then return {} end
 return {owner, rec}
 """
 
-# KEYS: pool, logins, identities   ARGV: source login, destination login, now, max logins
+# KEYS: pool, logins, identities   ARGV: source login, destination login, now, max logins,
+# the developer provider's key prefix
 # Every login of the source's identity moves to the destination's; the source is disabled.
+# Refused, changing nothing, when the destination would hold two users of one public
+# provider (a login outside the developer prefix; contract section 9).
 MERGE_LOGINS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'NO_POOL'} end
 local dst = redis.call('HGET', KEYS[2], ARGV[2])
@@ -317,6 +320,16 @@ local s = cjson.decode(srec)
 if d.d == 1 then return {'DISABLED', dst, drec} end
 if s.d == 1 then return {'DISABLED', src, srec} end
 if #d.l + #s.l > tonumber(ARGV[4]) then return {'TOO_MANY', dst, drec} end
+local providers = {}
+for _, list in ipairs({d.l, s.l}) do
+  for _, login in ipairs(list) do
+    if string.sub(login, 1, #ARGV[5]) ~= ARGV[5] then
+      local provider = string.match(login, '^([^:]*):')
+      if provider and providers[provider] then return {'CONFLICT', dst, drec} end
+      if provider then providers[provider] = true end
+    end
+  end
+end
 local now = tonumber(ARGV[3])
 local moved = {}
 for _, login in ipairs(d.l) do moved[#moved + 1] = login end

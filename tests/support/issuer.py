@@ -21,6 +21,10 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
+#: The app id the session's broker accepts from its stand-in for accounts.google.com
+#: (conftest's ``google_issuer``).
+SESSION_GOOGLE_APP = "session-app.apps.googleusercontent.com"
+
 
 class TestIssuer:
     """``url`` is the issuer (``http://127.0.0.1:<port>``); ``name`` the provider name AWS
