@@ -454,6 +454,21 @@ def hostile(broker_credentials: dict[str, str]) -> Iterator[tuple[OwnBroker, dic
             yield own, providers
 
 
+def test_the_logs_hold_no_provider_token(
+    broker: OwnBroker, user_pool: UserPool, google: TestIssuer, public: Any, pool: str
+) -> None:
+    """After the calls above (this test runs after them, in file order) and a few here,
+    neither a token nor its signature is anywhere in the broker's log."""
+    tokens = [user_pool.sign_in("log-user"), google.mint("log-sub", GOOGLE_APP)]
+    for name, token in zip((user_pool.name, GOOGLE), tokens, strict=True):
+        public.get_id(IdentityPoolId=pool, Logins={name: token})
+        refused(public.get_id, IdentityPoolId=pool, Logins={name: token[:-6] + "AAAAAA"})
+    log = broker.broker.log_path.read_text()
+    assert log.strip()  # the broker did log (its start and access lines)
+    for token in tokens:
+        assert token.split(".")[2][:20] not in log and token.split(".")[1][:40] not in log
+
+
 def test_a_hostile_jwks_is_an_external_service_error_and_the_worker_keeps_serving(
     hostile: tuple[OwnBroker, dict[str, Any]],
 ) -> None:
