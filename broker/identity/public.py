@@ -155,12 +155,6 @@ def authenticate(
             raise NotAuthorizedException(
                 messages.LOGIN_NOT_FOR_IDENTITY.format(identity_id=identity_id)
             )
-    others = {name: token for name, token in logins.items() if name != COGNITO_PROVIDER}
-    proven = verify_public_logins(pool, others, verifier, now)
-    if proven:
-        identity = link_logins(
-            store, pool, proven, region=region, now=now, named=identity.id
-        ).identity
     login, named = _presented_logins(presented, pool)
     if presented.get("amr") != ["unauthenticated"] and presented and login is None and not named:
         raise NotAuthorizedException(messages.LOGINS_DONT_MATCH)
@@ -169,6 +163,12 @@ def authenticate(
         raise NotAuthorizedException(messages.LOGINS_DONT_MATCH)
     if any(p.key not in held for p in named):
         raise NotAuthorizedException(messages.LOGINS_DONT_MATCH)
+    others = {name: token for name, token in logins.items() if name != COGNITO_PROVIDER}
+    proven = verify_public_logins(pool, others, verifier, now)
+    if proven:  # every check passed: only now may the call link (or merge) anything
+        identity = link_logins(
+            store, pool, proven, region=region, now=now, named=identity.id
+        ).identity
     public = tuple(dict.fromkeys([*proven, *named]))
     if login is not None or public:
         return Access(pool=pool, identity=identity, login=login, presented=presented, public=public)
