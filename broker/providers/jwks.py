@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -219,3 +220,51 @@ def _pick(keys: list[_Published], kid: str | None, alg: str) -> Key | None:
     if matches:
         raise KeyNotFound(unknown_kid=False)  # the kid is known, but its key does not fit alg
     return None
+
+
+#: JWKS caches one process keeps: Cognito user pool ids come from pool configs, so the
+#: URLs are unbounded otherwise.
+MAX_JWKS_CACHES: Final = 256
+
+
+class JwksCaches:
+    """One :class:`JwksKeys` per JWKS URL, shared by every request of the process; the
+    least recently used is dropped past ``limit`` (it is fetched again when next needed)."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        ttl: float,
+        min_refetch: float,
+        limit: int = MAX_JWKS_CACHES,
+        fetch: Callable[[str, float], list[dict[str, Any]]] = fetch_jwks,
+    ) -> None:
+        self._timeout = timeout
+        self._ttl = ttl
+        self._min_refetch = min_refetch
+        self._limit = limit
+        self._fetch = fetch
+        self._lock = threading.Lock()
+        self._caches: OrderedDict[str, JwksKeys] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._caches)
+
+    def of(self, url: str) -> JwksKeys:
+        with self._lock:
+            keys = self._caches.get(url)
+            if keys is None:
+                keys = JwksKeys(
+                    url,
+                    timeout=self._timeout,
+                    ttl=self._ttl,
+                    min_refetch=self._min_refetch,
+                    fetch=self._fetch,
+                )
+                self._caches[url] = keys
+                while len(self._caches) > self._limit:
+                    self._caches.popitem(last=False)
+            else:
+                self._caches.move_to_end(url)
+            return keys
