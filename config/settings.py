@@ -17,6 +17,7 @@ from config.env import read_int
 from config.errors import ConfigError as ConfigError  # re-exported: callers import it here
 from config.keys import KeySettings
 from config.limits import RateLimitSettings
+from config.providers import ProviderSettings
 from config.redis import DEFAULT_REDIS_TIMEOUT as DEFAULT_REDIS_TIMEOUT
 from config.redis import DEFAULT_REDIS_URL as DEFAULT_REDIS_URL
 from config.redis import RedisSettings
@@ -57,6 +58,8 @@ class Settings:
     limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     #: Upstream mode (tokens from a real Cognito pool); see ``config/upstream.py``.
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    #: Public-provider logins (OpenID Connect, Cognito user pools); see ``config/providers.py``.
+    providers: ProviderSettings = field(default_factory=ProviderSettings)
 
     def warnings(self) -> list[str]:
         """What an operator must hear at start: a default that holds on loopback only, or
@@ -171,6 +174,7 @@ class Settings:
             keys=KeySettings.from_env(environ),
             limits=RateLimitSettings.from_env(environ),
             upstream=upstream,
+            providers=ProviderSettings.from_env(environ),
         )
 
 

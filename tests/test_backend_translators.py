@@ -582,8 +582,8 @@ def test_unreachable_jwks_answers_unavailable(make_door: MakeDoor, pool: dict[st
 def test_a_redirecting_jwks_url_is_not_followed(make_door: MakeDoor, pool: dict[str, Any]) -> None:
     """The JWKS comes from the configured URL only: a 302 (to plain http, to another host)
     fails the fetch, and with no keys held the door answers UNAVAILABLE."""
-    from broker.backend.translators.keys import fetch_jwks
     from broker.outbound import BadStatus
+    from broker.providers.jwks import fetch_jwks
 
     backend = rsa_key()
     with (

@@ -20,10 +20,10 @@ These calls still block the thread that makes them. On a request path, call
 ``broker.blocking.check()`` first, before the request has changed anything: on the
 keep-alive worker's loop it raises ``WouldBlock``, and the worker serves the request again
 in one of its threads (``broker.server.offload``), so that the worker's other requests go on
-meanwhile. Keep what was fetched per process (``JwksKeys`` in
-``broker.backend.translators.keys`` is such a cache for a JWKS: fetched on first use, after
-its TTL and for unknown kids at most once per interval, the held keys served while a fetch
-runs), so that most requests need no call at all and stay on the loop.
+meanwhile. Keep what was fetched per process (``JwksKeys`` in ``broker.providers.jwks``
+is such a cache for a JWKS: fetched on first use, after its TTL and for unknown kids at
+most once per interval, the held keys served while a fetch runs), so that most requests
+need no call at all and stay on the loop.
 """
 
 from broker.outbound.calls import BoundedCalls
