@@ -22,13 +22,13 @@ from broker.backend.cache import CoalescingTokenCache
 from broker.backend.pool import PoolResolver
 from broker.backend.tokens import BackendTokens, TokenSource
 from broker.backend.translators import build_translator
-from broker.errors import BrokerError, NotAuthorizedException
+from broker.errors import BrokerError
 from broker.http.pipeline import Door
 from broker.http.renderers import PLAIN_JSON, Renderers, plain_json
-from broker.identity import messages
 from broker.identity.developer import DeveloperProviders
-from broker.identity.models import IdentityPool, pool_arn
+from broker.identity.models import pool_arn
 from broker.paging import PageTokens
+from broker.providers.verifier import build_login_verifier
 from broker.ratelimit.limiter import RateLimiter
 from broker.ratelimit.redis_counter import RedisRateCounter
 from broker.services import Clock, Services
@@ -80,17 +80,8 @@ def build_services(settings: Settings, clock: Clock = time.time) -> Services:
         providers=DeveloperProviders(),
         limits=RateLimiter(settings.limits, RedisRateCounter(connector), clock),
         clock=clock,
-        logins=_RefusingVerifier(),
+        logins=build_login_verifier(settings),
     )
-
-
-class _RefusingVerifier:
-    """Until broker.providers lands: every public login refused as unverifiable."""
-
-    def verify(self, pool: IdentityPool, provider: str, token: str, now: float) -> str:
-        if provider not in pool.provider_names():
-            raise NotAuthorizedException(messages.NOT_A_PROVIDER)
-        raise NotAuthorizedException(messages.PUBLIC_PROVIDER_UNSUPPORTED.format(provider=provider))
 
 
 def backend_tokens(svc: Services) -> TokenSource:
