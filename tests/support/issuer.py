@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,6 +35,7 @@ class TestIssuer:
     def __init__(self, kid: str = "test-key-1") -> None:
         self.key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig"})
         self.requests: Counter[str] = Counter()
+        self.extra: dict[str, Callable[[], dict[str, Any]]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -95,6 +96,11 @@ class TestIssuer:
         head = {"alg": "RS256", "kid": signer.kid, **(header or {})}
         return jwt.encode(head, body, signer)
 
+    def serve(self, path: str, document: Callable[[], dict[str, Any]]) -> str:
+        """Answer ``path`` too, with what ``document()`` gives (a user pool's JWKS path)."""
+        self.extra[path] = document
+        return path
+
     @contextmanager
     def running(self) -> Iterator[TestIssuer]:
         self._thread.start()
@@ -113,6 +119,7 @@ class TestIssuer:
                 documents = {
                     "/.well-known/openid-configuration": issuer.discovery,
                     "/jwks.json": issuer.jwks,
+                    **issuer.extra,
                 }
                 if self.path not in documents:
                     self.send_error(404)
