@@ -347,7 +347,11 @@ def test_logins_without_the_developer_provider_and_public_providers_beside_it(co
                 IdentityPoolId=pool_id,
                 Logins={DEVELOPER_PROVIDER: "u", "graph.facebook.com": "fb-token"},
             )
-        assert error_of(exc) == ("NotAuthorizedException", 400, NO_DEVELOPER_PROVIDER)
+        assert error_of(exc) == (  # contract section 9: Facebook's tokens are opaque
+            "NotAuthorizedException",
+            400,
+            "Logins for graph.facebook.com cannot be verified by this broker.",
+        )
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ import pytest
 from support import layout
 from support.cli import broker_cli
 from support.faults import NewIdentityLoad, create_pool, record_figures, verify_identities
+from support.logins import StandIn
 from support.processes import REDIS_DURABLE_CONFIG, RedisServer, broker_on_own_redis
 
 from broker.errors import StoreUnavailable
@@ -158,6 +159,7 @@ def _get_id(via: RedisStore, pool_id: str, now: float) -> Identity:
         region=REGION,
         now=now,
         limit_pool=lambda pool_id: None,
+        verifier=StandIn(),
     )
 
 

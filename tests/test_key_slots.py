@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
+from support.logins import StandIn
 from support.processes import RedisServer
 
 from broker.identity import developer, lifecycle, lookup, pool_settings, pools, public
@@ -111,7 +112,7 @@ def exercise(connector: RecordingConnector, region: str) -> None:
     now = time.time()
     config = PoolConfig(
         name="slots", allow_unauthenticated=True, developer_provider_name="dev",
-        supported_login_providers={"graph.facebook.com": "1"},
+        supported_login_providers={"accounts.google.com": "1", "appleid.apple.com": "2"},
     )  # fmt: skip
     pool = pools.create_pool(store, config, region=region, max_pools=10**6, now=now)
     a = developer.resolve_developer_login(
@@ -127,13 +128,34 @@ def exercise(connector: RecordingConnector, region: str) -> None:
         time.time,
     )
     limit_pool = limits.check_unsigned_pool  # as the unsigned operations' handlers pass it
+    verifier = StandIn()  # accepts "ok:<sub>" as a token of the pool's providers
     unauth = public.get_id(
         store, pool_id=pool.id, account_id=None, logins={}, broker_account_id="000000000000",
-        region=region, now=now, limit_pool=limit_pool,
+        region=region, now=now, limit_pool=limit_pool, verifier=verifier,
     )  # fmt: skip
     public.authenticate(  # GetOpenIdToken's and UnlinkIdentity's check, pool limit included
-        store, identity_id=unauth.id, logins={}, verify=lambda token: {}, limit_pool=limit_pool
-    )
+        store, identity_id=unauth.id, logins={}, verify=lambda token: {}, limit_pool=limit_pool,
+        verifier=verifier, region=region, now=now,
+    )  # fmt: skip
+    public.get_id(  # a public login: RESOLVE_LOGINS creates its identity
+        store, pool_id=pool.id, account_id=None, logins={"accounts.google.com": "ok:g1"},
+        broker_account_id="000000000000", region=region, now=now, limit_pool=limit_pool,
+        verifier=verifier,
+    )  # fmt: skip
+    both = developer.resolve_developer_login(  # links an Apple login beside a developer one
+        store, pool_id=pool.id, logins={"dev": "e", "appleid.apple.com": "ok:p1"},
+        identity_id=None, region=region, now=now, verifier=verifier,
+    )  # fmt: skip
+    merged = developer.resolve_developer_login(  # d:e's identity and Google g1's: merged
+        store, pool_id=pool.id, logins={"dev": "e", "accounts.google.com": "ok:g1"},
+        identity_id=None, region=region, now=now, verifier=verifier,
+    )  # fmt: skip
+    assert merged.identity.id == both.identity.id  # the survivor holds the developer login
+    public.unlink_identity(
+        store, identity_id=both.identity.id, logins={"accounts.google.com": "ok:g1"},
+        logins_to_remove=("appleid.apple.com",), verify=lambda token: {}, limit_pool=limit_pool,
+        verifier=verifier, region=region, now=now,
+    )  # fmt: skip
     developer.resolve_developer_login(
         store, pool_id=pool.id, logins={"dev": "c"}, identity_id=unauth.id, region=region,
         now=now,

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from support.identities import assert_consistent
+from support.logins import StandIn
 from support.topologies import Topology, connector_for
 
 from broker.errors import (
@@ -41,21 +42,6 @@ GOOGLE = "accounts.google.com"
 USER_POOL = "cognito-idp.us-east-1.amazonaws.com/us-east-1_TestPool"
 OIDC = "127.0.0.1:8443/realm"  # a name with a ':' (an issuer with a port)
 OIDC_ARN = f"arn:aws:iam::000000000000:oidc-provider/{OIDC}"
-
-
-class StandIn:
-    """Accepts ``ok:<sub>`` for any provider of the pool; records what it was asked."""
-
-    def __init__(self) -> None:
-        self.asked: list[tuple[str, str]] = []
-
-    def verify(self, pool: IdentityPool, provider: str, token: str, now: float) -> str:
-        self.asked.append((provider, token))
-        if provider not in pool.provider_names():
-            raise NotAuthorizedException("Token is not from a supported provider of this pool.")
-        if not token.startswith("ok:"):
-            raise NotAuthorizedException("Invalid login token. The signature does not verify.")
-        return token[3:]
 
 
 @pytest.fixture
