@@ -33,7 +33,7 @@ from support import oidc
 from support.clients import cognito_client
 from support.identities import assert_consistent, error_of, unsigned_client
 from support.issuer import TestIssuer
-from support.processes import OwnBroker, broker_on_own_redis
+from support.processes import OwnBroker, broker_on_own_redis, free_port
 from support.slow_http import ScriptedServer, json_answer, json_head
 from support.trickle import healthz
 from support.upstream import MotoServer
@@ -442,7 +442,7 @@ def hostile(broker_credentials: dict[str, str]) -> Iterator[tuple[OwnBroker, dic
     with contextlib.ExitStack() as stack:
         for server in servers.values():
             stack.enter_context(server.running())
-        down = TestIssuer()  # never started: its port refuses connections
+        down = f"127.0.0.1:{free_port()}"  # nothing listens there: connections are refused
         providers = {
             f"127.0.0.1:{server.port}/{label.replace(' ', '-')}": {
                 "issuer": f"http://127.0.0.1:{server.port}/{label.replace(' ', '-')}",
@@ -451,9 +451,9 @@ def hostile(broker_credentials: dict[str, str]) -> Iterator[tuple[OwnBroker, dic
             }
             for label, server in servers.items()
         }
-        providers[f"{down.name}/down"] = {
-            "issuer": f"{down.url}/down",
-            "jwks_uri": down.jwks_uri,
+        providers[f"{down}/down"] = {
+            "issuer": f"http://{down}/down",
+            "jwks_uri": f"http://{down}/jwks.json",
             "client_ids": ["hostile-app"],
         }
         env = {
@@ -480,7 +480,7 @@ def test_the_logs_hold_no_provider_token(
 
 
 def test_a_hostile_jwks_is_an_external_service_error_and_the_worker_keeps_serving(
-    hostile: tuple[OwnBroker, dict[str, Any]],
+    hostile: tuple[OwnBroker, dict[str, Any]], google: TestIssuer
 ) -> None:
     own, providers = hostile
     admin = cognito_client(own.broker)
@@ -490,10 +490,10 @@ def test_a_hostile_jwks_is_an_external_service_error_and_the_worker_keeps_servin
         OpenIdConnectProviderARNs=[oidc_arn(name) for name in providers],
     )["IdentityPoolId"]
     admin.close()
-    signer = TestIssuer()
+    signer = RSAKey.generate_key(2048, parameters={"kid": "hostile-1"})
     client = unsigned_client(own.broker.url, read_timeout=30)
     for name, entry in providers.items():
-        token = signer.mint("h-user", "hostile-app", issuer=entry["issuer"])
+        token = google.mint("h-user", "hostile-app", issuer=entry["issuer"], key=signer)
         answers: dict[str, Any] = {}
 
         def call(token: str = token, name: str = name, answers: dict[str, Any] = answers) -> None:
