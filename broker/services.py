@@ -10,6 +10,7 @@ from flask import current_app
 from broker.identity.developer import DeveloperProviders
 from broker.identity.linking import LoginVerifier
 from broker.identity.models import pool_arn
+from broker.identity.ports import RoleAssumer
 from broker.paging import PageTokens
 from broker.ratelimit.limiter import RateLimiter
 from broker.store.connection import RedisConnector
@@ -40,6 +41,8 @@ class Services:
     clock: Clock
     #: Verifies public-provider login tokens (contract section 9; ``broker.providers``).
     logins: LoginVerifier
+    #: STS AssumeRoleWithWebIdentity for GetCredentialsForIdentity (``broker.sts``).
+    sts: RoleAssumer
 
     def pool_arn(self, pool_id: str) -> str:
         return pool_arn(self.settings.region, self.settings.account_id, pool_id)

@@ -23,6 +23,7 @@ from config.redis import DEFAULT_REDIS_URL as DEFAULT_REDIS_URL
 from config.redis import RedisSettings
 from config.server import DEFAULT_BIND as DEFAULT_BIND
 from config.server import Bind
+from config.sts import StsSettings
 from config.upstream import UpstreamSettings
 
 DEV_ACCESS_KEY_ID = "AKIDBROKERDEV"
@@ -60,6 +61,8 @@ class Settings:
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     #: Public-provider logins (OpenID Connect, Cognito user pools); see ``config/providers.py``.
     providers: ProviderSettings = field(default_factory=ProviderSettings)
+    #: GetCredentialsForIdentity's STS endpoint and deadline; see ``config/sts.py``.
+    sts: StsSettings = field(default_factory=StsSettings)
 
     def warnings(self) -> list[str]:
         """What an operator must hear at start: a default that holds on loopback only, or
@@ -175,6 +178,7 @@ class Settings:
             limits=RateLimitSettings.from_env(environ),
             upstream=upstream,
             providers=ProviderSettings.from_env(environ),
+            sts=StsSettings.from_env(environ, region=region),
         )
 
 

@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "infrastructure",
         frozenset({"broker.store", "broker.outbound", "broker.observability", "broker.blocking"}),
     ),
-    ("features", frozenset({"broker.ratelimit", "broker.providers"})),
+    ("features", frozenset({"broker.ratelimit", "broker.providers", "broker.sts"})),
     ("services", frozenset({"broker.services"})),
     ("edge", frozenset({"broker.http"})),
     ("doors", frozenset({"broker.awsjson", "broker.backend"})),

@@ -329,11 +329,14 @@ def test_on_the_loop_an_upstream_miss_asks_for_a_thread_and_a_hit_stays(
 def test_operations_named_by_target_go_to_a_thread_at_once(
     redis_server: RedisServer, broker_credentials: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The hint for AWS door operations that wait on every call (issue 17's STS call, say):
-    named in broker.app.factory.AWS_WAITING_OPERATIONS, by X-Amz-Target, POST only."""
+    """The hint for AWS door operations that wait on every call (GetCredentialsForIdentity's
+    STS call): named in broker.app.factory.AWS_WAITING_OPERATIONS, by X-Amz-Target, POST
+    only."""
     from broker.app import factory
 
     target = "AWSCognitoIdentityService.GetCredentialsForIdentity"
+    assert target in factory.AWS_WAITING_OPERATIONS
+    monkeypatch.setattr(factory, "AWS_WAITING_OPERATIONS", frozenset())
     plain = door_client(redis_server.url, broker_credentials, {})
     monkeypatch.setattr(factory, "AWS_WAITING_OPERATIONS", frozenset({target}))
     client = door_client(redis_server.url, broker_credentials, {})

@@ -10,6 +10,7 @@ import pytest
 import redis
 from botocore.exceptions import ClientError
 from support import layout
+from support.clients import cognito_client
 from support.identities import (
     DEVELOPER_PROVIDER,
     REGION,
@@ -60,8 +61,16 @@ def unknown_pool() -> str:
 def test_roles_round_trip(cognito: Any, pool: dict[str, Any]) -> None:
     pool_id = pool["IdentityPoolId"]
     assert cognito.get_identity_pool_roles(IdentityPoolId=pool_id)["IdentityPoolId"] == pool_id
+    cognito.update_identity_pool(
+        IdentityPoolId=pool_id,
+        IdentityPoolName=pool["IdentityPoolName"],
+        AllowUnauthenticatedIdentities=False,
+        DeveloperProviderName=DEVELOPER_PROVIDER,
+        SupportedLoginProviders={"graph.facebook.com": "1234"},
+    )
     roles = {"authenticated": ROLE.format("auth"), "unauthenticated": ROLE.format("unauth")}
-    mappings = {DEVELOPER_PROVIDER: RULES_MAPPING, "graph.facebook.com": {"Type": "Token"}}
+    token = {"Type": "Token", "AmbiguousRoleResolution": "AuthenticatedRole"}
+    mappings = {DEVELOPER_PROVIDER: RULES_MAPPING, "graph.facebook.com": token}
     cognito.set_identity_pool_roles(IdentityPoolId=pool_id, Roles=roles, RoleMappings=mappings)
     got = cognito.get_identity_pool_roles(IdentityPoolId=pool_id)
     got.pop("ResponseMetadata")
@@ -95,6 +104,107 @@ def test_roles_errors(cognito: Any, pool: dict[str, Any]) -> None:
             400,
             f"IdentityPool '{unknown}' not found.",
         )
+
+
+def rules_with(**rule: Any) -> dict[str, Any]:
+    first = {**RULES_MAPPING["RulesConfiguration"]["Rules"][0], **rule}  # type: ignore[index]
+    return {**RULES_MAPPING, "RulesConfiguration": {"Rules": [first]}}
+
+
+@pytest.mark.parametrize(
+    ("roles", "mappings", "message"),
+    [
+        (
+            {"authenticated": "arn:aws:iam::000000000000:user/someone"},
+            {},
+            "Roles.authenticated 'arn:aws:iam::000000000000:user/someone' is not an IAM role "
+            "ARN (arn:aws:iam::<12-digit account>:role/<name>).",
+        ),
+        (
+            {"unauthenticated": "arn:aws:iam::123:role/short-account"},
+            {},
+            "Roles.unauthenticated 'arn:aws:iam::123:role/short-account' is not an IAM role "
+            "ARN (arn:aws:iam::<12-digit account>:role/<name>).",
+        ),
+        (
+            {},
+            {"accounts.google.com": RULES_MAPPING},
+            "'accounts.google.com' is not an identity provider of identity pool '{pool_id}'.",
+        ),
+        (
+            {},
+            {DEVELOPER_PROVIDER: {"Type": "Token"}},
+            f"RoleMappings entry '{DEVELOPER_PROVIDER}' needs AmbiguousRoleResolution "
+            "(AuthenticatedRole or Deny) with Type Token or Rules.",
+        ),
+        (
+            {},
+            {DEVELOPER_PROVIDER: rules_with(RoleARN="arn:aws:s3:::bucket/role/x")},
+            f"RoleMappings.{DEVELOPER_PROVIDER} rule 1 'arn:aws:s3:::bucket/role/x' is not an "
+            "IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>).",
+        ),
+        (
+            {},
+            {
+                DEVELOPER_PROVIDER: {
+                    **RULES_MAPPING,
+                    "RulesConfiguration": {
+                        "Rules": RULES_MAPPING["RulesConfiguration"]["Rules"] * 26  # type: ignore[index]
+                    },
+                }
+            },
+            f"RoleMappings entry '{DEVELOPER_PROVIDER}' has more than 25 rules.",
+        ),
+    ],
+)
+def test_set_roles_refuses_what_aws_refuses(
+    cognito: Any, pool: dict[str, Any], roles: Any, mappings: Any, message: str
+) -> None:
+    """Checked when set (contract section 10), so a mapping that cannot work is not stored;
+    nothing is stored when one part is refused."""
+    pool_id = pool["IdentityPoolId"]
+    good = {"authenticated": ROLE.format("kept")}
+    cognito.set_identity_pool_roles(IdentityPoolId=pool_id, Roles=good)
+    with pytest.raises(ClientError) as exc:
+        cognito.set_identity_pool_roles(IdentityPoolId=pool_id, Roles=roles, RoleMappings=mappings)
+    assert error_of(exc) == ("InvalidParameterException", 400, message.format(pool_id=pool_id))
+    assert cognito.get_identity_pool_roles(IdentityPoolId=pool_id)["Roles"] == good
+
+
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [
+        ("Claim", "has space"),
+        ("Claim", "c" * 65),
+        ("MatchType", "Matches"),
+        ("Value", "v" * 129),
+        ("Value", ""),
+    ],
+)
+def test_set_roles_refuses_malformed_rules(
+    broker_server: BrokerServer, pool: dict[str, Any], member: str, value: str
+) -> None:
+    """boto3's own checks are off, so the broker's are what refuses."""
+    raw = cognito_client(broker_server, parameter_validation=False)
+    with pytest.raises(ClientError) as exc:
+        raw.set_identity_pool_roles(
+            IdentityPoolId=pool["IdentityPoolId"],
+            Roles={},
+            RoleMappings={DEVELOPER_PROVIDER: rules_with(**{member: value})},
+        )
+    assert error_of(exc)[:2] in {("InvalidParameterException", 400), ("ValidationException", 400)}
+
+
+def test_set_roles_refuses_more_than_ten_mappings(
+    broker_server: BrokerServer, pool: dict[str, Any]
+) -> None:
+    mappings = {f"provider{n}.example.com": RULES_MAPPING for n in range(11)}
+    raw = cognito_client(broker_server, parameter_validation=False)
+    with pytest.raises(ClientError) as exc:
+        raw.set_identity_pool_roles(
+            IdentityPoolId=pool["IdentityPoolId"], Roles={}, RoleMappings=mappings
+        )
+    assert error_of(exc)[:2] in {("InvalidParameterException", 400), ("ValidationException", 400)}
 
 
 # --- Set/GetPrincipalTagAttributeMap -----------------------------------------------------

@@ -75,9 +75,9 @@ def reason(verifier: LoginVerifier, pool: IdentityPool, provider: str, token: st
 def test_a_good_token_gives_its_sub_and_the_audience_may_be_a_list(issuer: TestIssuer) -> None:
     verifier = verifier_for(issuer)
     now = time.time()
-    assert verifier.verify(GOOGLE_POOL, GOOGLE, issuer.mint("s-1", APP), now) == "s-1"
+    assert verifier.verify(GOOGLE_POOL, GOOGLE, issuer.mint("s-1", APP), now)["sub"] == "s-1"
     listed = issuer.mint("s-2", ["other", APP])
-    assert verifier.verify(GOOGLE_POOL, GOOGLE, listed, now) == "s-2"
+    assert verifier.verify(GOOGLE_POOL, GOOGLE, listed, now)["sub"] == "s-2"
     assert "another audience" in reason(verifier, GOOGLE_POOL, GOOGLE, issuer.mint("s", ["x"]))
 
 
@@ -85,14 +85,14 @@ def test_expiry_has_five_minutes_of_leeway_and_no_more(issuer: TestIssuer) -> No
     verifier = verifier_for(issuer)
     token = issuer.mint("s-exp", APP, lifetime=600)
     issued = time.time()
-    assert verifier.verify(GOOGLE_POOL, GOOGLE, token, issued + 600 + 200) == "s-exp"
+    assert verifier.verify(GOOGLE_POOL, GOOGLE, token, issued + 600 + 200)["sub"] == "s-exp"
     with pytest.raises(NotAuthorizedException, match="expired"):
         verifier.verify(GOOGLE_POOL, GOOGLE, token, issued + 600 + 400)
     future = issuer.mint("s-iat", APP, issued_at=issued + 1000)
     with pytest.raises(NotAuthorizedException, match="Invalid login token"):
         verifier.verify(GOOGLE_POOL, GOOGLE, future, issued)
     soon = issuer.mint("s-nbf", APP, nbf=int(issued) + 200)
-    assert verifier.verify(GOOGLE_POOL, GOOGLE, soon, issued) == "s-nbf"  # within leeway
+    assert verifier.verify(GOOGLE_POOL, GOOGLE, soon, issued)["sub"] == "s-nbf"  # within leeway
 
 
 @pytest.mark.parametrize(
@@ -110,7 +110,7 @@ def test_discovery_gives_the_keys_and_a_lying_discovery_is_an_outage(issuer: Tes
         open_id_connect_provider_arns=(f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer.name}",)
     )
     verifier = verifier_for(issuer)
-    assert verifier.verify(pool, issuer.name, issuer.mint("d-1", APP), time.time()) == "d-1"
+    assert verifier.verify(pool, issuer.name, issuer.mint("d-1", APP), time.time())["sub"] == "d-1"
     liar = "127.0.0.1:1/liar"  # discovery served by the issuer names the issuer, not this
     lying = verifier_for(issuer, **{liar: {"issuer": f"{issuer.url}/liar", "client_ids": [APP]}})
     liar_pool = pool_with(
@@ -167,7 +167,7 @@ def test_a_user_pool_token_must_be_an_id_token_of_a_listed_client(issuer: TestIs
     now = time.time()
     for client in ("client-a", "client-b"):
         good = issuer.mint("u-1", client, issuer=USER_POOL_ISSUER, token_use="id")
-        assert verifier.verify(pool, USER_POOL, good, now) == "u-1"
+        assert verifier.verify(pool, USER_POOL, good, now)["sub"] == "u-1"
     access = issuer.mint("u-1", "client-a", issuer=USER_POOL_ISSUER, token_use="access")
     assert "token_use" in reason(verifier, pool, USER_POOL, access)
     wrong_client = issuer.mint("u-1", "client-c", issuer=USER_POOL_ISSUER, token_use="id")

@@ -30,10 +30,13 @@ from config.settings import Settings
 log = logging.getLogger("broker")
 
 #: X-Amz-Target values of the AWS door's operations that wait on another service on every
-#: call (STS, say): the keep-alive worker serves them in a thread at once, without first
-#: trying its loop (``broker.blocking``). None yet. An operation that waits only sometimes
-#: (a JWKS fetched once in a while) needs no entry: ``broker.blocking.check()`` suffices.
-AWS_WAITING_OPERATIONS: frozenset[str] = frozenset()
+#: call: the keep-alive worker serves them in a thread at once, without first trying its
+#: loop (``broker.blocking``). GetCredentialsForIdentity calls STS every time. An operation
+#: that waits only sometimes (a JWKS fetched once in a while) needs no entry:
+#: ``broker.blocking.check()`` suffices.
+AWS_WAITING_OPERATIONS: frozenset[str] = frozenset(
+    {"AWSCognitoIdentityService.GetCredentialsForIdentity"}
+)
 
 
 def create_app(

@@ -37,6 +37,7 @@ from broker.store.connection import RedisConnector
 from broker.store.redis_store import RedisStore
 from broker.store.signing_keys import RedisPagingSecret, RedisSigningKeys
 from broker.store.token_cache import RedisTokenCache
+from broker.sts.client import StsClient
 from broker.tokens.issuing import TokenIssuer
 from broker.tokens.keys import FileKeySource, KeyRing, KeySource, RedisKeySource
 from broker.tokens.sealing import KeySealer
@@ -81,6 +82,7 @@ def build_services(settings: Settings, clock: Clock = time.time) -> Services:
         limits=RateLimiter(settings.limits, RedisRateCounter(connector), clock),
         clock=clock,
         logins=build_login_verifier(settings),
+        sts=StsClient(settings.sts),
     )
 
 

@@ -1,15 +1,16 @@
-"""The unsigned operations (contract sections 2 and 7): GetId, GetOpenIdToken,
-UnlinkIdentity and GetCredentialsForIdentity's refusal.
+"""The unsigned operations (contract sections 2, 7 and 10): GetId, GetOpenIdToken,
+UnlinkIdentity and GetCredentialsForIdentity.
 
 Each is limited per source address by the door and, once its pool is found, per pool here
-(``config/limits.py``). GetCredentialsForIdentity refuses at once, without reading the
-identity, so only the address limit applies to it."""
+(``config/limits.py``). GetCredentialsForIdentity and GetOpenIdToken also count toward the
+identity's token limit: both sign a token for it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from broker import blocking
 from broker.identity import public
 from broker.identity.linking import PublicLogin
 from broker.services import Services
@@ -49,9 +50,7 @@ def get_id(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_open_id_token(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    """A fresh token for the identity, valid 600 s as AWS's GetOpenIdToken tokens are; an
-    authenticated one names the logins the call proved (its public logins, and those of the
-    token presented) and keeps the presented token's principal tags."""
+    """A fresh token for the identity, valid 600 s as AWS's GetOpenIdToken tokens are."""
     now = svc.clock()
     access = public.authenticate(
         svc.store,
@@ -63,15 +62,24 @@ def get_open_id_token(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
         region=svc.settings.region,
         now=now,
     )
-    svc.limits.check_identity(access.identity.id)  # tokens per identity, as for developers
-    pool_id = access.pool.id
-    if access.login is None and not access.public:
-        token = svc.tokens.unauthenticated(
-            pool_id=pool_id, identity_id=access.identity.id, issued_at=int(now)
-        )
-    else:
+    return {"IdentityId": access.identity.id, "Token": token_for(svc, now)(access)}
+
+
+def token_for(svc: Services, now: float) -> public.TokenFor:
+    """Signs the token GetOpenIdToken answers for an accepted call; an authenticated one
+    names the logins the call proved (its public logins, and those of the token presented)
+    and keeps the presented token's principal tags. Counts toward the identity's token
+    limit first (as for developers)."""
+
+    def sign(access: public.Access) -> str:
+        svc.limits.check_identity(access.identity.id)
+        pool_id = access.pool.id
+        if not access.authenticated:
+            return svc.tokens.unauthenticated(
+                pool_id=pool_id, identity_id=access.identity.id, issued_at=int(now)
+            )
         provider, user_id = access.login or ("", "")
-        token = svc.tokens.developer(
+        return svc.tokens.developer(
             pool_id=pool_id,
             identity_id=access.identity.id,
             provider=provider,
@@ -81,7 +89,8 @@ def get_open_id_token(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
             principal_tags=principal_tags_of(access.presented),
             also=amr_of(access.public),
         )
-    return {"IdentityId": access.identity.id, "Token": token}
+
+    return sign
 
 
 def amr_of(logins: Iterable[PublicLogin]) -> list[AmrLogin]:
@@ -105,4 +114,31 @@ def unlink_identity(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_credentials_for_identity(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    public.get_credentials_for_identity()
+    """AWS credentials from STS for the identity (contract section 10). STS is waited on
+    for every call, so ``broker.blocking.check()`` comes first, before anything is counted
+    or linked (the keep-alive worker sends this operation to a thread at once anyway:
+    ``broker.app.factory.AWS_WAITING_OPERATIONS``)."""
+    blocking.check()
+    now = svc.clock()
+    access, credentials = public.get_credentials_for_identity(
+        svc.store,
+        identity_id=p["identity_id"],
+        logins=p.get("logins", {}),
+        custom_role_arn=p.get("custom_role_arn"),
+        verify=_verifier(svc),
+        limit_pool=svc.limits.check_unsigned_pool,
+        verifier=svc.logins,
+        region=svc.settings.region,
+        now=now,
+        token_for=token_for(svc, now),
+        sts=svc.sts,
+    )
+    return {
+        "IdentityId": access.identity.id,
+        "Credentials": {
+            "AccessKeyId": credentials.access_key_id,
+            "SecretKey": credentials.secret_key,
+            "SessionToken": credentials.session_token,
+            "Expiration": credentials.expiration,
+        },
+    }

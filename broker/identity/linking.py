@@ -11,8 +11,8 @@ refused, is the store script's rule, described on ``broker.identity.ports.Logins
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from broker.errors import InternalErrorException
 from broker.identity.models import (
@@ -27,11 +27,13 @@ from broker.identity.ports import IdentityStore, LinkOutcome, LoginsRequest
 
 
 class LoginVerifier(Protocol):
-    def verify(self, pool: IdentityPool, provider: str, token: str, now: float) -> str:
-        """The ``sub`` of ``token``, verified as a login of ``provider`` for ``pool``;
-        raises the contract's NotAuthorizedException (a bad token, a provider the pool does
-        not have or the broker cannot verify) or ExternalServiceException (the provider's
-        keys could not be fetched)."""
+    def verify(
+        self, pool: IdentityPool, provider: str, token: str, now: float
+    ) -> Mapping[str, Any]:
+        """The claims of ``token`` (``sub`` a non-empty string), verified as a login of
+        ``provider`` for ``pool``; raises the contract's NotAuthorizedException (a bad
+        token, a provider the pool does not have or the broker cannot verify) or
+        ExternalServiceException (the provider's keys could not be fetched)."""
         ...
 
 
@@ -41,6 +43,9 @@ class PublicLogin:
     subject: str
     #: A Cognito user pool: the token's ``amr`` names it ``<provider>:CognitoSignIn:<sub>``.
     user_pool: bool
+    #: The token's verified claims, what role mappings read (``broker.identity.roles``);
+    #: empty for a login named by a broker token. Never stored, never part of equality.
+    claims: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -73,10 +78,11 @@ def verify_public_logins(
     """Every login of ``logins`` verified, in the order given; the caller has taken out the
     developer login and the broker's own token. Nothing is changed until all verify."""
     user_pools = user_pool_names(pool)
-    return [
-        PublicLogin(provider, verifier.verify(pool, provider, token, now), provider in user_pools)
-        for provider, token in logins.items()
-    ]
+    proven = []
+    for provider, token in logins.items():
+        claims = verifier.verify(pool, provider, token, now)
+        proven.append(PublicLogin(provider, claims["sub"], provider in user_pools, claims))
+    return proven
 
 
 def link_logins(

@@ -65,11 +65,6 @@ LOGIN_NOT_FOR_IDENTITY = (
 UNLINK_DEVELOPER_ELSEWHERE = (
     "Developer provider '{developer}' logins are unlinked with UnlinkDeveloperIdentity."
 )
-NO_STS = (
-    "GetCredentialsForIdentity needs AWS STS, which this broker is not. Exchange the token "
-    "from GetOpenIdToken or GetOpenIdTokenForDeveloperIdentity for credentials with STS "
-    "AssumeRoleWithWebIdentity."
-)
 
 # --- section 7: pool settings and tags ---------------------------------------------------
 INVALID_POOL_ARN = (
@@ -81,3 +76,23 @@ RULES_NEED_CONFIGURATION = (
     "RoleMappings entry '{provider}' has Type Rules but no RulesConfiguration."
 )
 NOT_A_POOL_PROVIDER = "'{provider}' is not an identity provider of identity pool '{pool_id}'."
+
+# --- section 10: roles and credentials ---------------------------------------------------
+NO_ROLE = "Invalid identity pool configuration. Check assigned IAM roles for this pool."
+CUSTOM_ROLE_NOT_ALLOWED = (
+    "The CustomRoleArn is not allowed for this identity: it is not among the roles the "
+    "pool's role mapping selects for the call."
+)
+ROLE_MAPPING_DENIED = (
+    "The role mapping for '{provider}' selects no role for this login and its "
+    "AmbiguousRoleResolution is Deny."
+)
+ROLE_KIND = "Roles key '{kind}' is not valid: use 'authenticated' or 'unauthenticated'."
+NOT_A_ROLE_ARN = (
+    "{where} '{arn}' is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)."
+)
+NEEDS_RESOLUTION = (
+    "RoleMappings entry '{provider}' needs AmbiguousRoleResolution (AuthenticatedRole or "
+    "Deny) with Type Token or Rules."
+)
+TOO_MANY_RULES = "RoleMappings entry '{provider}' has more than {limit} rules."

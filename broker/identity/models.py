@@ -133,3 +133,15 @@ class PrincipalTagMap:
 
     use_defaults: bool = False
     principal_tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Temporary AWS credentials STS gave for an identity (contract section 10). The secret
+    parts stay out of ``repr``, so that a log line or a traceback naming the value shows
+    the key id only."""
+
+    access_key_id: str
+    expiration: int  # epoch seconds
+    secret_key: str = field(repr=False, kw_only=True)
+    session_token: str = field(repr=False, kw_only=True)

@@ -1,8 +1,9 @@
 """What a pool stores beside its configuration (contract section 7): roles and role
 mappings, principal tag attribute maps, and tags addressed by the pool's ARN.
 
-The broker issues no AWS credentials, so roles and tag maps are only stored and returned
-as the service model describes them. Tags are the pool's IdentityPoolTags, at most
+Roles and role mappings are checked when they are set (``broker.identity.roles``) and
+used by GetCredentialsForIdentity; tag maps are only stored and returned as the service
+model describes them. Tags are the pool's IdentityPoolTags, at most
 ``broker.identity.pools.MAX_POOL_TAGS`` of them.
 """
 
@@ -17,6 +18,7 @@ from broker.identity import messages
 from broker.identity.models import IdentityPool, PoolRoles, PrincipalTagMap
 from broker.identity.pools import check_tag_count, describe_pool
 from broker.identity.ports import IdentityStore
+from broker.identity.roles import check_role_settings
 
 POOL_ARN = re.compile(
     r"arn:aws:cognito-identity:(?P<region>[a-z0-9-]+):(?P<account>\d{12})"
@@ -29,13 +31,11 @@ POOL_ARN = re.compile(
 def set_pool_roles(
     store: IdentityStore, pool_id: str, roles: Mapping[str, str], mappings: Mapping[str, Any]
 ) -> None:
-    """Store Roles and RoleMappings whole. A mapping of Type Rules needs its rules
-    (InvalidParameterException, as AWS answers)."""
-    for provider, mapping in mappings.items():
-        if mapping.get("Type") == "Rules" and not mapping.get("RulesConfiguration"):
-            raise InvalidParameterException(
-                messages.RULES_NEED_CONFIGURATION.format(provider=provider)
-            )
+    """Store Roles and RoleMappings whole, once ``check_role_settings`` accepts them
+    (InvalidParameterException, as AWS answers). The check reads the pool's providers
+    first: an update removing a provider meanwhile leaves its mapping stored, and that
+    mapping then never applies (no call proves a provider the pool no longer has)."""
+    check_role_settings(describe_pool(store, pool_id), roles, mappings)
     if not store.set_pool_roles(pool_id, PoolRoles(roles=roles, role_mappings=mappings)):
         raise ResourceNotFoundException(messages.POOL_NOT_FOUND.format(pool_id=pool_id))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from broker.identity.models import (
+    Credentials,
     Identity,
     IdentityPool,
     Page,
@@ -155,3 +156,13 @@ class IdentityStore(Protocol):
         self, pool_id: str, identity_id: str, login: str, now: float
     ) -> tuple[UnlinkOutcome, Identity | None]: ...
     def delete_identities(self, identity_ids: Sequence[str]) -> None: ...
+
+
+class RoleAssumer(Protocol):
+    """STS ``AssumeRoleWithWebIdentity`` for GetCredentialsForIdentity (``broker.sts``).
+
+    Raises the broker's errors: NotAuthorizedException when STS refuses the role or the
+    token, TooManyRequestsException when it throttles past the call's deadline,
+    ExternalServiceException when it cannot be reached or fails."""
+
+    def assume_role(self, role_arn: str, token: str) -> Credentials: ...

@@ -1,5 +1,5 @@
 """The operations Cognito serves without SigV4 (contract sections 2, 7 and 9): GetId,
-GetOpenIdToken, UnlinkIdentity and GetCredentialsForIdentity.
+GetOpenIdToken, UnlinkIdentity and GetCredentialsForIdentity (section 10).
 
 Without developer credentials the caller proves nothing but what it sends: no logins (an
 unauthenticated identity, if the pool allows them), public-provider tokens (each verified by
@@ -11,11 +11,10 @@ GetOpenIdTokenForDeveloperIdentity.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from dataclasses import dataclass, field
+from typing import Any
 
 from broker.errors import (
-    InvalidIdentityPoolConfigurationException,
     InvalidParameterException,
     NotAuthorizedException,
     ResourceNotFoundException,
@@ -30,15 +29,18 @@ from broker.identity.linking import (
 )
 from broker.identity.models import (
     COGNITO_PROVIDER,
+    Credentials,
     Identity,
     IdentityPool,
+    PoolRoles,
     login_key,
     new_resource_id,
     split_login_key,
 )
 from broker.identity.outcomes import UNLINK_ERRORS, raise_for
 from broker.identity.pools import describe_pool
-from broker.identity.ports import IdentityStore, UnlinkOutcome
+from broker.identity.ports import IdentityStore, RoleAssumer, UnlinkOutcome
+from broker.identity.roles import role_for_call
 
 #: The middle part of a Cognito user pool login in a token's ``amr`` (as AWS writes it;
 #: ``broker.tokens.claims`` writes it the same).
@@ -67,6 +69,14 @@ class Access:
     presented: Mapping[str, Any]  # the claims of the token presented; empty when none
     public: tuple[PublicLogin, ...] = ()
     created: bool = False  # GetId only: the call made the identity
+    #: The verified claims of the call's public-provider tokens (provider name -> claims),
+    #: what role mappings read (``broker.identity.roles``). Empty for a broker token.
+    claims: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def authenticated(self) -> bool:
+        """Did the call prove a login (a developer one or a public one)?"""
+        return self.login is not None or bool(self.public)
 
 
 def get_id(
@@ -171,7 +181,15 @@ def authenticate(
         ).identity
     public = tuple(dict.fromkeys([*proven, *named]))
     if login is not None or public:
-        return Access(pool=pool, identity=identity, login=login, presented=presented, public=public)
+        claims = {proof.provider: proof.claims for proof in proven}
+        return Access(
+            pool=pool,
+            identity=identity,
+            login=login,
+            presented=presented,
+            public=public,
+            claims=claims,
+        )
     if identity.logins:
         raise NotAuthorizedException(messages.LOGINS_DONT_MATCH)
     if not pool.config.allow_unauthenticated:
@@ -250,6 +268,42 @@ def unlink_identity(
             raise_for(UNLINK_ERRORS, outcome, pool_id=access.pool.id, identity_id=identity_id)
 
 
-def get_credentials_for_identity() -> NoReturn:
-    """AWS credentials come from STS, which the broker is not (contract section 7)."""
-    raise InvalidIdentityPoolConfigurationException(messages.NO_STS)
+#: Signs the broker's OpenID token for a call ``authenticate`` accepted, as GetOpenIdToken
+#: would answer it (``broker.awsjson.public_handlers.token_for``).
+TokenFor = Callable[[Access], str]
+
+
+def get_credentials_for_identity(
+    store: IdentityStore,
+    *,
+    identity_id: str,
+    logins: Mapping[str, str],
+    custom_role_arn: str | None,
+    verify: Verifier,
+    limit_pool: PoolLimit,
+    verifier: LoginVerifier,
+    region: str,
+    now: float,
+    token_for: TokenFor,
+    sts: RoleAssumer,
+) -> tuple[Access, Credentials]:
+    """GetCredentialsForIdentity (contract section 10): the caller proves the identity as
+    for GetOpenIdToken (``authenticate``), the role is chosen from the pool's roles and
+    role mappings (``broker.identity.roles``: CustomRoleArn only where the
+    mapping allows it), and STS exchanges a token the broker signs for the identity for
+    that role's credentials. The role is chosen before anything is signed or sent, so a
+    pool without roles, or a mapping that denies, costs no STS call."""
+    access = authenticate(
+        store,
+        identity_id=identity_id,
+        logins=logins,
+        verify=verify,
+        limit_pool=limit_pool,
+        verifier=verifier,
+        region=region,
+        now=now,
+        operation="GetCredentialsForIdentity",
+    )
+    roles = store.get_pool_roles(access.pool.id) or PoolRoles()
+    role = role_for_call(roles, access, custom_role_arn)
+    return access, sts.assume_role(role, token_for(access))

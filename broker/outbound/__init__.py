@@ -15,6 +15,7 @@ ends it with an :class:`OutboundError` when it is up, whatever the other side do
 - :class:`BoundedCalls`: runs a blocking call that cannot be given a deadline itself (an
   AWS SDK call with its own retries, ``getaddrinfo``) in a small set of threads, and waits
   for it until the deadline only.
+- :func:`backoff_delay`: the jittered delay before a retry, for every caller that retries.
 
 These calls still block the thread that makes them. On a request path, call
 ``broker.blocking.check()`` first, before the request has changed anything: on the
@@ -26,6 +27,7 @@ most once per interval, the held keys served while a fetch runs), so that most r
 need no call at all and stay on the loop.
 """
 
+from broker.outbound.backoff import backoff_delay
 from broker.outbound.calls import BoundedCalls
 from broker.outbound.errors import (
     BadStatus,
@@ -46,6 +48,7 @@ __all__ = [
     "OutboundError",
     "TooLarge",
     "Unreachable",
+    "backoff_delay",
     "get_json",
     "parse_json",
 ]

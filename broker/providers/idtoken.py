@@ -23,7 +23,7 @@ import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from joserfc import jws, jwt
 from joserfc.errors import (
@@ -63,8 +63,9 @@ def invalid(reason: str) -> NotAuthorizedException:
 
 def verify_id_token(
     token: str, key_for: Callable[[str | None, str], Key], expected: Expected, now: float
-) -> str:
-    """The token's ``sub`` once every check has passed. ``key_for(kid, alg)`` is asked only
+) -> dict[str, Any]:
+    """The token's claims once every check has passed (``sub`` among them, a non-empty
+    string). ``key_for(kid, alg)`` is asked only
     after the header passed (a malformed token never causes a JWKS fetch); what it raises
     other than :class:`KeyNotFound` (the keys are unavailable) goes to the caller."""
     alg, kid = _header(token)
@@ -100,7 +101,7 @@ def verify_id_token(
     sub = claims["sub"]
     if not isinstance(sub, str) or not sub:  # joserfc checks both; a guard for the return
         raise invalid(messages.CLAIM_REASONS["sub"])
-    return sub
+    return dict(claims)
 
 
 def _header(token: str) -> tuple[str, str | None]:

@@ -18,6 +18,8 @@ logged nor put in an error; a log line names the provider and the failure's clas
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from broker.errors import ExternalServiceException
 from broker.identity.models import IdentityPool
@@ -53,9 +55,12 @@ class LoginVerifier:
             min_refetch=settings.jwks_min_refetch,
         )
 
-    def verify(self, pool: IdentityPool, provider: str, token: str, now: float) -> str:
+    def verify(
+        self, pool: IdentityPool, provider: str, token: str, now: float
+    ) -> Mapping[str, Any]:
         """Verify ``token`` as a login of ``provider`` (a Logins key) for this pool; return
-        the token's ``sub``. ``now`` (seconds since the epoch) decides exp, nbf and iat."""
+        the token's verified claims (``sub`` a non-empty string; role mappings read the
+        rest). ``now`` (seconds since the epoch) decides exp, nbf and iat."""
         found = self._catalog.provider(pool, provider)
 
         def key_for(kid: str | None, alg: str) -> Key:

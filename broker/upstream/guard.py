@@ -27,12 +27,12 @@ Why each:
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from enum import Enum
 from typing import Final, TypeVar
 
+from broker.outbound import backoff_delay
 from broker.upstream import metrics
 from broker.upstream.errors import Kind, UpstreamFailure, UpstreamThrottled, UpstreamUnavailable
 from broker.upstream.guard_store import BreakerKeys, RedisBreakerState, RedisQuota
@@ -42,8 +42,6 @@ log = logging.getLogger("broker.upstream")
 
 T = TypeVar("T")
 
-BACKOFF_BASE: Final = 0.05
-BACKOFF_CAP: Final = 1.0
 #: How long consecutive failures are remembered after the last one (beyond the cooldown).
 FAILURE_MEMORY_SECONDS: Final = 30.0
 
@@ -55,8 +53,6 @@ QUOTA_BOOKED: Final = (
     "The upstream call quota ({rate} calls/s, BROKER_UPSTREAM_MAX_RATE) is booked beyond this "
     "request's deadline; retry shortly."
 )
-
-_random = secrets.SystemRandom()
 
 
 class Admission(Enum):
@@ -114,11 +110,6 @@ class Quota:
             metrics.SHED.labels("quota").inc()
             raise UpstreamThrottled(QUOTA_BOOKED.format(rate=self._rate))
         return wait_us / 1e6
-
-
-def backoff_delay(retry: int) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2**retry)]."""
-    return _random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**retry))
 
 
 class Guard:

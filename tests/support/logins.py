@@ -4,6 +4,8 @@ are tests/test_providers.py and tests/test_provider_logins.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from broker.errors import NotAuthorizedException
 from broker.identity.models import IdentityPool
 
@@ -14,10 +16,10 @@ class StandIn:
     def __init__(self) -> None:
         self.asked: list[tuple[str, str]] = []
 
-    def verify(self, pool: IdentityPool, provider: str, token: str, now: float) -> str:
+    def verify(self, pool: IdentityPool, provider: str, token: str, now: float) -> dict[str, Any]:
         self.asked.append((provider, token))
         if provider not in pool.provider_names():
             raise NotAuthorizedException("Token is not from a supported provider of this pool.")
         if not token.startswith("ok:"):
             raise NotAuthorizedException("Invalid login token. The signature does not verify.")
-        return token[3:]
+        return {"sub": token[3:]}

@@ -16,7 +16,9 @@ def discover(issuer: str) -> dict[str, Any]:
     return document
 
 
-def verify(issuer: str, token: str, audience: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def verify(
+    issuer: str, token: str, audience: str | list[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (header, claims) of a token that verifies; raise jwt.PyJWTError otherwise."""
     document = discover(issuer)
     jwks = jwt.PyJWKClient(document["jwks_uri"], cache_keys=False)
