@@ -20,6 +20,7 @@ from support.backend import API_KEY, TRUSTED, Clock, door_client, token_for, tok
 from support.processes import BrokerServer, RedisServer
 from support.topologies import Topology, connector_for
 
+from broker.backend import cache as cache_module
 from broker.backend.cache import CoalescingTokenCache, cache_key, is_fresh
 from broker.store import keys
 from broker.store.connection import RedisConnector
@@ -224,8 +225,14 @@ def threaded_connector(store: Topology) -> RedisConnector:
     return RedisConnector(RedisSettings.from_env(store.env()), max_connections=128)
 
 
-def test_fifty_concurrent_misses_in_one_process_sign_once(store: Topology) -> None:
-    """The coalescing rule itself, with a slow signer and 50 real threads."""
+def test_fifty_concurrent_misses_in_one_process_sign_once(
+    store: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coalescing rule itself, with a slow signer and 50 real threads. A waiter signs
+    for itself after WAIT_SECONDS (availability first); on a loaded 2-core machine 50
+    threads polling a cluster can keep the holder past 1 s, so the wait is raised here: the
+    rule under test is that waiters take the holder's token, not how fast the machine is."""
+    monkeypatch.setattr(cache_module, "WAIT_SECONDS", 30.0)
     cache = CoalescingTokenCache(
         RedisTokenCache(threaded_connector(store)),
         min_remaining=0.5,
