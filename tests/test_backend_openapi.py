@@ -9,9 +9,11 @@ content type.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
+import jwt
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -25,11 +27,19 @@ from support.backend import (
     hs_jwt,
 )
 from support.processes import RedisServer
+from support.sts import StsStandIn
 
 from broker.app.factory import create_app
 from broker.backend import openapi
 from broker.backend.envelope import CODE_OF, STATUS_OF
-from broker.backend.schemas import SESSION_SCHEMA, TRUSTED_SCHEMA
+from broker.backend.schemas import (
+    CREDENTIALS_SESSION_SCHEMA,
+    CREDENTIALS_TRUSTED_SCHEMA,
+    SESSION_SCHEMA,
+    TRUSTED_SCHEMA,
+)
+from broker.identity.models import PoolRoles
+from broker.services import EXTENSION
 from config.backend import BackendSettings
 from config.settings import Settings
 
@@ -39,8 +49,18 @@ ENVS = {
     "api_key": {"BROKER_BACKEND_AUTH": "api_key", "BROKER_BACKEND_API_KEYS": API_KEY},
     "off": {},
 }
+ROLE = "arn:aws:iam::123456789012:role/schemathesis"
 MAX_EXAMPLES = 80  # per generation mode; bounds the run to a few seconds
 POOL = {"BROKER_BACKEND_POOL_ID": "us-east-1:00000000-0000-4000-8000-000000000000"}
+#: path -> (its request component, its marshmallow schema in trusted and in session mode)
+PATHS: dict[str, tuple[str, Any, Any]] = {
+    openapi.TOKEN_PATH: ("TokenRequest", TRUSTED_SCHEMA, SESSION_SCHEMA),
+    openapi.CREDENTIALS_PATH: (
+        "CredentialsRequest",
+        CREDENTIALS_TRUSTED_SCHEMA,
+        CREDENTIALS_SESSION_SCHEMA,
+    ),
+}
 
 
 def backend_settings(mode: str) -> BackendSettings:
@@ -48,27 +68,40 @@ def backend_settings(mode: str) -> BackendSettings:
     return Settings.from_env(env).backend
 
 
-def operation(mode: str) -> dict[str, Any]:
-    op: dict[str, Any] = openapi.document(backend_settings(mode))["paths"]["/v1/token"]["post"]
+def operation(mode: str, path: str = openapi.TOKEN_PATH) -> dict[str, Any]:
+    op: dict[str, Any] = openapi.document(backend_settings(mode))["paths"][path]["post"]
     return op
 
 
-def request_schema(mode: str) -> dict[str, Any]:
-    schema: dict[str, Any] = openapi.document(backend_settings(mode))["components"]["schemas"][
-        "TokenRequest"
-    ]
+def request_schema(mode: str, path: str = openapi.TOKEN_PATH) -> dict[str, Any]:
+    schemas = openapi.document(backend_settings(mode))["components"]["schemas"]
+    schema: dict[str, Any] = schemas[PATHS[path][0]]
     return schema
 
 
+@pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("mode", ["jwt", "cookie", "api_key"])
-def test_request_properties_are_the_marshmallow_fields(mode: str) -> None:
-    marshmallow = TRUSTED_SCHEMA if mode == "api_key" else SESSION_SCHEMA
-    schema = request_schema(mode)
+def test_request_properties_are_the_marshmallow_fields(mode: str, path: str) -> None:
+    _, trusted, session = PATHS[path]
+    marshmallow = trusted if mode == "api_key" else session
+    schema = request_schema(mode, path)
     assert set(schema["properties"]) == set(marshmallow.fields)
     required = {name for name, field in marshmallow.fields.items() if field.required}
     assert set(schema.get("required", [])) == required
     assert schema["additionalProperties"] is False
-    assert operation(mode)["requestBody"]["required"] is bool(required)
+    request_body = operation(mode, path)["requestBody"]
+    assert request_body["required"] is bool(required)
+    ref = request_body["content"]["application/json"]["schema"]["$ref"]
+    assert ref == f"#/components/schemas/{PATHS[path][0]}"
+
+
+def test_custom_role_arn_limits_are_the_marshmallow_limits() -> None:
+    properties = request_schema("api_key", openapi.CREDENTIALS_PATH)["properties"]
+    arn = _validator(CREDENTIALS_TRUSTED_SCHEMA.fields["custom_role_arn"], validate.Length)
+    assert properties["custom_role_arn"]["minLength"] == arn.min
+    assert properties["custom_role_arn"]["maxLength"] == arn.max
+    token_tags = request_schema("api_key")["properties"]["principal_tags"]
+    assert properties["principal_tags"] == token_tags  # one definition for both paths
 
 
 def _validator(field: fields.Field[Any], kind: type) -> Any:
@@ -102,9 +135,10 @@ def test_request_limits_are_the_marshmallow_limits() -> None:
     assert properties["user_id"]["maxLength"] == user_length.max
 
 
-def test_every_envelope_code_and_status_is_documented() -> None:
+@pytest.mark.parametrize("path", list(PATHS))
+def test_every_envelope_code_and_status_is_documented(path: str) -> None:
     document = openapi.document(backend_settings("api_key"))
-    responses = document["paths"]["/v1/token"]["post"]["responses"]
+    responses = document["paths"][path]["post"]["responses"]
     assert set(responses) == {"200"} | {str(status) for status in STATUS_OF.values()}
     for code, status in STATUS_OF.items():
         schema = responses[str(status)]["content"]["application/json"]["schema"]
@@ -137,9 +171,18 @@ def test_the_app_serves_the_document(client: Any) -> None:
 
 
 # --- Schemathesis against a live door, trusted and JWT modes -----------------------------
+@pytest.fixture(scope="module")
+def sts() -> Iterator[StsStandIn]:
+    """STS for /v1/credentials' cases; the in-process broker's JWKS is not served, so the
+    stand-in reads the token's claims unchecked (tests/test_backend_credentials.py checks)."""
+    with StsStandIn(verify=False) as stand_in:
+        yield stand_in
+
+
 @pytest.fixture
-def door_api(redis_server: RedisServer, broker_credentials: dict[str, str]) -> Any:
-    """mode -> (the Schemathesis schema loaded from the app's /openapi.json, auth headers)."""
+def door_api(redis_server: RedisServer, broker_credentials: dict[str, str], sts: StsStandIn) -> Any:
+    """mode -> (the Schemathesis schema loaded from the app's /openapi.json, auth headers),
+    its pool given an authenticated role."""
 
     def load(mode: str) -> tuple[Any, dict[str, str]]:
         settings = Settings.from_env(
@@ -148,6 +191,7 @@ def door_api(redis_server: RedisServer, broker_credentials: dict[str, str]) -> A
                 "BROKER_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in broker_credentials.items()),
                 "BROKER_BACKEND_POOL_NAME": f"schemathesis {uuid.uuid4().hex[:8]}",
                 "BROKER_BACKEND_DEVELOPER_PROVIDER": "login.schemathesis",
+                "BROKER_STS_ENDPOINT_URL": sts.url,
                 **ENVS[mode],
             }
         )
@@ -157,23 +201,29 @@ def door_api(redis_server: RedisServer, broker_credentials: dict[str, str]) -> A
             if mode == "api_key"
             else bearer(hs_jwt(claims_for("schemathesis-user", lifetime=600)))
         )
+        body = {"user_id": "schemathesis-user"} if mode == "api_key" else {}
+        first = app.test_client().post(openapi.TOKEN_PATH, headers=headers, json=body)
+        pool_id = jwt.decode(first.json["data"]["token"], options={"verify_signature": False})
+        services = app.extensions[EXTENSION]
+        services.store.set_pool_roles(pool_id["aud"], PoolRoles(roles={"authenticated": ROLE}))
         return schemathesis.openapi.from_wsgi("/openapi.json", app), headers
 
     return load
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("generation", list(GenerationMode), ids=lambda mode: mode.value)
 @pytest.mark.parametrize("mode", ["api_key", "jwt"])
 def test_schemathesis_finds_no_server_error_and_no_schema_break(
-    door_api: Any, mode: str, generation: GenerationMode
+    door_api: Any, mode: str, generation: GenerationMode, path: str, sts: StsStandIn
 ) -> None:
     """Valid bodies (positive) and bodies that break the schema (negative), each answer held
     to every default Schemathesis check: no 5xx, documented status, content type and body,
     valid data accepted, invalid data rejected, auth not ignored. Driven through Hypothesis
     directly: Schemathesis' lazy pytest fixture does not run under pytest 9."""
     api, headers = door_api(mode)
-    operation = api["/v1/token"]["POST"]
+    operation = api[path]["POST"]
 
     @given(case=operation.as_strategy(generation_mode=generation))
     @settings(
@@ -184,4 +234,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(
     def check(case: Any) -> None:
         case.call_and_validate(headers=headers)
 
+    sts.reset()
     check()
+    if path == openapi.CREDENTIALS_PATH and generation is GenerationMode.POSITIVE:
+        assert any(call.answer == "credentials" for call in sts.calls)  # valid bodies got them

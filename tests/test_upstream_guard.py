@@ -229,6 +229,13 @@ def test_backoff_is_jittered_and_capped() -> None:
             errors.DeveloperUserAlreadyRegisteredException,
         ),
         ("InvalidParameterException", 400, Kind.REFUSED, errors.InvalidParameterException),
+        (  # GetCredentialsForIdentity: the upstream pool has no role for the identity
+            "InvalidIdentityPoolConfigurationException",
+            400,
+            Kind.REFUSED,
+            errors.InvalidIdentityPoolConfigurationException,
+        ),
+        ("ExternalServiceException", 400, Kind.REFUSED, errors.ExternalServiceException),
         ("UnrecognizedClientException", 400, Kind.MISCONFIGURED, UpstreamUnavailable),
         ("AccessDeniedException", 400, Kind.MISCONFIGURED, UpstreamUnavailable),
         ("SomethingNew", 400, Kind.MISCONFIGURED, UpstreamUnavailable),

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from support.backend import API_KEY, Clock, door_client, token_for
+from support.backend import API_KEY, TRUSTED, Clock, door_client, token_for
 from support.processes import RedisServer
 from support.upstream import (
     UPSTREAM_PROVIDER,
@@ -93,3 +93,33 @@ def test_renewal_passes_the_remembered_identity(
     assert calls[1]["IdentityId"] == first["identity_id"]
     assert renewed["identity_id"] == first["identity_id"]
     assert renewed["token"] != first["token"] and renewed["cached"] is False
+
+
+def test_credentials_come_from_upstream_with_the_user_s_upstream_token(
+    door: Callable[..., FlaskClient], moto: MotoServer
+) -> None:
+    """Cognito's enhanced flow for developer identities: the user's upstream token (from the
+    token cache), then GetCredentialsForIdentity with it as the cognito-identity login."""
+    client = door()
+    user = f"moto-{uuid.uuid4().hex}"
+    token = token_for(client, user)
+    response = client.post("/v1/credentials", headers=TRUSTED, json={"user_id": user})
+
+    assert response.status_code == 200, response.json
+    assert response.headers["Cache-Control"] == "no-store"
+    data = response.json["data"]
+    assert data["identity_id"] == token["identity_id"]
+    assert set(data["credentials"]) == {
+        "access_key_id",
+        "secret_key",
+        "session_token",
+        "expires_at",
+    }
+    assert all(data["credentials"].values())
+    [call] = [
+        call
+        for call in moto.calls("GetCredentialsForIdentity")
+        if call["IdentityId"] == token["identity_id"]
+    ]
+    assert call["Logins"] == {"cognito-identity.amazonaws.com": token["token"]}
+    assert len(calls_for(moto, user)) == 1  # the token came from the cache

@@ -18,7 +18,7 @@ from broker.app import cli, health, scrape, wellknown, wiring
 from broker.awsjson import door as awsjson
 from broker.backend import door as backend
 from broker.errors import InternalErrorException
-from broker.http.pipeline import FrontDoors, Hint, by_target
+from broker.http.pipeline import FrontDoors, Hint, always, by_target
 from broker.http.renderers import routing_error
 from broker.observability import logs, metrics
 from broker.services import EXTENSION, Clock, Services
@@ -67,7 +67,7 @@ def create_app(
     # (``broker.http.pipeline``); only its own routing answers (404, 405) it renders here.
     app.config["PROPAGATE_EXCEPTIONS"] = True
     app.register_error_handler(HTTPException, routing_error)
-    blocking: dict[str, Hint] = {}
+    blocking: dict[str, Hint] = {backend.CREDENTIALS_PATH: always}  # STS (or AWS) every time
     if AWS_WAITING_OPERATIONS:
         blocking[awsjson.PATH] = by_target(AWS_WAITING_OPERATIONS)
     app.wsgi_app = FrontDoors(  # type: ignore[method-assign]

@@ -3,7 +3,7 @@
 Nothing below the app layer builds its own collaborators: the doors, the token sources and
 the store get what they work with as arguments. So one place answers "what does this
 process run?": the services (:func:`build_services`), the backend door's token source, local
-or upstream (:func:`backend_tokens`), the doors on their paths (:func:`doors`) and the error
+or upstream (:func:`backend_sources`), the doors on their paths (:func:`doors`) and the error
 renderers of every format (:func:`renderers`).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 
 from broker.awsjson import door as awsjson
@@ -19,6 +20,7 @@ from broker.awsjson import render as awsjson_render
 from broker.backend import door as backend
 from broker.backend import envelope
 from broker.backend.cache import CoalescingTokenCache
+from broker.backend.credentials import BackendCredentials, CredentialsSource
 from broker.backend.pool import PoolResolver
 from broker.backend.tokens import BackendTokens, TokenSource
 from broker.backend.translators import build_translator
@@ -44,6 +46,7 @@ from broker.tokens.sealing import KeySealer
 from broker.tokens.signer import TokenSigner
 from broker.upstream import metrics as upstream_metrics
 from broker.upstream.client import CognitoUpstream
+from broker.upstream.credentials import UpstreamCredentials
 from broker.upstream.guard import CircuitBreaker, Guard, Quota
 from broker.upstream.guard_store import RedisBreakerState, RedisQuota
 from broker.upstream.identity_store import RedisUpstreamIdentities
@@ -86,24 +89,38 @@ def build_services(settings: Settings, clock: Clock = time.time) -> Services:
     )
 
 
-def backend_tokens(svc: Services) -> TokenSource:
-    """The backend door's token source: upstream Cognito in upstream mode (its client and
-    caches made now), else the local store (a named pool is created now when it can be; a
-    failure is retried on the first request)."""
+@dataclass(frozen=True)
+class BackendSources:
+    """What the backend door's two paths serve from, in this mode."""
+
+    tokens: TokenSource
+    credentials: CredentialsSource
+
+
+def backend_sources(svc: Services) -> BackendSources:
+    """The backend door's sources: upstream Cognito in upstream mode (its client and caches
+    made now), else the local store and STS (a named pool is created now when it can be; a
+    failure is retried on the first request). Both paths share one pool resolver, so they
+    serve the same pool and the same identities."""
     if svc.settings.upstream.enabled:
-        return upstream_tokens(svc)
-    return local_tokens(svc)
-
-
-def local_tokens(svc: Services) -> BackendTokens:
+        return upstream_sources(svc)
     settings = svc.settings
     pools = PoolResolver(settings, svc.store, RedisPoolNames(svc.connector), svc.clock)
+    sources = BackendSources(local_tokens(svc, pools), local_credentials(svc, pools))
+    configured = settings.backend.pool_id is not None or settings.backend.pool_name is not None
+    if configured and not settings.backend.development_key:
+        _prepare_pool(pools)  # the development pool is made by its first request instead
+    return sources
+
+
+def local_tokens(svc: Services, pools: PoolResolver) -> BackendTokens:
+    settings = svc.settings
     cache = CoalescingTokenCache(
         RedisTokenCache(svc.connector),
         min_remaining=settings.backend.cache_min_remaining,
         clock=svc.clock,
     )
-    tokens = BackendTokens(
+    return BackendTokens(
         store=svc.store,
         tokens=svc.tokens,
         pools=pools,
@@ -113,14 +130,24 @@ def local_tokens(svc: Services) -> BackendTokens:
         limit_identity=svc.limits.check_identity,
         providers=svc.providers,
     )
-    configured = settings.backend.pool_id is not None or settings.backend.pool_name is not None
-    if configured and not settings.backend.development_key:
-        _prepare_pool(pools)  # the development pool is made by its first request instead
-    return tokens
 
 
-def upstream_tokens(svc: Services) -> UpstreamTokens:
-    """Upstream mode's parts for one process (one gunicorn worker)."""
+def local_credentials(svc: Services, pools: PoolResolver) -> BackendCredentials:
+    return BackendCredentials(
+        store=svc.store,
+        tokens=svc.tokens,
+        pools=pools,
+        sts=svc.sts,
+        region=svc.settings.region,
+        clock=svc.clock,
+        limit_identity=svc.limits.check_identity,
+        providers=svc.providers,
+    )
+
+
+def upstream_sources(svc: Services) -> BackendSources:
+    """Upstream mode's parts for one process (one gunicorn worker): one client and one
+    guard for both paths."""
     settings = svc.settings.upstream
     pool_id = settings.pool_id
     upstream_metrics.initialise()
@@ -129,18 +156,22 @@ def upstream_tokens(svc: Services) -> UpstreamTokens:
         Quota(RedisQuota(svc.connector), pool_id, settings.max_rate),
         settings,
     )
+    client = CognitoUpstream(settings)
     tokens = UpstreamTokens(
         settings=settings,
         identities=RedisUpstreamIdentities(svc.connector),
         tokens=RedisTokenCache(svc.connector),
-        client=CognitoUpstream(settings),
+        client=client,
         guard=guard,
         min_remaining=svc.settings.backend.cache_min_remaining,
         clock=svc.clock,
         limit_identity=svc.limits.check_identity,
     )
     tokens.warm()
-    return tokens
+    credentials = UpstreamCredentials(
+        tokens=tokens, client=client, guard=guard, deadline=settings.deadline
+    )
+    return BackendSources(tokens, credentials)
 
 
 def _prepare_pool(pools: PoolResolver) -> None:
@@ -154,12 +185,13 @@ def _prepare_pool(pools: PoolResolver) -> None:
 def doors(svc: Services) -> Mapping[str, Door]:
     """The API doors, by path (explicit): every other request goes on to Flask."""
     settings = svc.settings
+    translator = build_translator(settings.backend, svc.clock)
+    sources = backend_sources(svc)
     return {
         awsjson.PATH: awsjson.AwsJsonDoor(svc),
-        backend.PATH: backend.BackendTokenDoor(
-            build_translator(settings.backend, svc.clock),
-            backend_tokens(svc),
-            settings.max_body_bytes,
+        backend.PATH: backend.BackendTokenDoor(translator, sources.tokens, settings.max_body_bytes),
+        backend.CREDENTIALS_PATH: backend.BackendCredentialsDoor(
+            translator, sources.credentials, settings.max_body_bytes
         ),
     }
 

@@ -65,7 +65,8 @@ CODE_OF: Final[MappingProxyType[type[errors.BrokerError], str]] = MappingProxyTy
         SessionSourceUnavailable: "UNAVAILABLE",
         errors.StoreUnavailable: "UNAVAILABLE",
         errors.LimitExceededException: "UNAVAILABLE",  # the named pool cannot be created
-        errors.InvalidIdentityPoolConfigurationException: "UNAVAILABLE",
+        errors.InvalidIdentityPoolConfigurationException: "UNAVAILABLE",  # e.g. no role
+        errors.ExternalServiceException: "UNAVAILABLE",  # STS failed or cannot be reached
         errors.InternalErrorException: "INTERNAL_ERROR",
     }
 )

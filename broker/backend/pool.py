@@ -19,9 +19,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from broker.backend.errors import BackendNotConfigured
+from broker.errors import ResourceNotFoundException
 from broker.identity.models import IdentityPool, PoolConfig
 from broker.identity.pools import create_pool, describe_pool
 from broker.identity.ports import IdentityStore
@@ -29,6 +30,8 @@ from broker.store.backend_pool import RedisPoolNames, is_pending
 from config.settings import Settings
 
 log = logging.getLogger("broker.backend")
+
+T = TypeVar("T")
 
 CLAIM_TTL_MS: Final = 10_000  # a creator that dies frees the name after this long
 SETTLE_SECONDS: Final = 5.0  # how long a process waits for another's creation
@@ -81,6 +84,18 @@ class PoolResolver:
             with self._lock:
                 pool = self._pool = self._pool or self._resolve()
         return pool
+
+    def serving(self, work: Callable[[BackendPool], T]) -> T:
+        """``work(pool)`` on the current pool; when a named pool turns out deleted
+        (ResourceNotFoundException), it is created again and ``work`` runs once more."""
+        pool = self.current()
+        try:
+            return work(pool)
+        except ResourceNotFoundException:
+            if not self.by_name:
+                raise
+            self.forget(pool)
+            return work(self.current())
 
     def forget(self, pool: BackendPool) -> None:
         """The pool vanished (deleted): look it up, or create it again, next time."""

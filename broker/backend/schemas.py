@@ -1,8 +1,11 @@
-"""The body of ``POST /v1/token``, validated at the edge with marshmallow.
+"""The bodies of ``POST /v1/token`` and ``POST /v1/credentials``, validated at the edge
+with marshmallow.
 
 Every limit is the AWS contract's own (``config.aws_model``: TokenDuration 1..86400,
-at most 50 PrincipalTags with keys of 1..128 and values of 1..256 characters), so a token
-from this door could equally have come from GetOpenIdTokenForDeveloperIdentity. The body is
+at most 50 PrincipalTags with keys of 1..128 and values of 1..256 characters, a
+CustomRoleArn of 20..2048 characters), so a token from this door could equally have come
+from GetOpenIdTokenForDeveloperIdentity, and credentials from GetCredentialsForIdentity. The
+body is
 optional; unknown members are refused (a typo must not silently fall back to a default),
 and so is a member named twice in one object (issue 14 item 8: a proxy in front of the
 broker may read the first ``user_id`` where Python's json keeps the last). Only trusted
@@ -22,11 +25,13 @@ from broker.http.exchange import PLAIN_JSON
 from broker.http.jsonbody import DuplicateMember, NotAJsonObject, NotJson, parse_object
 from broker.tokens.claims import DEFAULT_TOKEN_DURATION
 from config.aws_model import (
+    MAX_ARN_LENGTH,
     MAX_DEVELOPER_USER_IDENTIFIER_LENGTH,
     MAX_PRINCIPAL_TAGS,
     MAX_TAG_KEY_LENGTH,
     MAX_TAG_VALUE_LENGTH,
     MAX_TOKEN_DURATION,
+    MIN_ARN_LENGTH,
     MIN_TOKEN_DURATION,
 )
 
@@ -47,17 +52,12 @@ class WholeNumber(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-class TokenRequestSchema(Schema):
-    """What any caller may ask for: the token's lifetime and its principal tags."""
+class TaggedRequestSchema(Schema):
+    """What any caller of either door may ask for: the principal tags of the token."""
 
     class Meta:
         unknown = RAISE
 
-    token_duration = WholeNumber(
-        strict=True,
-        validate=validate.Range(min=MIN_TOKEN_DURATION, max=MAX_TOKEN_DURATION),
-        metadata={"description": "Token lifetime in seconds.", "default": DEFAULT_TOKEN_DURATION},
-    )
     principal_tags = fields.Dict(
         keys=fields.String(validate=validate.Length(min=1, max=MAX_TAG_KEY_LENGTH)),
         values=fields.String(validate=validate.Length(min=1, max=MAX_TAG_VALUE_LENGTH)),
@@ -66,7 +66,7 @@ class TokenRequestSchema(Schema):
     )
 
 
-class TrustedTokenRequestSchema(TokenRequestSchema):
+class NamedUserSchema(Schema):
     """Trusted mode: the backend authenticated with an API key and names the user."""
 
     user_id = fields.String(
@@ -76,9 +76,40 @@ class TrustedTokenRequestSchema(TokenRequestSchema):
     )
 
 
+class TokenRequestSchema(TaggedRequestSchema):
+    """``POST /v1/token``: the token's lifetime and its principal tags."""
+
+    token_duration = WholeNumber(
+        strict=True,
+        validate=validate.Range(min=MIN_TOKEN_DURATION, max=MAX_TOKEN_DURATION),
+        metadata={"description": "Token lifetime in seconds.", "default": DEFAULT_TOKEN_DURATION},
+    )
+
+
+class TrustedTokenRequestSchema(TokenRequestSchema, NamedUserSchema):
+    pass
+
+
+class CredentialsRequestSchema(TaggedRequestSchema):
+    """``POST /v1/credentials``: the principal tags of the token STS sees, and the role
+    asked for (allowed only where GetCredentialsForIdentity's CustomRoleArn would be)."""
+
+    custom_role_arn = fields.String(
+        validate=validate.Length(min=MIN_ARN_LENGTH, max=MAX_ARN_LENGTH),
+        metadata={"description": "The IAM role to assume, as GetCredentialsForIdentity's."},
+    )
+
+
+class TrustedCredentialsRequestSchema(CredentialsRequestSchema, NamedUserSchema):
+    pass
+
+
 SESSION_SCHEMA: Final = TokenRequestSchema()
 TRUSTED_SCHEMA: Final = TrustedTokenRequestSchema()
-_SCHEMAS: Final = {False: SESSION_SCHEMA, True: TRUSTED_SCHEMA}
+CREDENTIALS_SESSION_SCHEMA: Final = CredentialsRequestSchema()
+CREDENTIALS_TRUSTED_SCHEMA: Final = TrustedCredentialsRequestSchema()
+_TOKEN_SCHEMAS: Final = {False: SESSION_SCHEMA, True: TRUSTED_SCHEMA}
+_CREDENTIALS_SCHEMAS: Final = {False: CREDENTIALS_SESSION_SCHEMA, True: CREDENTIALS_TRUSTED_SCHEMA}
 
 
 @dataclass(frozen=True)
@@ -88,20 +119,42 @@ class TokenRequest:
     user_id: str | None = None
 
 
+@dataclass(frozen=True)
+class CredentialsRequest:
+    principal_tags: Mapping[str, str] = field(default_factory=dict)
+    custom_role_arn: str | None = None
+    user_id: str | None = None
+
+
 def load_token_request(body: bytes, *, trusted: bool) -> TokenRequest:
     """Parse and validate the body; raise ValidationException naming every problem."""
-    data = _parse(body)
-    if not trusted and "user_id" in data:
-        raise ValidationException(USER_ID_ONLY_TRUSTED)
-    try:
-        loaded = _SCHEMAS[trusted].load(data)
-    except ValidationError as err:
-        raise ValidationException("Invalid request body: " + _describe(err.messages)) from None
+    loaded = _load(body, _TOKEN_SCHEMAS[trusted], trusted)
     return TokenRequest(
         token_duration=loaded.get("token_duration", DEFAULT_TOKEN_DURATION),
         principal_tags=loaded.get("principal_tags", {}),
         user_id=loaded.get("user_id"),
     )
+
+
+def load_credentials_request(body: bytes, *, trusted: bool) -> CredentialsRequest:
+    """Parse and validate the body of ``POST /v1/credentials``, as :func:`load_token_request`."""
+    loaded = _load(body, _CREDENTIALS_SCHEMAS[trusted], trusted)
+    return CredentialsRequest(
+        principal_tags=loaded.get("principal_tags", {}),
+        custom_role_arn=loaded.get("custom_role_arn"),
+        user_id=loaded.get("user_id"),
+    )
+
+
+def _load(body: bytes, schema: Schema, trusted: bool) -> dict[str, Any]:
+    data = _parse(body)
+    if not trusted and "user_id" in data:
+        raise ValidationException(USER_ID_ONLY_TRUSTED)
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+    except ValidationError as err:
+        raise ValidationException("Invalid request body: " + _describe(err.messages)) from None
+    return loaded
 
 
 def _parse(body: bytes) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from broker.backend.errors import TagRefused
 from broker.backend.pool import BackendPool, PoolResolver
 from broker.backend.schemas import TokenRequest
 from broker.backend.translators.session import Session
-from broker.errors import ResourceNotFoundException, ValidationException
+from broker.errors import ValidationException
 from broker.identity.developer import DeveloperLogin, DeveloperProviders, resolve_developer_login
 from broker.identity.ports import IdentityStore
 from broker.store.token_cache import CachedToken
@@ -44,7 +44,17 @@ class IssuedToken:
     new_identity: bool  # this request created the identity
 
 
-def requested_user(session: Session, request: TokenRequest) -> tuple[str, dict[str, str]]:
+class UserRequest(Protocol):
+    """What both doors' bodies say about the user: trusted mode's user, and the tags."""
+
+    @property
+    def user_id(self) -> str | None: ...
+
+    @property
+    def principal_tags(self) -> Mapping[str, str]: ...
+
+
+def requested_user(session: Session, request: UserRequest) -> tuple[str, dict[str, str]]:
     """The user a token is for (the session's, or in trusted mode the body's) and the
     principal tags it carries (:func:`merge_tags`); both token sources start here."""
     user_id = session.user_id if session.user_id is not None else request.user_id
@@ -100,15 +110,9 @@ class BackendTokens:
 
     def issue(self, session: Session, request: TokenRequest) -> IssuedToken:
         user_id, tags = requested_user(session, request)
-        pool = self._pools.current()
-        try:
-            key, login = self._resolve(pool, user_id, tags, request.token_duration)
-        except ResourceNotFoundException:
-            if not self._pools.by_name:
-                raise
-            self._pools.forget(pool)  # the named pool was deleted: create it again, once
-            pool = self._pools.current()
-            key, login = self._resolve(pool, user_id, tags, request.token_duration)
+        pool, key, login = self._pools.serving(
+            lambda pool: (pool, *self._resolve(pool, user_id, tags, request.token_duration))
+        )
         self._limit_identity(login.identity.id)  # TooManyRequests -> RATE_LIMITED
 
         def sign() -> CachedToken:

@@ -101,6 +101,11 @@ def error_of(exc: Exception, where: logging.Logger, prefix: str = "") -> BrokerE
 Hint = Callable[[Mapping[str, Any]], bool]
 
 
+def always(environ: Mapping[str, Any]) -> bool:
+    """The hint of a path whose every request waits on another service."""
+    return True
+
+
 def by_target(targets: Collection[str]) -> Hint:
     """The AWS door's hint: the operations named by ``X-Amz-Target`` (full values, e.g.
     ``AWSCognitoIdentityService.GetId``) that call other services."""

@@ -1,4 +1,5 @@
-"""One GetOpenIdTokenForDeveloperIdentity attempt at upstream Cognito, with boto3.
+"""One attempt at upstream Cognito, with boto3: GetOpenIdTokenForDeveloperIdentity, or
+GetCredentialsForIdentity for ``POST /v1/credentials``.
 
 Why boto3 and its defaults: the credentials come from the standard chain of a default
 ``boto3.session.Session`` (environment, shared profile, container or instance role), so the
@@ -28,13 +29,17 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
+from broker.identity.models import Credentials
 from broker.outbound import BoundedCalls, DeadlineExceeded, Unreachable
 from broker.upstream.errors import from_aws_error, missing_profile, no_credentials, unreachable
 from config.upstream import UpstreamSettings
 
 SERVICE: Final = "cognito-identity"
+#: The login an identity's own Cognito token is given under (the enhanced flow).
+COGNITO_LOGIN: Final = "cognito-identity.amazonaws.com"
 #: Attempts in flight at once per process (the keep-alive worker serves upstream requests
 #: in its threads, ``BROKER_WORKER_THREADS``), and so botocore's connection pool.
 CALL_THREADS: Final = 16
@@ -136,10 +141,38 @@ class CognitoUpstream:
             params["IdentityId"] = identity_id
         if tags:
             params["PrincipalTags"] = dict(tags)
+        answer = self._call("get_open_id_token_for_developer_identity", params, deadline_at)
+        identity = answer.get("IdentityId")
+        token = answer.get("Token")
+        if not isinstance(identity, str) or not isinstance(token, str) or not token:
+            raise unreachable("IncompleteResponse")
+        return UpstreamToken(identity, token)
+
+    def get_credentials(
+        self,
+        *,
+        identity_id: str,
+        token: str,
+        custom_role_arn: str | None,
+        deadline_at: float,
+    ) -> Credentials:
+        """GetCredentialsForIdentity for an identity upstream, with its upstream token as
+        the ``cognito-identity.amazonaws.com`` login (Cognito's enhanced flow for developer
+        identities); the same deadline and failures as :meth:`get_token`."""
+        params: dict[str, Any] = {
+            "IdentityId": identity_id,
+            "Logins": {COGNITO_LOGIN: token},
+        }
+        if custom_role_arn is not None:
+            params["CustomRoleArn"] = custom_role_arn
+        answer = self._call("get_credentials_for_identity", params, deadline_at)
+        return _credentials(answer.get("Credentials"))
+
+    def _call(self, operation: str, params: dict[str, Any], deadline_at: float) -> Any:
         from botocore import exceptions as boto
 
         def call() -> Any:
-            return self.client().get_open_id_token_for_developer_identity(**params)
+            return getattr(self.client(), operation)(**params)
 
         try:
             answer = self._calls.run(call, deadline_at - time.monotonic())
@@ -164,8 +197,25 @@ class CognitoUpstream:
             raise no_credentials(type(exc).__name__) from None
         except boto.BotoCoreError as exc:  # connect, read, closed, parse...
             raise unreachable(type(exc).__name__) from None
-        identity = answer.get("IdentityId")
-        token = answer.get("Token")
-        if not isinstance(identity, str) or not isinstance(token, str) or not token:
+        if not isinstance(answer, dict):
             raise unreachable("IncompleteResponse")
-        return UpstreamToken(identity, token)
+        return answer
+
+
+def _credentials(given: Any) -> Credentials:
+    """Cognito's ``Credentials`` (``SecretKey``, not STS's ``SecretAccessKey``)."""
+    if not isinstance(given, dict):
+        raise unreachable("IncompleteResponse")
+    key_id, secret = given.get("AccessKeyId"), given.get("SecretKey")
+    session, expiration = given.get("SessionToken"), given.get("Expiration")
+    parts = (key_id, secret, session)
+    if not all(isinstance(part, str) and part for part in parts):
+        raise unreachable("IncompleteResponse")
+    if not isinstance(expiration, datetime):
+        raise unreachable("IncompleteResponse")
+    return Credentials(
+        str(key_id),
+        int(expiration.timestamp()),
+        secret_key=str(secret),
+        session_token=str(session),
+    )

@@ -81,6 +81,11 @@ REFUSALS: Final[MappingProxyType[str, type[errors.BrokerError]]] = MappingProxyT
         "DeveloperUserAlreadyRegisteredException": errors.DeveloperUserAlreadyRegisteredException,
         "InvalidParameterException": errors.InvalidParameterException,
         "ValidationException": errors.InvalidParameterException,
+        # GetCredentialsForIdentity (POST /v1/credentials): no role, or STS failed at AWS
+        "InvalidIdentityPoolConfigurationException": (
+            errors.InvalidIdentityPoolConfigurationException
+        ),
+        "ExternalServiceException": errors.ExternalServiceException,
     }
 )
 #: Refusals that may mean the remembered IdentityId is gone upstream (merged, unlinked,
@@ -93,7 +98,8 @@ IDENTITY_REFUSALS: Final = frozenset(
 #: a message of ours.
 RELAYED: Final = frozenset(
     {"NotAuthorizedException", "ResourceNotFoundException", "ResourceConflictException",
-     "DeveloperUserAlreadyRegisteredException"}
+     "DeveloperUserAlreadyRegisteredException", "InvalidIdentityPoolConfigurationException",
+     "ExternalServiceException"}
 )  # fmt: skip
 MAX_RELAYED_LENGTH: Final = 300
 
