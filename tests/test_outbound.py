@@ -161,3 +161,46 @@ def test_bounded_calls_wait_until_the_deadline_only_and_never_pile_up() -> None:
             time.sleep(0.01)  # the late calls are still ending
     else:
         pytest.fail("the threads were not given back")
+
+
+# --- the AWS SDK clients' shared parts ---------------------------------------------------
+def test_per_process_builds_once_per_process() -> None:
+    """Kept for the process, made anew after a fork (a connection pool must not cross it)."""
+    import os
+
+    from broker.outbound.aws import PerProcess
+
+    built: list[int] = []
+
+    def build() -> int:
+        built.append(os.getpid())
+        return len(built)
+
+    holder = PerProcess(build)
+    assert holder.get() == 1 and holder.get() == 1
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child reports the value it sees, then leaves at once
+        os.write(write, str(holder.get()).encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(child, 0)
+    seen_in_child = os.read(read, 16).decode()
+    os.close(read)
+    assert status == 0
+    assert seen_in_child == "2"  # rebuilt in the child
+    assert holder.get() == 1 and built == [os.getpid()]  # the parent's is untouched
+
+
+def test_client_config_turns_botocore_retries_off() -> None:
+    from botocore import UNSIGNED
+
+    from broker.outbound.aws import client_config
+
+    signed = client_config(connect_timeout=0.5, read_timeout=2.0, connections=7)
+    unsigned = client_config(connect_timeout=0.5, read_timeout=2.0, connections=7, unsigned=True)
+    assert signed.retries == {"total_max_attempts": 1, "mode": "standard"}
+    assert (signed.connect_timeout, signed.read_timeout) == (0.5, 2.0)
+    assert signed.max_pool_connections == 7
+    assert signed.signature_version is None
+    assert unsigned.signature_version is UNSIGNED

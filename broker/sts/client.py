@@ -14,15 +14,13 @@ deadline only, as upstream mode's calls are (``broker.upstream.client``). The ca
 have called ``broker.blocking.check()`` before the request changed anything (the AWS door
 does, first thing).
 
-One client per process, built on first use after gunicorn forks (a connection pool must
-not be shared across a fork); botocore is imported then, so a broker that never serves
-GetCredentialsForIdentity never loads it.
+One client per process, built on first use after gunicorn forks, with botocore imported
+then (``broker.outbound.aws``), so a broker that never serves GetCredentialsForIdentity
+never loads it.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -30,6 +28,7 @@ from typing import Any, Final
 
 from broker.identity.models import Credentials
 from broker.outbound import BoundedCalls, DeadlineExceeded, Unreachable, backoff_delay
+from broker.outbound.aws import PerProcess, client_config
 from broker.sts.errors import StsFailure, from_sts_error, unreachable
 from config.sts import StsSettings
 
@@ -55,31 +54,21 @@ class StsClient:
         self._settings = settings
         self._monotonic = monotonic
         self._sleep = sleep
-        self._client: Any = None
-        self._pid = 0
-        self._lock = threading.Lock()
+        self._client: PerProcess[Any] = PerProcess(self._build)
         self._calls = BoundedCalls(CALL_THREADS, "sts-call")
 
     def _botocore(self) -> Any:
-        with self._lock:
-            if self._client is None or self._pid != os.getpid():
-                self._client = self._build()
-                self._pid = os.getpid()
-            return self._client
+        return self._client.get()
 
     def _build(self) -> Any:
-        import botocore.config
         import botocore.session
-        from botocore import UNSIGNED
 
         settings = self._settings
-        config = botocore.config.Config(
-            signature_version=UNSIGNED,
-            retries={"total_max_attempts": 1, "mode": "standard"},
+        config = client_config(
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.deadline,
-            max_pool_connections=CALL_THREADS,
-            user_agent_extra="identity-broker",
+            connections=CALL_THREADS,
+            unsigned=True,
         )
         return botocore.session.Session().create_client(
             SERVICE,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Any, Final
 
 from broker.identity.models import Credentials
 from broker.outbound import BoundedCalls, DeadlineExceeded, Unreachable
+from broker.outbound.aws import PerProcess, client_config
 from broker.upstream.errors import from_aws_error, missing_profile, no_credentials, unreachable
 from config.upstream import UpstreamSettings
 
@@ -88,33 +88,21 @@ class CognitoUpstream:
         settings: UpstreamSettings,
     ) -> None:
         self._settings = settings
-        self._client: Any = None
-        self._pid = 0
-        self._lock = threading.Lock()
+        self._client: PerProcess[Any] = PerProcess(self._build)
         self._calls = BoundedCalls(CALL_THREADS, "upstream-call")
 
     def client(self) -> Any:
-        client = self._client
-        if client is not None and self._pid == os.getpid():
-            return client
-        with self._lock:
-            if self._client is None or self._pid != os.getpid():
-                self._client = self._build()
-                self._pid = os.getpid()
-            return self._client
+        return self._client.get()
 
     def _build(self) -> Any:
         import boto3
-        import botocore.config
 
         settings = self._settings
         session = boto3.session.Session(region_name=settings.region)
-        config = botocore.config.Config(
-            retries={"total_max_attempts": 1, "mode": "standard"},
+        config = client_config(
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
-            max_pool_connections=MAX_POOL_CONNECTIONS,
-            user_agent_extra="identity-broker",
+            connections=MAX_POOL_CONNECTIONS,
         )
         return session.client(SERVICE, endpoint_url=settings.endpoint_url, config=config)
 
