@@ -65,6 +65,13 @@ class ConcurrentModificationException(ClientFault):
     error_type = "ConcurrentModificationException"
 
 
+class WebIdentityTokenRejected(NotAuthorizedException):
+    """AWS STS refused the token the broker signed for an identity (InvalidIdentityToken,
+    ExpiredToken, IDPRejectedClaim): the IAM provider, its client ids, the broker's JWKS or
+    a clock is set up wrong. The AWS door answers NotAuthorizedException, as Cognito does;
+    the backend door UNAVAILABLE, since no caller can fix it."""
+
+
 class InvalidIdentityPoolConfigurationException(ClientFault):
     error_type = "InvalidIdentityPoolConfigurationException"
 

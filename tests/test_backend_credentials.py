@@ -232,17 +232,17 @@ def test_a_pool_without_roles_is_unavailable_without_asking_sts(
 @pytest.mark.slow
 @API_KEY_ONLY
 @pytest.mark.parametrize(
-    ("mode", "status", "code"),
+    ("mode", "status", "code", "answered"),
     [
-        ("throttle", 429, "RATE_LIMITED"),
-        ("AccessDenied", 403, "FORBIDDEN"),
-        ("InvalidIdentityToken", 403, "FORBIDDEN"),
-        ("500", 503, "UNAVAILABLE"),
-        ("hang", 503, "UNAVAILABLE"),
+        ("throttle", 429, "RATE_LIMITED", "Throttling"),
+        ("AccessDenied", 403, "FORBIDDEN", "AccessDenied"),  # the role's trust policy
+        ("InvalidIdentityToken", 503, "UNAVAILABLE", "InvalidIdentityToken"),  # setup fault
+        ("500", 503, "UNAVAILABLE", "InternalFailure"),
+        ("hang", 503, "UNAVAILABLE", "hang"),  # answered after the deadline
     ],
 )
 def test_sts_failures_are_mapped_within_the_deadline(
-    trusted: Door, sts: StsStandIn, mode: str, status: int, code: str
+    trusted: Door, sts: StsStandIn, mode: str, status: int, code: str, answered: str
 ) -> None:
     sts.hang_seconds = DEADLINE + 2
     sts.reset(mode)
@@ -260,6 +260,7 @@ def test_sts_failures_are_mapped_within_the_deadline(
         while not sts.calls and time.monotonic() < give_up:
             time.sleep(0.05)
     assert sts.calls, "STS was asked"
+    assert sts.calls[-1].answer == answered
 
 
 @pytest.mark.slow
@@ -370,3 +371,32 @@ def test_not_json_is_a_validation_error(
     )
     assert response.status_code == 400
     assert response.json["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_a_new_identity_is_counted_once(
+    redis_server: RedisServer, broker_credentials: dict[str, str]
+) -> None:
+    """In-process, so the stand-in reads the token unchecked (no server publishes the JWKS)."""
+    from prometheus_client import REGISTRY
+
+    def created() -> float:
+        labels = {"kind": "developer"}
+        return REGISTRY.get_sample_value("broker_identities_created_total", labels) or 0.0
+
+    with StsStandIn(verify=False) as sts:
+        env = {
+            **API_KEY_ENV,
+            **pool_env(f"backend_count_{uuid.uuid4().hex[:8]}"),
+            "BROKER_STS_ENDPOINT_URL": sts.url,
+        }
+        client = door_client(redis_server.url, broker_credentials, env)
+        token = client.post("/v1/token", headers=TRUSTED, json={"user_id": "first"}).json
+        pool_id = jwt.decode(token["data"]["token"], options={"verify_signature": False})["aud"]
+        services = client.application.extensions[EXTENSION]
+        services.store.set_pool_roles(pool_id, PoolRoles(roles={"authenticated": AUTH}))
+        before = created()
+        for _ in range(2):
+            answer = client.post("/v1/credentials", headers=TRUSTED, json={"user_id": "second"})
+            assert answer.status_code == 200, answer.json
+        assert created() == before + 1
+        assert [call.params["RoleArn"] for call in sts.calls] == [AUTH, AUTH]

@@ -44,8 +44,9 @@ def test_bad_values_name_their_variable(name: str, value: str, message: str) -> 
     [
         ("Throttling", 400, errors.TooManyRequestsException, True),
         ("AccessDenied", 403, errors.NotAuthorizedException, False),
-        ("InvalidIdentityToken", 400, errors.NotAuthorizedException, False),
-        ("ExpiredTokenException", 400, errors.NotAuthorizedException, False),
+        ("InvalidIdentityToken", 400, errors.WebIdentityTokenRejected, False),
+        ("ExpiredTokenException", 400, errors.WebIdentityTokenRejected, False),
+        ("IDPRejectedClaim", 400, errors.WebIdentityTokenRejected, False),
         ("IDPCommunicationError", 400, errors.ExternalServiceException, False),
         ("InternalFailure", 500, errors.ExternalServiceException, False),
     ],
@@ -56,6 +57,8 @@ def test_sts_errors_are_mapped(
     failure = from_sts_error(code, "reason", status)
     assert type(failure.error) is expected and failure.retry is retry
     assert code in str(failure.error)
+    if expected is errors.WebIdentityTokenRejected:  # the AWS door answers as Cognito does
+        assert failure.error.error_type == "NotAuthorizedException"
 
 
 def test_a_token_in_sts_reason_is_cut_out() -> None:

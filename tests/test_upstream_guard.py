@@ -9,12 +9,18 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from support.processes import RedisServer
 
 from broker import errors
+from broker.backend.schemas import CredentialsRequest
+from broker.backend.tokens import IssuedToken
+from broker.backend.translators.session import Session
+from broker.identity.models import Credentials
 from broker.store.connection import RedisConnector
+from broker.upstream.credentials import UpstreamCredentials
 from broker.upstream.errors import (
     Kind,
     UpstreamFailure,
@@ -235,7 +241,7 @@ def test_backoff_is_jittered_and_capped() -> None:
             Kind.REFUSED,
             errors.InvalidIdentityPoolConfigurationException,
         ),
-        ("ExternalServiceException", 400, Kind.REFUSED, errors.ExternalServiceException),
+        ("ExternalServiceException", 400, Kind.UNAVAILABLE, UpstreamUnavailable),
         ("UnrecognizedClientException", 400, Kind.MISCONFIGURED, UpstreamUnavailable),
         ("AccessDeniedException", 400, Kind.MISCONFIGURED, UpstreamUnavailable),
         ("SomethingNew", 400, Kind.MISCONFIGURED, UpstreamUnavailable),
@@ -279,3 +285,121 @@ def test_the_token_lifetime_is_read_without_verifying(
     token: str, expected: tuple[int, int]
 ) -> None:
     assert token_lifetime(token, 1000.4, 900) == expected
+
+
+# --- POST /v1/credentials in upstream mode: the second call's rules ----------------------
+class FakeTokens:
+    """UpstreamTokens' two methods UpstreamCredentials uses: each issue a new identity's
+    token unless told, forget recorded."""
+
+    def __init__(self, cached: bool) -> None:
+        self.cached = cached
+        self.issued: list[str] = []
+        self.forgotten: list[tuple[str, str]] = []
+
+    def issue(self, session: Any, request: Any) -> IssuedToken:
+        identity = f"us-east-1:{uuid.uuid4()}"
+        self.issued.append(identity)
+        cached, self.cached = self.cached, False  # a re-issue after forget is a fresh one
+        return IssuedToken(identity, f"token-for-{identity}", 0, 0.0, cached, False)
+
+    def forget(self, user_id: str, identity_id: str) -> None:
+        self.forgotten.append((user_id, identity_id))
+
+
+class FakeCognito:
+    """get_credentials answers in turn from ``answers`` (an UpstreamFailure is raised)."""
+
+    def __init__(self, *answers: UpstreamFailure | Credentials) -> None:
+        self.answers = list(answers)
+        self.calls: list[dict[str, Any]] = []
+
+    def get_credentials(self, **call: Any) -> Credentials:
+        self.calls.append(call)
+        answer = self.answers.pop(0)
+        if isinstance(answer, UpstreamFailure):
+            raise answer
+        return answer
+
+
+GIVEN = Credentials("ASIAFAKE", 2_000_000_000, secret_key="s", session_token="t")
+SESSION = Session(user_id="alice", tags={})
+
+
+def upstream_credentials(
+    connector: RedisConnector, pool_id: str, tokens: FakeTokens, cognito: FakeCognito
+) -> UpstreamCredentials:
+    return UpstreamCredentials(
+        tokens=tokens,  # type: ignore[arg-type]
+        client=cognito,  # type: ignore[arg-type]
+        guard=make_guard(connector, pool_id),
+        deadline=1.0,
+    )
+
+
+def test_upstream_credentials_use_the_user_s_token(connector: RedisConnector, pool_id: str) -> None:
+    tokens, cognito = FakeTokens(cached=True), FakeCognito(GIVEN)
+    got = upstream_credentials(connector, pool_id, tokens, cognito).credentials(
+        SESSION, CredentialsRequest(custom_role_arn="arn:aws:iam::123456789012:role/r")
+    )
+    assert got.credentials is GIVEN and got.identity_id == tokens.issued[0]
+    [call] = cognito.calls
+    assert call["identity_id"] == tokens.issued[0]
+    assert call["token"] == f"token-for-{tokens.issued[0]}"
+    assert call["custom_role_arn"] == "arn:aws:iam::123456789012:role/r"
+
+
+def test_a_refused_cached_identity_is_forgotten_and_asked_again(
+    connector: RedisConnector, pool_id: str
+) -> None:
+    refused = from_aws_error("ResourceNotFoundException", "identity gone", 400)
+    tokens, cognito = FakeTokens(cached=True), FakeCognito(refused, GIVEN)
+    got = upstream_credentials(connector, pool_id, tokens, cognito).credentials(
+        SESSION, CredentialsRequest()
+    )
+    first, second = tokens.issued
+    assert tokens.forgotten == [("alice", first)]
+    assert got.identity_id == second and got.credentials is GIVEN
+    assert [call["identity_id"] for call in cognito.calls] == [first, second]
+
+
+def test_a_refusal_for_a_fresh_token_is_the_answer(connector: RedisConnector, pool_id: str) -> None:
+    refused = from_aws_error("InvalidIdentityPoolConfigurationException", "no role", 400)
+    tokens, cognito = FakeTokens(cached=False), FakeCognito(refused)
+    with pytest.raises(errors.InvalidIdentityPoolConfigurationException, match="no role"):
+        upstream_credentials(connector, pool_id, tokens, cognito).credentials(
+            SESSION, CredentialsRequest()
+        )
+    assert tokens.forgotten == [] and len(cognito.calls) == 1
+
+
+def test_an_outage_is_retried_then_unavailable_within_the_deadline(
+    connector: RedisConnector, pool_id: str
+) -> None:
+    down = [unreachable("ConnectTimeoutError") for _ in range(50)]
+    tokens, cognito = FakeTokens(cached=True), FakeCognito(*down)
+    started = time.monotonic()
+    with pytest.raises(UpstreamUnavailable):
+        upstream_credentials(connector, pool_id, tokens, cognito).credentials(
+            SESSION, CredentialsRequest()
+        )
+    assert time.monotonic() - started < 1.0 + 0.3
+    assert len(cognito.calls) >= 2  # retried with backoff inside the deadline
+    assert tokens.forgotten == []  # an outage says nothing about the identity
+
+
+def test_no_time_left_after_the_token_is_unavailable_without_a_call(
+    connector: RedisConnector, pool_id: str
+) -> None:
+    tokens, cognito = FakeTokens(cached=False), FakeCognito(GIVEN)
+    credentials = upstream_credentials(connector, pool_id, tokens, cognito)
+    slow_issue = tokens.issue
+
+    def issue(session: Any, request: Any) -> IssuedToken:
+        time.sleep(1.05)  # the token took the whole deadline
+        return slow_issue(session, request)
+
+    tokens.issue = issue  # type: ignore[method-assign]
+    with pytest.raises(UpstreamUnavailable, match="BROKER_UPSTREAM_DEADLINE"):
+        credentials.credentials(SESSION, CredentialsRequest())
+    assert cognito.calls == []

@@ -112,6 +112,8 @@ class BackendCredentialsDoor(SessionDoor):
         issued = self._credentials.credentials(
             session, load_credentials_request(body, trusted=trusted)
         )
+        if issued.new_identity:
+            metrics.count_identity_created()
         given = issued.credentials
         return envelope.success(
             {

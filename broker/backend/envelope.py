@@ -67,6 +67,7 @@ CODE_OF: Final[MappingProxyType[type[errors.BrokerError], str]] = MappingProxyTy
         errors.LimitExceededException: "UNAVAILABLE",  # the named pool cannot be created
         errors.InvalidIdentityPoolConfigurationException: "UNAVAILABLE",  # e.g. no role
         errors.ExternalServiceException: "UNAVAILABLE",  # STS failed or cannot be reached
+        errors.WebIdentityTokenRejected: "UNAVAILABLE",  # STS cannot accept our token: setup
         errors.InternalErrorException: "INTERNAL_ERROR",
     }
 )

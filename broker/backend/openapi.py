@@ -46,13 +46,14 @@ ERROR_DESCRIPTIONS: Final = {
     "VALIDATION_ERROR": "The body is not a JSON object, names a member twice, or breaks a limit.",
     "UNAUTHENTICATED": "No valid session: missing, forged, expired, or for another party.",
     "FORBIDDEN": "The identity is disabled, a tag of the session was overridden, or (for "
-    "credentials) the role asked for is not allowed or STS refused it.",
+    "credentials) the role asked for is not allowed or the role's trust policy refused it.",
     "NOT_FOUND": "The configured identity pool does not exist.",
     "CONFLICT": "The identity store refused a conflicting change.",
     "RATE_LIMITED": "Too many requests (or STS is throttling); back off and retry.",
     "INTERNAL_ERROR": "An unexpected fault; the x-amzn-RequestId header identifies it.",
     "UNAVAILABLE": "The door is not configured, Redis or the JWKS is unreachable, or (for "
-    "credentials) the pool has no role or STS did not answer.",
+    "credentials) the pool has no role, STS cannot accept the broker's tokens (IAM set-up), "
+    "or STS did not answer.",
 }
 
 TAGS_PROPERTY: Final = {
@@ -124,8 +125,9 @@ def document(backend: BackendSettings) -> dict[str, Any]:
     )
     credentials = _operation(
         CREDENTIALS_OPERATION_ID,
-        "Turn the caller's session into a developer identity and AWS credentials for it "
-        "(STS AssumeRoleWithWebIdentity with the broker's token, as GetCredentialsForIdentity).",
+        "Turn the caller's session into a developer identity and AWS credentials for its "
+        "pool's role, as GetCredentialsForIdentity gives them (from STS, or in upstream mode "
+        "from AWS Cognito).",
         schemes,
         trusted,
         request="CredentialsRequest",

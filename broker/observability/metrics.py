@@ -83,6 +83,10 @@ def observe_request(door: str, operation: str, outcome: str, seconds: float) -> 
     children[1].observe(seconds)
 
 
+def count_identity_created(kind: str = "developer") -> None:
+    IDENTITIES_CREATED.labels(kind).inc()
+
+
 def count_token(door: str, *, new_identity: bool, cached: bool = False) -> None:
     """One token served by a front door: signed now, or (backend door) from the cache."""
     if new_identity:

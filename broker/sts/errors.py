@@ -17,15 +17,11 @@ from typing import Final
 from broker import errors
 
 THROTTLING_CODES: Final = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
-REFUSAL_CODES: Final = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "InvalidIdentityToken",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "IDPRejectedClaim",
-    }
+#: The role's trust policy said no (its conditions on aud, amr, sub).
+REFUSAL_CODES: Final = frozenset({"AccessDenied", "AccessDeniedException"})
+#: STS could not accept the broker's token at all: a setup fault (errors.WebIdentityTokenRejected).
+TOKEN_REJECTION_CODES: Final = frozenset(
+    {"InvalidIdentityToken", "ExpiredToken", "ExpiredTokenException", "IDPRejectedClaim"}
 )
 MAX_REASON_LENGTH: Final = 300
 _JWT: Final = re.compile(r"eyJ[\w-]*\.[\w-]*\.?[\w-]*")
@@ -53,6 +49,8 @@ def from_sts_error(code: str, message: str, status: int) -> StsFailure:
     reason = clean(message) or "no reason given"
     if code in REFUSAL_CODES:
         return StsFailure(errors.NotAuthorizedException(REFUSED.format(code=code, reason=reason)))
+    if code in TOKEN_REJECTION_CODES:
+        return StsFailure(errors.WebIdentityTokenRejected(REFUSED.format(code=code, reason=reason)))
     return StsFailure(errors.ExternalServiceException(FAILED.format(code=code, reason=reason)))
 
 

@@ -59,6 +59,7 @@ SERVER_CODES: Final = frozenset(
         "InternalFailure",
         "ServiceUnavailable",
         "ServiceUnavailableException",
+        "ExternalServiceException",  # GetCredentialsForIdentity: STS did not answer AWS
     }
 )
 CREDENTIAL_CODES: Final = frozenset(
@@ -81,11 +82,10 @@ REFUSALS: Final[MappingProxyType[str, type[errors.BrokerError]]] = MappingProxyT
         "DeveloperUserAlreadyRegisteredException": errors.DeveloperUserAlreadyRegisteredException,
         "InvalidParameterException": errors.InvalidParameterException,
         "ValidationException": errors.InvalidParameterException,
-        # GetCredentialsForIdentity (POST /v1/credentials): no role, or STS failed at AWS
+        # GetCredentialsForIdentity (POST /v1/credentials): no role for the identity
         "InvalidIdentityPoolConfigurationException": (
             errors.InvalidIdentityPoolConfigurationException
         ),
-        "ExternalServiceException": errors.ExternalServiceException,
     }
 )
 #: Refusals that may mean the remembered IdentityId is gone upstream (merged, unlinked,
@@ -98,8 +98,7 @@ IDENTITY_REFUSALS: Final = frozenset(
 #: a message of ours.
 RELAYED: Final = frozenset(
     {"NotAuthorizedException", "ResourceNotFoundException", "ResourceConflictException",
-     "DeveloperUserAlreadyRegisteredException", "InvalidIdentityPoolConfigurationException",
-     "ExternalServiceException"}
+     "DeveloperUserAlreadyRegisteredException", "InvalidIdentityPoolConfigurationException"}
 )  # fmt: skip
 MAX_RELAYED_LENGTH: Final = 300
 
@@ -109,7 +108,8 @@ THROTTLED: Final = (
 UNREACHABLE: Final = "Upstream Cognito is unavailable ({code}); retry shortly."
 CREDENTIALS_REFUSED: Final = (
     "Upstream Cognito refused the broker's AWS credentials ({code}); check the credentials the "
-    "broker runs with and that they allow cognito-identity:GetOpenIdTokenForDeveloperIdentity."
+    "broker runs with and that they allow cognito-identity:GetOpenIdTokenForDeveloperIdentity "
+    "(GetCredentialsForIdentity needs no permission)."
 )
 NO_CREDENTIALS: Final = (
     "The broker found no AWS credentials ({code}): give it some through the standard chain "

@@ -154,6 +154,12 @@ class UpstreamTokens:
             self._limit_identity(known.identity_id)
         return self._coalesced(wanted)
 
+    def forget(self, user_id: str, identity_id: str) -> None:
+        """Forget that ``user_id`` has ``identity_id`` (upstream refused that identity in
+        another call): the user's next token is asked for by login alone."""
+        login = login_key(self._settings.pool_id, self._settings.developer_provider, user_id)
+        self._identities.forget(login, identity_id)
+
     # --- the miss: one upstream call per user ------------------------------------------
     def _coalesced(self, wanted: UserRequest) -> IssuedToken:
         give_up_at = time.monotonic() + self._settings.deadline + WAIT_MARGIN_SECONDS
