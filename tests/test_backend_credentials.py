@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import jwt
 import pytest
 import requests
 from support.backend import (
@@ -28,14 +27,13 @@ from support.backend import (
     claims_for,
     door_client,
     flask_cookie,
+    give_door_pool_a_role,
     hs_jwt,
 )
 from support.clients import cognito_client
 from support.processes import BrokerServer, RedisServer, broker_on_own_redis, free_port
 from support.sts import StsStandIn
 
-from broker.identity.models import PoolRoles
-from broker.services import EXTENSION
 from config.backend import DEV_API_KEY
 
 ROLE = "arn:aws:iam::123456789012:role/{}"
@@ -333,10 +331,7 @@ def test_sts_down_is_unavailable_at_once(
         "BROKER_STS_DEADLINE": "5",
     }
     client = door_client(redis_server.url, broker_credentials, env)
-    token = client.post("/v1/token", headers=TRUSTED, json={"user_id": "u"}).json["data"]
-    pool_id = jwt.decode(token["token"], options={"verify_signature": False})["aud"]
-    services = client.application.extensions[EXTENSION]  # the pool exists now: a role
-    services.store.set_pool_roles(pool_id, PoolRoles(roles={"authenticated": AUTH}))
+    give_door_pool_a_role(client, TRUSTED, {"user_id": "u"}, AUTH)
     started = time.monotonic()
     response = client.post("/v1/credentials", headers=TRUSTED, json={"user_id": "u"})
     elapsed = time.monotonic() - started
@@ -390,10 +385,7 @@ def test_a_new_identity_is_counted_once(
             "BROKER_STS_ENDPOINT_URL": sts.url,
         }
         client = door_client(redis_server.url, broker_credentials, env)
-        token = client.post("/v1/token", headers=TRUSTED, json={"user_id": "first"}).json
-        pool_id = jwt.decode(token["data"]["token"], options={"verify_signature": False})["aud"]
-        services = client.application.extensions[EXTENSION]
-        services.store.set_pool_roles(pool_id, PoolRoles(roles={"authenticated": AUTH}))
+        give_door_pool_a_role(client, TRUSTED, {"user_id": "first"}, AUTH)
         before = created()
         for _ in range(2):
             answer = client.post("/v1/credentials", headers=TRUSTED, json={"user_id": "second"})

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
-import jwt
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +23,7 @@ from support.backend import (
     HS_JWT_ENV,
     bearer,
     claims_for,
+    give_door_pool_a_role,
     hs_jwt,
 )
 from support.processes import RedisServer
@@ -38,8 +38,6 @@ from broker.backend.schemas import (
     SESSION_SCHEMA,
     TRUSTED_SCHEMA,
 )
-from broker.identity.models import PoolRoles
-from broker.services import EXTENSION
 from config.backend import BackendSettings
 from config.settings import Settings
 
@@ -202,10 +200,7 @@ def door_api(redis_server: RedisServer, broker_credentials: dict[str, str], sts:
             else bearer(hs_jwt(claims_for("schemathesis-user", lifetime=600)))
         )
         body = {"user_id": "schemathesis-user"} if mode == "api_key" else {}
-        first = app.test_client().post(openapi.TOKEN_PATH, headers=headers, json=body)
-        pool_id = jwt.decode(first.json["data"]["token"], options={"verify_signature": False})
-        services = app.extensions[EXTENSION]
-        services.store.set_pool_roles(pool_id["aud"], PoolRoles(roles={"authenticated": ROLE}))
+        give_door_pool_a_role(app.test_client(), headers, body, ROLE)
         return schemathesis.openapi.from_wsgi("/openapi.json", app), headers
 
     return load

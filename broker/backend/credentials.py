@@ -2,8 +2,9 @@
 
 Why it composes the AWS door's parts: the session's user becomes the developer login
 ``{D: u}`` of the pool's developer provider, resolved by ``resolve_developer_login`` as for
-``POST /v1/token``; the role is chosen by ``broker.identity.roles`` as for
-GetCredentialsForIdentity with that developer login (an authenticated identity whose call
+``POST /v1/token`` (``user_login``); the role and STS's credentials come from
+``broker.identity.public.assume_pool_role``, as for GetCredentialsForIdentity with that
+developer login (an authenticated identity whose call
 carries no public-provider claims: the pool's authenticated role, CustomRoleArn only where
 it is that role); STS exchanges a token the broker signs for the identity, with the
 request's principal tags, for the role's credentials. So the backend gets what a client
@@ -25,12 +26,13 @@ from typing import Protocol
 from broker import blocking
 from broker.backend.pool import PoolResolver
 from broker.backend.schemas import CredentialsRequest
-from broker.backend.tokens import requested_user
+from broker.backend.tokens import requested_user, user_login
 from broker.backend.translators.session import Session
-from broker.identity.developer import DeveloperLogin, DeveloperProviders, resolve_developer_login
-from broker.identity.models import Credentials, PoolRoles
+from broker.identity.developer import DeveloperLogin, DeveloperProviders
+from broker.identity.models import Credentials
 from broker.identity.ports import IdentityStore, RoleAssumer
-from broker.identity.roles import select_role
+from broker.identity.public import assume_pool_role
+from broker.identity.roles import DEVELOPER_LOGIN_ONLY
 from broker.tokens.claims import OPEN_ID_TOKEN_DURATION
 from broker.tokens.issuing import TokenIssuer
 
@@ -78,24 +80,25 @@ class BackendCredentials:
         blocking.check()
         user_id, tags = requested_user(session, request)
         login = self._pools.serving(
-            lambda pool: resolve_developer_login(
+            lambda pool: user_login(
                 self._store,
-                pool_id=pool.id,
-                logins={pool.developer_provider: user_id},
-                identity_id=None,
+                pool,
+                user_id,
                 region=self._region,
                 now=self._clock(),
                 providers=self._providers,
             )
         )
-        identity_id = login.identity.id
-        self._limit_identity(identity_id)  # TooManyRequests -> RATE_LIMITED
-        roles = self._store.get_pool_roles(login.pool_id) or PoolRoles()
-        role = select_role(
-            roles, authenticated=True, claims={}, custom_role_arn=request.custom_role_arn
+        self._limit_identity(login.identity.id)  # TooManyRequests -> RATE_LIMITED
+        credentials = assume_pool_role(
+            self._store,
+            self._sts,
+            pool_id=login.pool_id,
+            call=DEVELOPER_LOGIN_ONLY,
+            custom_role_arn=request.custom_role_arn,
+            token=lambda: self._token(login, tags),
         )
-        credentials = self._sts.assume_role(role, self._token(login, tags))
-        return IssuedCredentials(identity_id, credentials, new_identity=login.created)
+        return IssuedCredentials(login.identity.id, credentials, new_identity=login.created)
 
     def _token(self, login: DeveloperLogin, tags: dict[str, str]) -> str:
         """The web identity token STS sees: the broker's developer token for the login,

@@ -44,6 +44,31 @@ class IssuedToken:
     new_identity: bool  # this request created the identity
 
 
+def user_login(
+    store: IdentityStore,
+    pool: BackendPool,
+    user_id: str,
+    *,
+    region: str,
+    now: float,
+    providers: DeveloperProviders,
+    peek: str | None = None,
+) -> DeveloperLogin:
+    """The user's developer login ``{D: user_id}`` in the door's pool, its identity found or
+    created (``resolve_developer_login``); ``peek``: a key read in the same round trip.
+    Both paths of the local door find their user here."""
+    return resolve_developer_login(
+        store,
+        pool_id=pool.id,
+        logins={pool.developer_provider: user_id},
+        identity_id=None,
+        region=region,
+        now=now,
+        providers=providers,
+        peek=peek,
+    )
+
+
 class UserRequest(Protocol):
     """What both doors' bodies say about the user: trusted mode's user, and the tags."""
 
@@ -154,11 +179,10 @@ class BackendTokens:
             tags=tags,
             duration=duration,
         )
-        login = resolve_developer_login(
+        login = user_login(
             self._store,
-            pool_id=pool.id,
-            logins={pool.developer_provider: user_id},
-            identity_id=None,
+            pool,
+            user_id,
             region=self._region,
             now=self._clock(),
             providers=self._providers,

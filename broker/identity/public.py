@@ -40,7 +40,7 @@ from broker.identity.models import (
 from broker.identity.outcomes import UNLINK_ERRORS, raise_for
 from broker.identity.pools import describe_pool
 from broker.identity.ports import IdentityStore, RoleAssumer, UnlinkOutcome
-from broker.identity.roles import role_for_call
+from broker.identity.roles import ProvenCall, role_for_call
 
 #: The middle part of a Cognito user pool login in a token's ``amr`` (as AWS writes it;
 #: ``broker.tokens.claims`` writes it the same).
@@ -304,6 +304,30 @@ def get_credentials_for_identity(
         now=now,
         operation="GetCredentialsForIdentity",
     )
-    roles = store.get_pool_roles(access.pool.id) or PoolRoles()
-    role = role_for_call(roles, access, custom_role_arn)
-    return access, sts.assume_role(role, token_for(access))
+    credentials = assume_pool_role(
+        store,
+        sts,
+        pool_id=access.pool.id,
+        call=access,
+        custom_role_arn=custom_role_arn,
+        token=lambda: token_for(access),
+    )
+    return access, credentials
+
+
+def assume_pool_role(
+    store: IdentityStore,
+    sts: RoleAssumer,
+    *,
+    pool_id: str,
+    call: ProvenCall,
+    custom_role_arn: str | None,
+    token: Callable[[], str],
+) -> Credentials:
+    """The credentials of the role the pool's roles and mappings choose for ``call``, from
+    STS for ``token()``. The role is chosen first: no token is signed and STS is not asked
+    when there is none (InvalidIdentityPoolConfigurationException) or a mapping denies.
+    GetCredentialsForIdentity and the backend door's ``POST /v1/credentials`` both end here."""
+    roles = store.get_pool_roles(pool_id) or PoolRoles()
+    role = role_for_call(roles, call, custom_role_arn)
+    return sts.assume_role(role, token())

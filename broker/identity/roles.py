@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from broker.errors import (
@@ -109,6 +110,19 @@ class ProvenCall(Protocol):
 
     @property
     def claims(self) -> Mapping[str, Mapping[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class ProvenLogins:
+    """A :class:`ProvenCall` built by hand: ``DEVELOPER_LOGIN_ONLY`` is a call proved by a
+    developer login alone (the backend door's), authenticated with no public-provider
+    claims, so no role mapping applies to it."""
+
+    authenticated: bool
+    claims: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+DEVELOPER_LOGIN_ONLY: Final = ProvenLogins(authenticated=True)
 
 
 def role_for_call(roles: PoolRoles, call: ProvenCall, custom_role_arn: str | None) -> str:

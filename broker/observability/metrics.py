@@ -84,13 +84,14 @@ def observe_request(door: str, operation: str, outcome: str, seconds: float) -> 
 
 
 def count_identity_created(kind: str = "developer") -> None:
+    """One identity created by a front door (``kind``: how it was first proved)."""
     IDENTITIES_CREATED.labels(kind).inc()
 
 
 def count_token(door: str, *, new_identity: bool, cached: bool = False) -> None:
     """One token served by a front door: signed now, or (backend door) from the cache."""
     if new_identity:
-        IDENTITIES_CREATED.labels("developer").inc()
+        count_identity_created()
     child = _TOKEN_CHILDREN.get((door, cached))
     if child is None:
         child = (TOKEN_CACHE_HITS if cached else TOKENS_ISSUED).labels(door)

@@ -16,7 +16,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Final, Generic, TypeVar
+
+from broker.identity.models import Credentials
 
 T = TypeVar("T")
 
@@ -42,6 +45,31 @@ def client_config(
 
         options["signature_version"] = UNSIGNED
     return botocore.config.Config(**options)
+
+
+class IncompleteCredentials(ValueError):
+    """An answer's ``Credentials`` are missing or partial (the reason is the message)."""
+
+
+def read_credentials(answer: Any, *, key_member: str) -> Credentials:
+    """The ``Credentials`` of a botocore answer; ``key_member`` names the secret key's
+    member (STS's ``SecretAccessKey``, Cognito's ``SecretKey``). Raises
+    :class:`IncompleteCredentials`."""
+    given = answer.get("Credentials") if isinstance(answer, dict) else None
+    if not isinstance(given, dict):
+        raise IncompleteCredentials("the answer holds no credentials")
+    key_id, secret = given.get("AccessKeyId"), given.get(key_member)
+    session, expiration = given.get("SessionToken"), given.get("Expiration")
+    if not all(isinstance(part, str) and part for part in (key_id, secret, session)):
+        raise IncompleteCredentials("the answer's credentials are incomplete")
+    if not isinstance(expiration, datetime):
+        raise IncompleteCredentials("the answer's credentials have no expiration")
+    return Credentials(
+        str(key_id),
+        int(expiration.timestamp()),
+        secret_key=str(secret),
+        session_token=str(session),
+    )
 
 
 class PerProcess(Generic[T]):

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Final
 
 from broker.identity.models import Credentials
 from broker.outbound import BoundedCalls, DeadlineExceeded, Unreachable, backoff_delay
-from broker.outbound.aws import PerProcess, client_config
+from broker.outbound.aws import IncompleteCredentials, PerProcess, client_config, read_credentials
 from broker.sts.errors import StsFailure, from_sts_error, unreachable
 from config.sts import StsSettings
 
@@ -124,18 +123,7 @@ class StsClient:
 
 
 def _credentials(answer: Any) -> Credentials:
-    given = answer.get("Credentials") if isinstance(answer, dict) else None
-    if not isinstance(given, dict):
-        raise unreachable("IncompleteResponse", "the answer holds no credentials")
-    key_id, secret = given.get("AccessKeyId"), given.get("SecretAccessKey")
-    session, expiration = given.get("SessionToken"), given.get("Expiration")
-    if not all(isinstance(part, str) and part for part in (key_id, secret, session)):
-        raise unreachable("IncompleteResponse", "the answer's credentials are incomplete")
-    if not isinstance(expiration, datetime):
-        raise unreachable("IncompleteResponse", "the answer's credentials have no expiration")
-    return Credentials(
-        str(key_id),
-        int(expiration.timestamp()),
-        secret_key=str(secret),
-        session_token=str(session),
-    )
+    try:
+        return read_credentials(answer, key_member="SecretAccessKey")
+    except IncompleteCredentials as exc:
+        raise unreachable("IncompleteResponse", str(exc)) from None

@@ -28,12 +28,11 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 from broker.identity.models import Credentials
 from broker.outbound import BoundedCalls, DeadlineExceeded, Unreachable
-from broker.outbound.aws import PerProcess, client_config
+from broker.outbound.aws import IncompleteCredentials, PerProcess, client_config, read_credentials
 from broker.upstream.errors import from_aws_error, missing_profile, no_credentials, unreachable
 from config.upstream import UpstreamSettings
 
@@ -154,7 +153,7 @@ class CognitoUpstream:
         if custom_role_arn is not None:
             params["CustomRoleArn"] = custom_role_arn
         answer = self._call("get_credentials_for_identity", params, deadline_at)
-        return _credentials(answer.get("Credentials"))
+        return _credentials(answer)
 
     def _call(self, operation: str, params: dict[str, Any], deadline_at: float) -> Any:
         from botocore import exceptions as boto
@@ -190,20 +189,8 @@ class CognitoUpstream:
         return answer
 
 
-def _credentials(given: Any) -> Credentials:
-    """Cognito's ``Credentials`` (``SecretKey``, not STS's ``SecretAccessKey``)."""
-    if not isinstance(given, dict):
-        raise unreachable("IncompleteResponse")
-    key_id, secret = given.get("AccessKeyId"), given.get("SecretKey")
-    session, expiration = given.get("SessionToken"), given.get("Expiration")
-    parts = (key_id, secret, session)
-    if not all(isinstance(part, str) and part for part in parts):
-        raise unreachable("IncompleteResponse")
-    if not isinstance(expiration, datetime):
-        raise unreachable("IncompleteResponse")
-    return Credentials(
-        str(key_id),
-        int(expiration.timestamp()),
-        secret_key=str(secret),
-        session_token=str(session),
-    )
+def _credentials(answer: Any) -> Credentials:
+    try:
+        return read_credentials(answer, key_member="SecretKey")
+    except IncompleteCredentials:
+        raise unreachable("IncompleteResponse") from None

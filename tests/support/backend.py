@@ -79,6 +79,24 @@ def door_client(
     return app.test_client()
 
 
+def give_door_pool_a_role(
+    client: FlaskClient, headers: Mapping[str, str], body: Mapping[str, Any], role: str
+) -> str:
+    """The id of an in-process door's pool, made by a first ``POST /v1/token`` (``headers``
+    and ``body`` prove a user), now with ``role`` as its authenticated role (set through the
+    app's store: no AWS door client is needed). ``/v1/credentials`` can then get credentials."""
+    from broker.identity.models import PoolRoles
+    from broker.services import EXTENSION
+
+    answer = client.post("/v1/token", headers=dict(headers), json=dict(body))
+    assert answer.status_code == 200, answer.json
+    claims = jwt.decode(answer.json["data"]["token"], options={"verify_signature": False})
+    pool_id: str = claims["aud"]
+    services = client.application.extensions[EXTENSION]
+    services.store.set_pool_roles(pool_id, PoolRoles(roles={"authenticated": role}))
+    return pool_id
+
+
 def token_for(client: FlaskClient, user: str, **body: Any) -> dict[str, Any]:
     """POST /v1/token for ``user`` with the test API key; asserts a 200, returns its data."""
     response = client.post("/v1/token", headers=TRUSTED, json={"user_id": user, **body})
